@@ -1,0 +1,47 @@
+"""The ``simcse-analyze`` command line: a thin Typer layer over the library.
+
+Each sub-module registers its commands on :data:`app`. Heavy libraries (torch, transformers,
+umap, plotly) are imported inside the command bodies so that ``--help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from ..errors import InputError
+
+app = typer.Typer(
+    name="simcse-analyze",
+    help="Train SimCSE checkpoints and analyse sentence-embedding spaces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+from . import commands as _commands  # noqa: E402  (registers every sub-command on `app`)
+
+_commands.register_all(app)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the console script; bad input ends with one line on stderr and exit code 2."""
+    try:
+        rv = app(args=list(argv) if argv is not None else None, prog_name="simcse-analyze",
+                 standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as e:  # usage errors: unknown option, bad choice, missing argument
+        e.show()
+        sys.exit(e.exit_code)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(InputError.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,16 @@
+"""Which modules contribute sub-commands (each exposes ``register(app)``)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# One module per command group; each module only imports typer at import time.
+COMMAND_MODULES: list[str] = [
+]
+
+
+def register_all(app: typer.Typer) -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)

@@ -1,0 +1,14 @@
+"""User-facing errors.
+
+Anything the user can fix (a bad path, an unknown pooler, a malformed data file) raises
+:class:`InputError`. The CLI prints its message on one line and exits with code 2, without a
+traceback; Python callers get an ordinary exception.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input: the message names the file/argument at fault and how to fix it."""
+
+    exit_code = 2
