@@ -88,3 +88,96 @@ def run_cli(capsys):
         return code, out, err
 
     return _run
+
+
+def build_small_data_dir(src: Path, dst: Path, *, scored: int = 20, rows: int = 40) -> Path:
+    """Copy the STS files of ``src/sts`` to ``dst/sts``, cut short: each STS12-16 input/gold pair up to its
+    ``scored``-th scored line (unscored lines in between kept), STS-B/SICK files to ``rows`` data rows.
+    Bytes are copied verbatim (CRLF, extra columns and all), so parsing behaves as on the full files."""
+    for f in sorted((src / "sts").rglob("*")):
+        name = f.name
+        if not f.is_file() or "stsb-multi-mt" in f.parts:
+            continue
+        lines = f.read_bytes().splitlines(keepends=True)
+        if name.endswith(".txt") and (".gs." in name or ".input." in name) and name.startswith("STS"):
+            gold = f.with_name(name.replace(".input.", ".gs."))
+            if not gold.is_file() or name.endswith(".gs.ALL.txt"):
+                continue
+            cut, k = len(lines), 0
+            for i, g in enumerate(gold.read_bytes().splitlines()):
+                k += bool(g.strip())
+                if k == scored:
+                    cut = i + 1
+                    break
+            keep = lines[:cut]
+        elif name.startswith("SICK_"):
+            keep = lines[: rows + 1]  # header + rows
+        elif name.startswith("sts-") and name.endswith(".csv"):
+            keep = lines[:rows]
+        else:
+            continue
+        out = dst / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"".join(keep))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory, data_dir) -> Path:
+    """A cut-down copy of the STS data (20 scored pairs per STS12-16 sub-dataset, 40 rows per STS-B/SICK
+    split), same layout and formats, for fast end-to-end evaluation tests."""
+    return build_small_data_dir(data_dir, tmp_path_factory.mktemp("small_data"))
+
+
+# ---------------------------------------------------------------------------------- trainer fixtures
+def build_tiny_trainer_bert(out: Path, minilm: Path, *, mlm: bool = False, seed: int = 1) -> Path:
+    """A tiny random BERT (2 layers, 32 dims) with MiniLM's bert-base-uncased tokenizer files, saved as
+    ``BertModel`` (with its pooler) or, with ``mlm``, as ``BertForMaskedLM`` (with the MLM head)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(minilm))
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    (BertForMaskedLM(cfg) if mlm else BertModel(cfg)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_trainer_bert(tmp_path_factory, minilm_path) -> Path:
+    """A tiny random BERT whose tokenizer has the full bert-base-uncased vocabulary (trainer tests)."""
+    return build_tiny_trainer_bert(tmp_path_factory.mktemp("tiny_trainer_bert") / "model", minilm_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_mlm_dir(tmp_path_factory, minilm_path) -> Path:
+    """A tiny random BERT saved *with* its masked-LM head (``BertForMaskedLM``), for ``--do-mlm``."""
+    return build_tiny_trainer_bert(tmp_path_factory.mktemp("tiny_bert_mlm") / "model", minilm_path, mlm=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, data_dir) -> Path:
+    """64 Wikipedia sentences, one per line (unsupervised training data)."""
+    lines = (data_dir / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()
+    out = tmp_path_factory.mktemp("corpus") / "wiki64.txt"
+    out.write_text("\n".join(lines[:64]) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_nli(tmp_path_factory, data_dir) -> Path:
+    """40 SNLI triplets (sent0,sent1,hard_neg); rows 3 and 7 have no hard negative."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO((data_dir / "nli" / "snli_devtest_triplets.csv").read_text(encoding="utf-8"))))
+    header, body = rows[0], rows[1:41]
+    for i in (2, 6):
+        body[i][2] = ""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *body])
+    out = tmp_path_factory.mktemp("nli") / "nli40.csv"
+    out.write_text(buf.getvalue(), encoding="utf-8")
+    return out

@@ -8,6 +8,10 @@ import typer
 
 # One module per command group; each module only imports typer at import time.
 COMMAND_MODULES: list[str] = [
+    "simcse_analysis.cli.data",
+    "simcse_analysis.cli.sts",
+    "simcse_analysis.cli.train",
+    "simcse_analysis.cli.analyze",
 ]
 
 

@@ -1,0 +1,106 @@
+"""``simcse-analyze eval``: the SimCSE paper's STS table (Spearman ×100 of cosine) for checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .options import (
+    BatchSize,
+    CacheDir,
+    DataDir,
+    Device,
+    Dtype,
+    JsonOut,
+    MaxLength,
+    Models,
+    NoCache,
+    Pooler,
+    TrustRemoteCode,
+    encoder_kwargs,
+)
+
+Tasks = Annotated[str | None, typer.Option(
+    "--tasks", help="Comma-separated tasks: STS12..STS16, STSBenchmark (sts-b), SICKRelatedness (sick-r) "
+                    "(default: all that have --split).")]
+Split = Annotated[str, typer.Option("--split", help="test | dev (dev: STS-B and SICK-R only).")]
+Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval-processed, as the paper) | raw.")]
+Aggregation = Annotated[str, typer.Option(
+    "--aggregation", help="STS12-16 over sub-datasets: all (SimCSE: one Spearman over all pairs) | mean | wmean.")]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool] | None = None) -> str:
+    """Plain-text table: columns padded to their widest cell, a dashed rule under the header."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    right = right or [False] * len(headers)
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def sts_table(results: Sequence) -> str:
+    """One row per model: model, pooler, each task's Spearman ×100 and ``avg`` (2 decimals)."""
+    tasks = [t for t in results[0].scores if t != "avg"] if results else []
+    headers = ["model", "pooler", *tasks, "avg"]
+    rows = [[r.model, r.pooler, *(_fmt(r.scores.get(t)) for t in tasks), _fmt(r.scores.get("avg"))]
+            for r in results]
+    return format_table(headers, rows, right=[False, False] + [True] * (len(tasks) + 1))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        models: Models,
+        pooler: Pooler = None,
+        tasks: Tasks = None,
+        split: Split = "test",
+        variant: Variant = "senteval",
+        aggregation: Aggregation = "all",
+        json_out: JsonOut = None,
+        data_dir: DataDir = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """STS Spearman ×100 of cosine similarity per task and their average, one row per model."""
+        from ..sts_data import SEMEVAL_TASKS, canonical_split, check_variant, load_sts, parse_tasks
+        from ..sts_eval import check_aggregation, evaluate_sts, results_to_json
+
+        split_c, variant_c = canonical_split(split), check_variant(variant)
+        check_aggregation(aggregation)
+        chosen = parse_tasks(tasks) if tasks is not None else [
+            t for t in parse_tasks(None) if split_c == "test" or t not in SEMEVAL_TASKS]
+        for t in chosen:  # fail on missing/malformed data before loading any model
+            load_sts(t, data_dir, split_c, variant_c)
+
+        from ..encoder import load_encoder
+
+        kwargs = encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
+                                cache_dir=cache_dir, no_cache=no_cache, trust_remote_code=trust_remote_code)
+        results = []
+        for name in models:
+            enc = load_encoder(name, **kwargs)
+            results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, batch_size))
+            del enc
+        typer.echo(sts_table(results))
+        if json_out is not None:
+            from ..io_utils import atomic_write_text
+
+            atomic_write_text(Path(json_out), json.dumps(results_to_json(results), indent=2) + "\n")
+            typer.echo(f"wrote {json_out}")
