@@ -1,0 +1,290 @@
+"""``simcse-analyze align-uniform | spectrum | anisotropy``: embedding-space analyses of checkpoints.
+
+Each command takes checkpoints (``MODEL…``) and/or precomputed embeddings (``--embeddings X.npy
+--sentences S.txt``, repeatable; one sentence file may serve every matrix), runs the analysis under
+the SimCSE protocol of :mod:`simcse_analysis.analysis`, prints the protocol line and a table, and
+optionally writes ``--json`` (every figure and setting) and ``--out`` (an HTML page). Encodings come
+from the embedding cache, so running all three commands on the same checkpoints encodes once.
+``--export-sentences FILE`` writes the sentences the protocol embeds, for encoding elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import (
+    BatchSize,
+    CacheDir,
+    DataDir,
+    Device,
+    Dtype,
+    HtmlOut,
+    JsonOut,
+    MaxLength,
+    NoCache,
+    Pooler,
+    TrustRemoteCode,
+    encoder_kwargs,
+)
+
+OptModels = Annotated[list[str] | None, typer.Argument(
+    help="Checkpoints: Hugging Face ids, aliases or directories (optional with --embeddings).",
+    show_default=False)]
+Embeddings = Annotated[list[Path] | None, typer.Option(
+    "--embeddings", help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
+Sentences = Annotated[list[Path] | None, typer.Option(
+    "--sentences", help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
+ExportSentences = Annotated[Path | None, typer.Option(
+    "--export-sentences", help="Write the protocol's distinct sentences (one per line) here and exit.")]
+Splits = Annotated[str, typer.Option(
+    "--splits", help="STS-B splits for p_data and p_pos: comma-separated train, dev, test, or all "
+                     "(default: all three, the paper's 'all STS-B sentences').")]
+Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval copy, as the paper) | raw.")]
+Threshold = Annotated[float, typer.Option(
+    "--threshold", help="Positive pairs: gold score strictly above this (SimCSE: 4).")]
+Alpha = Annotated[float, typer.Option("--alpha", help="Alignment exponent α.")]
+Temperature = Annotated[float, typer.Option("--t", help="Uniformity temperature t.")]
+UniformityPairs = Annotated[int | None, typer.Option(
+    "--uniformity-pairs", min=2, help="Estimate uniformity from this many random pairs, with a standard "
+                                      "error (default: exact over all distinct pairs).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every random pair sample.")]
+Pairs = Annotated[int, typer.Option("--pairs", min=2, help="Random sentence pairs for the mean cosine.")]
+NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer anisotropy (final layer only).")]
+TopK = Annotated[str, typer.Option("--top-k", help="k values for the explained variance of the top-k directions.")]
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def _label(model: dict[str, Any]) -> tuple[str, str]:
+    return str(model.get("model")), str(model.get("pooler") or "-")
+
+
+def _int_list(spec: str, option: str) -> tuple[int, ...]:
+    from ..errors import InputError
+
+    try:
+        values = tuple(int(p) for p in spec.split(",") if p.strip())
+    except ValueError:
+        raise InputError(f"{option} expects comma-separated integers, got {spec!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{option} expects positive integers, got {spec!r}")
+    return values
+
+
+def _splits(spec: str) -> list[str]:
+    """``"train,dev"`` → ``["train", "dev"]``; ``"all"`` → every split."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    return ["train", "dev", "test"] if [p.lower() for p in parts] == ["all"] else parts
+
+
+def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Path, Path]]:
+    from ..errors import InputError
+
+    if embeddings and not sentences:
+        raise InputError("--embeddings needs --sentences S.txt (row i of the matrix embeds line i)")
+    if sentences and not embeddings:
+        raise InputError("--sentences is only used with --embeddings X.npy")
+    if len(sentences) not in (1, len(embeddings)):
+        raise InputError(f"give one --sentences file, or one per --embeddings ({len(embeddings)}), "
+                         f"not {len(sentences)}")
+    return [(e, sentences[0] if len(sentences) == 1 else sentences[i]) for i, e in enumerate(embeddings)]
+
+
+def _run(analysis: str, models: list[str] | None, embeddings: list[Path] | None, sentences: list[Path] | None,
+         export_sentences: Path | None, settings_kw: dict[str, Any], data_dir: Path | None, json_out: Path | None,
+         html_out: Path | None, batch_size: int, enc_kw: dict[str, Any]) -> None:
+    from ..analysis import AnalysisSettings, EncoderSource, analyze, load_precomputed, load_protocol_data
+    from ..errors import InputError
+    from ..io_utils import atomic_write_text
+
+    settings = AnalysisSettings(**settings_kw)
+    data = load_protocol_data(settings, data_dir)  # fails on missing data before any model loads
+    if export_sentences is not None:
+        atomic_write_text(export_sentences, "".join(s + "\n" for s in data.sentences))
+        typer.echo(f"wrote {len(data.sentences)} sentences to {export_sentences}")
+        return
+    models = list(models or [])
+    pairs = _pair_files(list(embeddings or []), list(sentences or []))
+    if not models and not pairs:
+        raise InputError("nothing to analyse: give MODEL names or --embeddings X.npy --sentences S.txt")
+    if analysis == "align_uniform" and not data.positive.any():
+        raise InputError(f"no STS-B {'+'.join(data.splits)} pair has gold score > {settings.positive_threshold:g} "
+                         f"(scores range {data.scores.min():g}..{data.scores.max():g}): lower --threshold")
+    precomputed = [load_precomputed(e, s) for e, s in pairs]  # validate every file before encoding
+
+    def sources() -> Iterator[Any]:
+        from ..encoder import load_encoder
+
+        for name in models:
+            yield EncoderSource(load_encoder(name, **enc_kw), batch_size=batch_size)
+        yield from precomputed
+
+    report = analyze(analysis, sources(), data, settings)
+    typer.echo(f"protocol: {report.protocol}")
+    typer.echo(TABLES[analysis](report))
+    if json_out is not None:
+        report.save(json_out)
+        typer.echo(f"wrote {json_out}")
+    if html_out is not None:
+        from reports.analysis_page import write_analysis_page
+
+        write_analysis_page(report.to_dict(), html_out)
+        typer.echo(f"wrote {html_out}")
+
+
+# ------------------------------------------------------------------------------------------ tables
+def align_uniform_table(report: Any) -> str:
+    from .sts import format_table
+
+    rows = []
+    for r in report.results:
+        se = "" if r.uniformity_stderr is None else f" ± {r.uniformity_stderr:.4f}"
+        rows.append([*_label(r.model), _fmt(r.alignment), _fmt(r.uniformity) + se, r.n_positive_pairs,
+                     r.n_sentences])
+    return format_table(["model", "pooler", "align", "uniform", "positives", "sentences"], rows,
+                        right=[False, False, True, True, True, True])
+
+
+def spectrum_table(report: Any) -> str:
+    from .sts import format_table
+
+    ks = [k for k in ("1", "10", "100") if str(k) in map(str, report.settings.top_k)]
+    rows = []
+    for r in report.results:
+        for sp in (r.uncentered, r.centered):
+            rows.append([*_label(r.model), "centred" if sp.centered else "uncentred", _fmt(sp.effective_rank, ".2f"),
+                         _fmt(sp.stable_rank, ".3f"),
+                         *(_fmt(sp.explained_variance_top_k.get(k), ".4f") for k in ks),
+                         _fmt(sp.condition_number, ".4g"), _fmt(sp.sigma_max, ".4g")])
+    headers = ["model", "pooler", "matrix", "eff.rank", "stable rank", *(f"EV top{k}" for k in ks),
+               "cond", "sigma_max"]
+    return format_table(headers, rows, right=[False, False, False] + [True] * (len(headers) - 3))
+
+
+def anisotropy_table(report: Any) -> str:
+    from .sts import format_table
+
+    heads = ["rand cos", "IsoScore", "I(W)", "norm", "PC1 share"]
+
+    def cells(s: Any) -> list[str]:
+        return [f"{s.random_pair_cosine:.4f} ± {s.random_pair_cosine_stderr:.4f}", _fmt(s.isoscore),
+                _fmt(s.partition_isotropy, ".3g"), _fmt(s.mean_norm, ".3f"), _fmt(s.first_pc_variance_share)]
+
+    parts = [format_table(["model", "pooler", *heads], [[*_label(r.model), *cells(r.summary)] for r in report.results],
+                          right=[False, False] + [True] * len(heads))]
+    labels = [b.label for b in report.results[0].score_bins] if report.results else []
+    parts.append("\ncosine of STS-B pairs by gold score (mean, n):")
+    parts.append(format_table(["model", "pooler", *labels],
+                              [[*_label(r.model), *(f"{_fmt(b.mean, '.3f')} ({b.n})" for b in r.score_bins)]
+                               for r in report.results], right=[False, False] + [True] * len(labels)))
+    layered = [r for r in report.results if r.layers]
+    if layered:
+        parts.append("\nper layer (0 = embeddings):")
+        parts.append(format_table(["model", "layer pooler", "layer", *heads],
+                                  [[r.model.get("model"), r.layer_pooler, i, *cells(s)]
+                                   for r in layered for i, s in enumerate(r.layers)],
+                                  right=[False, False] + [True] * (len(heads) + 1)))
+    return "\n".join(parts)
+
+
+TABLES = {"align_uniform": align_uniform_table, "spectrum": spectrum_table, "anisotropy": anisotropy_table}
+
+
+# ------------------------------------------------------------------------------------------ commands
+def register(app: typer.Typer) -> None:
+    @app.command("align-uniform")
+    def align_uniform_cmd(
+        models: OptModels = None,
+        embeddings: Embeddings = None,
+        sentences: Sentences = None,
+        export_sentences: ExportSentences = None,
+        splits: Splits = "train,dev,test",
+        variant: Variant = "senteval",
+        threshold: Threshold = 4.0,
+        alpha: Alpha = 2.0,
+        t: Temperature = 2.0,
+        uniformity_pairs: UniformityPairs = None,
+        seed: Seed = 0,
+        json_out: JsonOut = None,
+        html_out: HtmlOut = None,
+        data_dir: DataDir = None,
+        pooler: Pooler = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """Alignment (positive STS-B pairs) and uniformity (all distinct STS-B sentences), Wang & Isola 2020."""
+        _run("align_uniform", models, embeddings, sentences, export_sentences,
+             {"splits": _splits(splits), "variant": variant, "positive_threshold": threshold, "alpha": alpha,
+              "t": t, "uniformity_pairs": uniformity_pairs, "seed": seed}, data_dir, json_out, html_out, batch_size,
+             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
+                            no_cache=no_cache, trust_remote_code=trust_remote_code))
+
+    @app.command("spectrum")
+    def spectrum_cmd(
+        models: OptModels = None,
+        embeddings: Embeddings = None,
+        sentences: Sentences = None,
+        export_sentences: ExportSentences = None,
+        splits: Splits = "train,dev,test",
+        variant: Variant = "senteval",
+        top_k: TopK = "1,2,5,10,20,50,100",
+        json_out: JsonOut = None,
+        html_out: HtmlOut = None,
+        data_dir: DataDir = None,
+        pooler: Pooler = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """Singular-value spectrum (normalised to max 1) of the STS-B sentence embeddings, with summaries."""
+        _run("spectrum", models, embeddings, sentences, export_sentences,
+             {"splits": _splits(splits), "variant": variant, "top_k": _int_list(top_k, "--top-k")},
+             data_dir, json_out, html_out, batch_size,
+             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
+                            no_cache=no_cache, trust_remote_code=trust_remote_code))
+
+    @app.command("anisotropy")
+    def anisotropy_cmd(
+        models: OptModels = None,
+        embeddings: Embeddings = None,
+        sentences: Sentences = None,
+        export_sentences: ExportSentences = None,
+        splits: Splits = "train,dev,test",
+        variant: Variant = "senteval",
+        pairs: Pairs = 10_000,
+        seed: Seed = 0,
+        no_layers: NoLayers = False,
+        json_out: JsonOut = None,
+        html_out: HtmlOut = None,
+        data_dir: DataDir = None,
+        pooler: Pooler = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """Random-pair cosine, IsoScore, I(W), norms, first-PC share (per layer too) and cosine by gold score."""
+        _run("anisotropy", models, embeddings, sentences, export_sentences,
+             {"splits": _splits(splits), "variant": variant, "cosine_pairs": pairs, "seed": seed,
+              "layers": not no_layers}, data_dir, json_out, html_out, batch_size,
+             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
+                            no_cache=no_cache, trust_remote_code=trust_remote_code))
