@@ -33,6 +33,7 @@ test: setup browser
 	SIMCSE_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 bench: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	SIMCSE_DATA=$(DATA) $(BIN)/python benchmarks/bench_cli_help.py
 	SIMCSE_DATA=$(DATA) $(BIN)/python benchmarks/bench_encode.py --data-dir $(DATA)
 

@@ -136,3 +136,17 @@ def test_from_model_encodes_without_cache(tiny_bert_dir):
     mem = Encoder.from_model(ref.model, ref.tokenizer, pooler="avg")
     assert mem.cache is None and mem.fingerprint is None
     np.testing.assert_allclose(mem.encode(["in memory"]), ref.encode(["in memory"]), rtol=1e-6)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    from simcse_analysis.io_utils import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644 and p.read_text() == "{}"
+    assert [q.name for q in tmp_path.iterdir()] == ["out.json"]  # no temporary left behind

@@ -1,0 +1,196 @@
+"""``simcse-analyze ablate dropout|grid``: sweeps of unsupervised SimCSE runs, their table and report
+(thin layer over ``trainers.sweeps``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import DataDir, Device, JsonOut, TrustRemoteCode
+from .train import (
+    BatchSize,
+    DoMlm,
+    Epochs,
+    EvalAtStart,
+    EvalBatch,
+    EvalSteps,
+    GradAccum,
+    KeepState,
+    Lr,
+    MaxGradNorm,
+    MaxLength,
+    MaxSteps,
+    MlmProb,
+    MlmWeight,
+    MlpOnlyTrain,
+    Precision,
+    Temperature,
+    TrainPooler,
+    Warmup,
+    WeightDecay,
+)
+
+Model = Annotated[str | None, typer.Option(
+    "--model", help="Starting checkpoint of every run (required unless --collect).", show_default=False)]
+TrainFiles = Annotated[list[Path] | None, typer.Option(
+    "--train-file", help="Training sentences, one per line (repeatable; concatenated). Required unless --collect.",
+    show_default=False)]
+Out = Annotated[Path, typer.Option("--out", help="Sweep directory: one run directory per (value, seed), "
+                                                 "sweep.json, summary.json, report.html.", show_default=False)]
+Rates = Annotated[str | None, typer.Option(
+    "--rates", help="Comma-separated dropout rates; 'fixed' = both views share one 0.1 mask ('fixed:RATE' for "
+                    "another rate). The paper's Table 3: 0,0.01,0.05,0.1,0.15,0.2,0.5,fixed. Required unless "
+                    "--collect (where it selects runs).", show_default=False)]
+Grid = Annotated[list[str] | None, typer.Option(
+    "--grid", help="KEY=V1,V2,… (repeatable; the runs are the cartesian product). Keys: dropout, temperature, "
+                   "pooler, batch_size, learning_rate (lr), max_length, positive.", show_default=False)]
+Seeds = Annotated[str | None, typer.Option(
+    "--seeds", help="Comma-separated seeds; each value runs once per seed and the table shows mean ± std "
+                    "(default: 42; with --collect: every seed found).", show_default=False)]
+Positive = Annotated[str, typer.Option("--positive", help="Positive view of every run: dropout (SimCSE) or an "
+                                                          "augmentation crop:K, word_deletion:K, delete_one_word.")]
+Dropout = Annotated[str | None, typer.Option(
+    "--dropout", help="Dropout of every grid run (rate, 'fixed' or 'fixed:RATE'; default: the checkpoint's own) "
+                      "unless the grid sweeps it.", show_default=False)]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print one `simcse-analyze train unsup …` command per run "
+                                                        "(for a cluster scheduler) and train nothing.")]
+Collect = Annotated[bool, typer.Option("--collect", help="Train nothing: read the finished run directories under "
+                                                         "--out, print the table and write the report.")]
+Report = Annotated[Path | None, typer.Option("--report", help="HTML report path (default: OUT/report.html).",
+                                                show_default=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def _base_config(model: str | None, train_files: list[Path] | None, out: Path, collect: bool, **kw: Any):
+    from trainers.config import TrainConfig, parse_dropout
+
+    from ..errors import InputError
+
+    if not collect:
+        if not model:
+            raise InputError("--model is required to run a sweep (or pass --collect to read finished runs)")
+        if not train_files:
+            raise InputError("--train-file is required to run a sweep (or pass --collect to read finished runs)")
+    rate, fixed = parse_dropout(kw.pop("dropout", None))
+    data_dir = kw.pop("data_dir")
+    return TrainConfig(objective="unsup", model=model or "", train_files=[str(f) for f in train_files or []],
+                       output_dir=str(out), dropout=rate, fixed_dropout_mask=fixed,
+                       data_dir=str(data_dir) if data_dir is not None else None, **kw)
+
+
+def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_run: bool, collect: bool,
+             quiet: bool, report: Path | None, json_out: Path | None, base_kw: dict[str, Any]) -> None:
+    from trainers import sweeps
+
+    from ..errors import InputError
+    from ..io_utils import atomic_write_text
+
+    if dry_run and collect:
+        raise InputError("--dry-run and --collect exclude each other: plan runs, or read finished ones")
+    seed_list = sweeps.parse_seeds(seeds) if seeds is not None else None
+    base = _base_config(out=out, collect=collect, **base_kw)
+    # the swept values: required to run; with --collect an optional selection of the runs found
+    values: dict[str, list[str]] | None = None
+    if kind == "dropout":
+        if values_spec is not None:
+            values = {"dropout": sweeps.parse_rates(values_spec)}
+        elif not collect:
+            raise InputError(f"--rates is required, e.g. --rates {sweeps.PAPER_RATES}")
+    elif values_spec or not collect:
+        values = sweeps.parse_grid(values_spec or [])
+
+    if collect:
+        results, skipped = sweeps.collect_runs([out])
+        manifest = sweeps.load_manifest(out) or {}
+        keys = ["dropout"] if kind == "dropout" else list(values or manifest.get("keys", []))
+        summary = sweeps.summarize(results, kind=kind, keys=keys, values=values, seeds=seed_list, skipped=skipped)
+        if not summary.points:
+            raise InputError(f"--collect: none of the finished runs under {out} matches the requested values and "
+                             "seeds; drop --rates/--grid/--seeds to see them all")
+    else:
+        plan = sweeps.plan_sweep(kind, base, values, seed_list or [base.seed], out)
+        if dry_run:
+            for command in plan.commands():
+                typer.echo(command)
+            return
+        results = sweeps.run_sweep(plan, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
+        summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds,
+                                   base_config=base.to_dict())
+    typer.echo(sweeps.format_summary(summary))
+    for note in summary.skipped:
+        typer.echo(f"skipped {note}", err=True)
+
+    from reports.sweep_page import write_sweep_page
+
+    doc = summary.to_dict()
+    sweeps.write_summary(summary, out / sweeps.SUMMARY_FILE)
+    page = write_sweep_page(doc, report or out / sweeps.REPORT_FILE)
+    typer.echo(f"wrote {out / sweeps.SUMMARY_FILE}\nwrote {page}")
+    if json_out is not None:
+        import json
+
+        atomic_write_text(Path(json_out), json.dumps(doc, indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    ablate_app = typer.Typer(help="Ablation sweeps of unsupervised SimCSE: dropout rates (Table 3, Fig. 2) and "
+                                  "grids over temperature, pooler, batch size, learning rate, positive view.",
+                             no_args_is_help=True)
+    app.add_typer(ablate_app, name="ablate")
+
+    @ablate_app.command("dropout")
+    def dropout_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, rates: Rates = None,
+                    seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
+                    json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
+                    mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05,
+                    positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+                    mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None,
+                    epochs: Epochs = None, max_steps: MaxSteps = None, max_length: MaxLength = 32,
+                    warmup_steps: Warmup = 0, weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0,
+                    grad_accum: GradAccum = 1, precision: Precision = "fp32", device: Device = None,
+                    eval_steps: EvalSteps = 125, eval_at_start: EvalAtStart = True,
+                    eval_batch_size: EvalBatch = 128, data_dir: DataDir = None, keep_state: KeepState = False,
+                    trust_remote_code: TrustRemoteCode = False) -> None:
+        """One unsupervised run per dropout rate (× seed): STS-B dev, ℓ_align, ℓ_uniform per rate and every run's
+        trajectory in the align–uniform plane."""
+        _execute("dropout", rates, seeds, out, dry_run=dry_run, collect=collect, quiet=quiet, report=report,
+                 json_out=json_out, base_kw={
+                     "model": model, "train_files": train_files, "pooler": pooler,
+                     "mlp_only_train": mlp_only_train, "temperature": temperature, "positive": positive,
+                     "do_mlm": do_mlm, "mlm_weight": mlm_weight, "mlm_probability": mlm_probability,
+                     "batch_size": batch_size, "learning_rate": lr, "epochs": epochs,
+                     "max_steps": max_steps, "max_length": max_length, "warmup_steps": warmup_steps,
+                     "weight_decay": weight_decay, "max_grad_norm": max_grad_norm,
+                     "gradient_accumulation_steps": grad_accum, "precision": precision, "device": device,
+                     "eval_steps": eval_steps, "eval_at_start": eval_at_start,
+                     "eval_batch_size": eval_batch_size, "data_dir": data_dir, "keep_state": keep_state,
+                     "trust_remote_code": trust_remote_code})
+
+    @ablate_app.command("grid")
+    def grid_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, grid: Grid = None,
+                 seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
+                 json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
+                 mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
+                 positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+                 mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
+                 max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
+                 weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
+                 precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
+                 eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128, data_dir: DataDir = None,
+                 keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False) -> None:
+        """One unsupervised run per grid point (× seed), e.g. --grid temperature=0.05,0.1 --grid pooler=cls,avg."""
+        _execute("grid", grid if grid or not collect else None, seeds, out, dry_run=dry_run, collect=collect,
+                 quiet=quiet, report=report, json_out=json_out, base_kw={
+                     "model": model, "train_files": train_files, "pooler": pooler,
+                     "mlp_only_train": mlp_only_train, "temperature": temperature, "dropout": dropout,
+                     "positive": positive, "do_mlm": do_mlm, "mlm_weight": mlm_weight,
+                     "mlm_probability": mlm_probability, "batch_size": batch_size, "learning_rate": lr,
+                     "epochs": epochs, "max_steps": max_steps, "max_length": max_length,
+                     "warmup_steps": warmup_steps, "weight_decay": weight_decay,
+                     "max_grad_norm": max_grad_norm, "gradient_accumulation_steps": grad_accum,
+                     "precision": precision, "device": device, "eval_steps": eval_steps,
+                     "eval_at_start": eval_at_start, "eval_batch_size": eval_batch_size,
+                     "data_dir": data_dir, "keep_state": keep_state, "trust_remote_code": trust_remote_code})

@@ -1,0 +1,80 @@
+"""``simcse-analyze whiten``: the BERT-whitening baseline as a checkpoint (thin layer over
+``trainers.whitening.whiten_checkpoint``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .options import (
+    BatchSize,
+    CacheDir,
+    Device,
+    Dtype,
+    JsonOut,
+    MaxLength,
+    NoCache,
+    Pooler,
+    TrustRemoteCode,
+    encoder_kwargs,
+)
+
+Model = Annotated[str, typer.Argument(help="Checkpoint to whiten: Hugging Face id, alias or directory.",
+                                      show_default=False)]
+Corpus = Annotated[list[Path], typer.Option(
+    "--corpus", help="Sentences to fit the whitening on, one per line (repeatable; files are concatenated).",
+    show_default=False)]
+Out = Annotated[Path, typer.Option("--out", help="Directory of the whitened checkpoint (new or empty).",
+                                   show_default=False)]
+Components = Annotated[int | None, typer.Option(
+    "--n-components", min=1, help="Keep the first K whitened components (default: all, i.e. the model's "
+                                  "dimension; Su et al. also use 256).", show_default=False)]
+MaxSentences = Annotated[int | None, typer.Option(
+    "--max-sentences", min=1, help="Fit on a uniform random sample of this many corpus sentences.",
+    show_default=False)]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the --max-sentences sample.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("whiten")
+    def whiten_cmd(
+        model: Model,
+        corpus: Corpus,
+        out: Out,
+        n_components: Components = None,
+        max_sentences: MaxSentences = None,
+        seed: Seed = 0,
+        overwrite: Overwrite = False,
+        json_out: JsonOut = None,
+        pooler: Pooler = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """BERT-whitening (Su et al. 2021): fit x ↦ (x − μ)·U·diag(1/√s)[:, :K] on corpus embeddings and write a
+        checkpoint that applies it when encoding (usable by eval, align-uniform, anisotropy, …)."""
+        from trainers.whitening import whiten_checkpoint
+
+        kwargs = encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
+                                cache_dir=cache_dir, no_cache=no_cache, trust_remote_code=trust_remote_code)
+        result = whiten_checkpoint(model, corpus, out, n_components=n_components, max_sentences=max_sentences,
+                                   seed=seed, batch_size=batch_size, overwrite=overwrite, encoder_kwargs=kwargs,
+                                   log=lambda msg: typer.echo(msg, err=True))
+        typer.echo(f"whitened {result.base_model} ({result.pooler}) on {result.n_sentences} sentences: "
+                   f"{result.dim} → {result.n_components} dimensions, "
+                   f"{100 * result.explained_variance:.1f}% of the variance kept")
+        typer.echo(f"wrote {result.output_dir}"
+                   + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"))
+        if json_out is not None:
+            from ..io_utils import atomic_write_text
+
+            atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
+            typer.echo(f"wrote {json_out}")
