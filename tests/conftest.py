@@ -137,8 +137,10 @@ def build_tiny_trainer_bert(out: Path, minilm: Path, *, mlm: bool = False, seed:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
     tok = AutoTokenizer.from_pretrained(str(minilm))
+    # initializer_range 0.5 (not BERT's 0.02): a random BERT that small otherwise maps every sentence to
+    # nearly the same [CLS] vector (alignment ~1e-6), which would make the losses trivially log(batch).
     cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
+                     intermediate_size=64, max_position_embeddings=128, initializer_range=0.5)
     torch.manual_seed(seed)
     (BertForMaskedLM(cfg) if mlm else BertModel(cfg)).save_pretrained(out)
     tok.save_pretrained(out)
@@ -181,3 +183,66 @@ def tiny_nli(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("nli") / "nli40.csv"
     out.write_text(buf.getvalue(), encoding="utf-8")
     return out
+
+
+# ---------------------------------------------------------------------------------- report fixtures
+#: Text that would break an unescaped page: a script, a closing script tag, markup, quotes, a template.
+HOSTILE_SENTENCE = 'a <script>alert("x")</script> & </script><b>bold</b> "quoted" 100%{y} sentence'
+#: A directory name that is an HTML injection if a page shows it unescaped (no "/" needed).
+HOSTILE_DIR = "wide<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="session")
+def hostile_data_dir(tmp_path_factory, small_data_dir) -> Path:
+    """The small STS data with the first STS-B train sentence (SentEval copy) replaced by HOSTILE_SENTENCE."""
+    dst = tmp_path_factory.mktemp("hostile_data")
+    shutil.copytree(small_data_dir, dst, dirs_exist_ok=True)
+    f = dst / "sts" / "stsb" / "senteval" / "sts-train.csv"
+    lines = f.read_text(encoding="utf-8").split("\n")
+    cols = lines[0].split("\t")
+    cols[5] = HOSTILE_SENTENCE
+    lines[0] = "\t".join(cols)
+    f.write_text("\n".join(lines), encoding="utf-8")
+    return dst
+
+
+def write_fake_run(run: Path, checkpoint: Path, steps: int = 4) -> Path:
+    """A training run directory as the trainer lays it out: ``best/`` (a copy of ``checkpoint`` with
+    ``checkpoint: best`` metadata) and a ``trajectory.jsonl`` of ``steps`` evaluations."""
+    import json
+
+    shutil.copytree(checkpoint, run / "best")
+    (run / "best" / "simcse_analysis.json").write_text(json.dumps({"checkpoint": "best", "pooler": "avg"}))
+    entries = [{"step": 10 * i, "epoch": i / steps, "loss": 1.0 / (i + 1), "learning_rate": 3e-5,
+                "stsb_spearman": 20.0 + 5 * i, "alignment": 0.8 - 0.1 * i, "uniformity": -1.0 - 0.3 * i}
+               for i in range(steps)]
+    (run / "trajectory.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return run
+
+
+@pytest.fixture(scope="session")
+def report_models(tmp_path_factory, tiny_bert_dir, minilm_path) -> dict[str, Path]:
+    """Three checkpoints for report tests: a training run (32 dims, with a trajectory), a 48-dim tiny BERT in a
+    directory whose name is an HTML injection, and a copy of the 32-dim one marked as a whitening baseline."""
+    import json
+
+    root = tmp_path_factory.mktemp("report_models")
+    run = write_fake_run(root / "run", tiny_bert_dir)
+    wide = build_tiny_bert(root / HOSTILE_DIR, minilm_path, hidden=48, seed=1)
+    whitened = root / "whitened"
+    shutil.copytree(tiny_bert_dir, whitened)
+    (whitened / "simcse_analysis.json").write_text(json.dumps({"baseline": "whitening", "pooler": "avg"}))
+    return {"run": run, "wide": wide, "whitened": whitened}
+
+
+@pytest.fixture(scope="session")
+def report_record(report_models, hostile_data_dir) -> dict:
+    """A report record (reports.collect) for the three ``report_models`` on the hostile small data, with
+    UMAP maps of every STS-B sentence; the 48-dim model uses the first–last average pooler."""
+    from reports.collect import ReportSettings, collect_report
+    from reports.umap_map import UMAPSettings
+
+    models = [str(report_models["run"]), f"{report_models['wide']}@avg_first_last", str(report_models["whitened"])]
+    return collect_report(models, ReportSettings(umap=UMAPSettings(n_sentences=1000, n_epochs=100)),
+                          data_dir=hostile_data_dir, encoder_kwargs={"pooler": "avg"},
+                          command="simcse-analyze report (test fixture)")

@@ -12,6 +12,9 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.sts",
     "simcse_analysis.cli.train",
     "simcse_analysis.cli.analyze",
+    "simcse_analysis.cli.whiten",
+    "simcse_analysis.cli.ablate",
+    "simcse_analysis.cli.report",
 ]
 
 

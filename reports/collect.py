@@ -1,0 +1,610 @@
+"""Gather everything the comparison report shows, for a list of checkpoints, into one JSON record.
+
+The record is the report's only input (:mod:`reports.html` renders it; ``--from-json`` reloads it), so
+a page can be rebuilt, or several records merged, without re-encoding. Per checkpoint it holds:
+
+- ``sts_test``: :func:`~simcse_analysis.sts_eval.evaluate_sts` on the 7 STS test sets (Spearman ×100 of
+  cosine, SimCSE's "all" aggregation) and ``sts_dev``: STS-B dev;
+- ``align_uniform`` / ``spectrum`` / ``anisotropy``: the three analyses of :mod:`simcse_analysis.analysis`
+  under one protocol (default: all STS-B sentences, pairs with gold > 4);
+- ``dev_align_uniform``: ℓ_align / ℓ_uniform under the trainer's protocol (STS-B dev, pairs with gold > 4,
+  exact uniformity), the protocol of ``trajectory.jsonl``, so checkpoints and training paths share a plane;
+- ``random_pairs``: a histogram of the cosine of the anisotropy summary's random pairs (same seed, same
+  pairs, so its mean is the summary's random-pair cosine);
+- ``umap``: 2-D UMAP coordinates of a seeded sentence subsample (the same sentences for every checkpoint).
+
+Embeddings come from the encoder's on-disk cache: every text list here is one the STS evaluation or the
+analyses already encode, so a report over evaluated checkpoints encodes nothing new.
+
+Record layout (``schema = "simcse-analysis/report"``, ``version = 1``)::
+
+    {"schema", "version", "title": str | null,
+     "provenance": [{"created" (UTC ISO 8601), "command", "packages": {name: version}, "data_dir"}],
+     "settings": {"analysis": AnalysisSettings.to_dict(), "umap": UMAPSettings.to_dict() | null,
+                  "random_pair_bins": int},
+     "data": {"protocol": str, "protocol_data": {...}, "files": [{"path", "bytes", "sha256"}]},
+     "models": [{"label", "model", "path", "pooler", "dim", "fingerprint", "baseline": str | null,
+                 "checkpoint_metadata": {...}, "encoder": {...}, "sts_test", "sts_dev", "dev_align_uniform",
+                 "align_uniform", "spectrum", "anisotropy", "layers_note": str | null (why per-layer figures
+                 are missing), "random_pairs": {"edges", "counts", "mean",
+                 "n_pairs", "seed"}, "umap": {"x", "y"} | null}],
+     "umap": {"colour", "sentences", "categories", "category_order"} | null,
+     "trajectories": [{"label", "source", "model": index into models | null, "points": [{"step",
+                       "alignment", "uniformity", "stsb_spearman", ...}]}]}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
+from simcse_analysis.errors import InputError
+
+from .umap_map import UMAPSettings
+
+SCHEMA = "simcse-analysis/report"
+SCHEMA_VERSION = 1
+TRAJECTORY_FILE = "trajectory.jsonl"
+#: The Spearman key of a trajectory entry (``trainers.evaluation``), and an accepted alias.
+TRAJECTORY_SCORE_KEYS = ("stsb_spearman", "stsb_dev")
+#: Baseline label of the first–last layer average pooler (SimCSE Table 1's "first-last avg.").
+FIRST_LAST_BASELINE = "first–last average"
+PACKAGES = ("simcse-analysis", "torch", "transformers", "sentence-transformers", "numpy", "scipy",
+            "scikit-learn", "umap-learn", "numba", "plotly")
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ReportSettings:
+    """Protocol of the analyses (also the STS data variant), UMAP settings (``None``: no map)."""
+
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    umap: UMAPSettings | None = field(default_factory=UMAPSettings)
+    random_pair_bins: int = 200
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"analysis": self.analysis.to_dict(), "umap": None if self.umap is None else self.umap.to_dict(),
+                "random_pair_bins": self.random_pair_bins}
+
+
+# ----------------------------------------------------------------------------------------- inputs
+@dataclass
+class ModelSpec:
+    """One ``MODEL`` argument resolved: what to load, with which pooler, and the run's trajectory, if any."""
+
+    name: str
+    load: str
+    trajectory: Path | None = None
+    pooler: str | None = None
+
+
+def split_pooler(arg: str) -> tuple[str, str | None]:
+    """``"MODEL@POOLER"`` → ``(MODEL, POOLER)`` when POOLER is a known pooler name, else ``(arg, None)``.
+
+    Lets one report compare poolers of one checkpoint: ``all-MiniLM-L6-v2@avg all-MiniLM-L6-v2@avg_first_last``.
+    """
+    from simcse_analysis.pooling import POOLERS
+
+    head, sep, tail = arg.rpartition("@")
+    if sep and head and tail in POOLERS:
+        return head, tail
+    return arg, None
+
+
+def resolve_model_arg(arg: str) -> ModelSpec:
+    """A checkpoint name/dir (optionally ``@pooler``), or a training run directory (→ its ``best/``, else
+    ``last/``, with its trajectory).
+
+    A checkpoint directory written by the trainer (``simcse_analysis.json`` says ``checkpoint: best|last``)
+    picks up the ``trajectory.jsonl`` of its run directory.
+    """
+    from simcse_analysis.checkpoint import read_metadata
+
+    name, pooler = split_pooler(arg)
+    p = Path(name).expanduser()
+    if p.is_dir() and not (p / "config.json").is_file() and (p / TRAJECTORY_FILE).is_file():
+        for sub in ("best", "last"):
+            if (p / sub / "config.json").is_file():
+                return ModelSpec(name, str(p / sub), p / TRAJECTORY_FILE, pooler)
+        raise InputError(f"{p} is a training run without a best/ or last/ checkpoint: let the run finish or "
+                         "pass a checkpoint directory")
+    if p.is_dir() and (p / "config.json").is_file():
+        meta = read_metadata(p)
+        traj = p.resolve().parent / TRAJECTORY_FILE
+        if meta.get("checkpoint") in ("best", "last") and traj.is_file():
+            return ModelSpec(name, name, traj, pooler)
+    return ModelSpec(name, name, None, pooler)
+
+
+def trajectory_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself (a ``.jsonl`` file) or the ``trajectory.jsonl`` of a run directory."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / TRAJECTORY_FILE
+    if not p.is_file():
+        raise InputError(f"--trajectory {path}: no {TRAJECTORY_FILE} there; pass a training run directory or "
+                         "its trajectory.jsonl")
+    return p
+
+
+def read_trajectory(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Entries of a ``trajectory.jsonl`` (one JSON object per evaluation), in file order.
+
+    Each needs ``step``, ``alignment``, ``uniformity`` and ``stsb_spearman`` (or ``stsb_dev``), stored as
+    ``stsb_spearman``; ``null`` values are kept (not drawn). A torn last line (a run killed mid-write) is
+    ignored; any other malformed line raises :class:`InputError` naming the file and line.
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read trajectory {p}: {e}") from e
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                break  # torn last line
+            raise InputError(f"trajectory {p} line {i} is not JSON ({e.msg}); fix or truncate the file") from e
+        if not isinstance(entry, dict):
+            raise InputError(f"trajectory {p} line {i}: expected a JSON object")
+        score_key = next((k for k in TRAJECTORY_SCORE_KEYS if k in entry), None)
+        missing = [k for k in ("step", "alignment", "uniformity") if k not in entry]
+        if missing or score_key is None:
+            need = missing + ([] if score_key else ["stsb_spearman"])
+            raise InputError(f"trajectory {p} line {i} lacks {', '.join(need)}: not a simcse-analyze trajectory")
+        point = {k: v for k, v in entry.items() if k not in TRAJECTORY_SCORE_KEYS}
+        point["stsb_spearman"] = entry[score_key]
+        out.append(point)
+    return out
+
+
+def _trajectory_label(path: Path) -> str:
+    return path.parent.name or str(path)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (absent packages are left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _file_entry(path: str, root: Path) -> dict[str, Any]:
+    p = Path(path)
+    h = hashlib.sha256(p.read_bytes()).hexdigest()
+    try:
+        rel = str(p.resolve().relative_to(root.resolve()))
+    except ValueError:
+        rel = str(p)
+    return {"path": rel, "bytes": p.stat().st_size, "sha256": h}
+
+
+def model_label(name: str, pooler: str | None) -> str:
+    """``name [pooler]``; a directory shows its last two path components."""
+    p = Path(name)
+    short = "/".join(p.parts[-2:]) if (len(p.parts) > 1 and p.exists()) else name
+    return f"{short} [{pooler}]" if pooler else short
+
+
+def baseline_of(metadata: dict[str, Any], pooler: str | None) -> str | None:
+    """The baseline a checkpoint stands for: its metadata's ``baseline``, or the first–last average pooler."""
+    b = metadata.get("baseline")
+    if b:
+        return str(b)
+    if pooler == "avg_first_last":
+        return FIRST_LAST_BASELINE
+    return None
+
+
+def display_label(model: dict[str, Any]) -> str:
+    """The label figures show: ``label``, plus ``(X baseline)`` for baselines."""
+    b = model.get("baseline")
+    return f"{model['label']} ({b} baseline)" if b else model["label"]
+
+
+def bin_labels(edges: Sequence[float]) -> list[str]:
+    """Labels of the gold-rating bins ``[e_k, e_k+1)``, as :func:`cosine_by_score_bin` names them."""
+    return [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(edges)]
+
+
+def bin_of(scores: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Bin index of each score: ``e_k ≤ s < e_k+1``, the last bin closed; outside → nearest end bin."""
+    inner = np.asarray(edges[1:-1], dtype=np.float64)
+    return np.searchsorted(inner, np.asarray(scores, dtype=np.float64), side="right")
+
+
+def random_pair_histogram(x: np.ndarray, n_pairs: int, seed: int, bins: int) -> dict[str, Any]:
+    """Histogram of ``cos(x_i, x_j)`` over ``n_pairs`` random pairs ``i ≠ j``, ``bins`` equal bins spanning
+    the occupied range (rounded outward to multiples of 0.01, within [−1, 1]).
+
+    Pairs are drawn exactly as :func:`simcse_analysis.metrics.anisotropy.random_pair_cosine` draws them
+    (``i`` uniform, ``j`` uniform over the others, from ``default_rng(seed)``), so ``mean`` equals the
+    anisotropy summary's random-pair cosine.
+    """
+    from simcse_analysis.metrics.anisotropy import pair_cosines
+
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, size=n_pairs)
+    j = rng.integers(0, n - 1, size=n_pairs)
+    j += j >= i
+    cos = np.clip(pair_cosines(x[i], x[j]), -1.0, 1.0)
+    # bins over the occupied range (outward to the 0.01 grid), so a narrow cone still gets resolved
+    lo, hi = math.floor(cos.min() * 100) / 100, math.ceil(cos.max() * 100) / 100
+    lo, hi = max(-1.0, lo), min(1.0, hi)
+    if hi - lo < 0.01:  # all pairs at one value: a 0.01-wide window inside [−1, 1]
+        lo, hi = (hi - 0.01, hi) if hi >= 1.0 else (lo, lo + 0.01)
+    edges = np.linspace(lo, hi, bins + 1)
+    counts, _ = np.histogram(cos, bins=edges)
+    return {"edges": [round(float(e), 6) for e in edges], "counts": counts.astype(int).tolist(),
+            "mean": float(cos.mean()), "n_pairs": int(n_pairs), "seed": int(seed)}
+
+
+def dev_align_uniform(encode: Callable[[list[str]], np.ndarray], data_dir: Any, variant: str,
+                      threshold: float = 4.0) -> dict[str, Any]:
+    """ℓ_align (pairs with gold > ``threshold``) and exact ℓ_uniform on STS-B dev: the trainer's protocol.
+
+    Encodes the dev split's distinct sentences in the order STS evaluation does (a cache hit after it).
+    """
+    from simcse_analysis.metrics.align_uniform import alignment, uniformity
+    from simcse_analysis.sts_data import load_sts
+    from simcse_analysis.sts_eval import unique_pairs
+
+    subsets = load_sts("STSBenchmark", data_dir, "dev", variant)
+    texts, idx1, idx2 = unique_pairs(subsets)
+    a, b = np.concatenate(idx1), np.concatenate(idx2)
+    gold = np.concatenate([s.scores for s in subsets])
+    emb = np.asarray(encode(texts))
+    pos = gold > threshold
+    return {"alignment": alignment(emb[a[pos]], emb[b[pos]]) if pos.any() else None,
+            "uniformity": uniformity(emb), "n_positive_pairs": int(pos.sum()), "n_sentences": len(texts),
+            "protocol": f"STS-B dev ({subsets[0].variant}): pairs with gold > {threshold:g}, exact uniformity"}
+
+
+@dataclass
+class _UmapSentences:
+    """The sentences a map shows, their categories, and where to find their embeddings."""
+
+    sentences: list[str]
+    categories: list[str]
+    order: list[str]
+    # (texts to encode, rows of that encoding to take) per source text list, concatenated in order
+    sources: list[tuple[list[str], np.ndarray]]
+
+
+def _umap_sentences(settings: UMAPSettings, data: Any, data_dir: Any, variant: str,
+                    edges: Sequence[float]) -> _UmapSentences:
+    """Seeded subsample: STS-B protocol sentences coloured by gold bin, or STS test sentences by task."""
+    from .umap_map import subsample
+
+    if settings.colour == "bin":
+        # a sentence's rating = mean gold score of the pairs it appears in
+        total = np.zeros(len(data.sentences))
+        count = np.zeros(len(data.sentences))
+        np.add.at(total, data.pairs[:, 0], data.scores)
+        np.add.at(total, data.pairs[:, 1], data.scores)
+        np.add.at(count, data.pairs[:, 0], 1)
+        np.add.at(count, data.pairs[:, 1], 1)
+        labels = bin_labels(edges)
+        bins = bin_of(total / np.maximum(count, 1), edges)
+        rows = subsample(len(data.sentences), settings.n_sentences, settings.seed)
+        return _UmapSentences([data.sentences[r] for r in rows], [labels[bins[r]] for r in rows], labels,
+                              [(list(data.sentences), rows)])
+    from simcse_analysis.sts_data import TASKS, load_sts
+    from simcse_analysis.sts_eval import unique_pairs
+
+    seen: set[str] = set()
+    flat: list[tuple[int, int, str]] = []  # (task index, row in the task's text list, task)
+    task_texts: list[list[str]] = []
+    for t, task in enumerate(TASKS):
+        texts = unique_pairs(load_sts(task, data_dir, "test", variant))[0]
+        task_texts.append(texts)
+        for r, s in enumerate(texts):
+            if s not in seen:
+                seen.add(s)
+                flat.append((t, r, task))
+    chosen = [flat[i] for i in subsample(len(flat), settings.n_sentences, settings.seed)]
+    sources = [(task_texts[t], np.asarray([r for tt, r, _ in chosen if tt == t], dtype=np.int64))
+               for t in range(len(TASKS))]
+    ordered = sorted(chosen, key=lambda c: (c[0], c[1]))  # the order the sources concatenate in
+    return _UmapSentences([task_texts[t][r] for t, r, _ in ordered], [task for _, _, task in ordered], list(TASKS),
+                          [s for s in sources if len(s[1])])
+
+
+# ----------------------------------------------------------------------------------------- collect
+def collect_report(models: Sequence[str], settings: ReportSettings | None = None, *,
+                   data_dir: str | os.PathLike[str] | None = None, encoder_kwargs: dict[str, Any] | None = None,
+                   batch_size: int = 64, trajectories: Sequence[str | os.PathLike[str]] = (),
+                   command: str | None = None, title: str | None = None, log: Log | None = None,
+                   timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Evaluate and analyse every checkpoint in ``models`` → the report record (see module docstring).
+
+    Every input (data files, trajectories) is validated before the first model loads; models are loaded
+    one at a time. ``timings`` (if given) receives wall-clock seconds per stage, summed over models.
+    """
+    from simcse_analysis.datadir import resolve_data_dir
+    from simcse_analysis.sts_data import TASKS, load_sts
+
+    settings = settings or ReportSettings()
+    if not models:
+        raise InputError("no checkpoints to report on: give MODEL names (or --from-json FILE)")
+    a = settings.analysis
+    root = resolve_data_dir(data_dir)
+    say = log or (lambda _msg: None)
+    clock: dict[str, float] = timings if timings is not None else {}
+
+    def tick(stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        clock[stage] = clock.get(stage, 0.0) + now - t0
+        return now
+
+    t0 = time.perf_counter()
+    data = load_protocol_data(a, root)
+    sts_files = [f for task in TASKS for s in load_sts(task, root, "test", a.variant) for f in s.files]
+    dev_files = [f for s in load_sts("STSBenchmark", root, "dev", a.variant) for f in s.files]
+    specs = [resolve_model_arg(m) for m in models]
+    traj_files: list[tuple[Path, int | None]] = []
+    for k, spec in enumerate(specs):
+        if spec.trajectory is not None:
+            traj_files.append((spec.trajectory.resolve(), k))
+    for t in trajectories:
+        f = trajectory_file(t).resolve()
+        owner = next((k for k, s in enumerate(specs) if s.trajectory and s.trajectory.resolve() == f), None)
+        traj_files.append((f, owner))
+    traj_records, seen_files = [], set()
+    for f, owner in traj_files:
+        if f in seen_files:
+            continue
+        seen_files.add(f)
+        traj_records.append({"label": _trajectory_label(f), "source": str(f), "model": owner,
+                             "points": read_trajectory(f)})
+    umap_plan = (_umap_sentences(settings.umap, data, root, a.variant, a.score_edges)
+                 if settings.umap is not None else None)
+    files = sorted(dict.fromkeys([*data.files, *sts_files, *dev_files]))
+    t0 = tick("inputs", t0)
+
+    from simcse_analysis.analysis import EncoderSource, run_align_uniform, run_spectrum
+    from simcse_analysis.checkpoint import read_metadata
+    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.sts_eval import evaluate_sts
+
+    entries: list[dict[str, Any]] = []
+    for spec in specs:
+        say(f"{spec.name}: loading")
+        t0 = time.perf_counter()
+        kwargs = dict(encoder_kwargs or {})
+        if spec.pooler:
+            kwargs["pooler"] = spec.pooler
+        enc = load_encoder(spec.load, **kwargs)
+        meta = read_metadata(enc.path) if enc.path is not None else {}
+        t0 = tick("load", t0)
+        say(f"{spec.name}: STS evaluation")
+        test = evaluate_sts(enc, None, root, "test", a.variant, "all", batch_size, model=spec.name)
+        dev = evaluate_sts(enc, "STSBenchmark", root, "dev", a.variant, "all", batch_size, model=spec.name)
+        encode = lambda texts, e=enc: e.encode(texts, batch_size=batch_size)
+        dev_au = dev_align_uniform(encode, root, a.variant, a.positive_threshold)
+        t0 = tick("sts", t0)
+        say(f"{spec.name}: analyses")
+        source = EncoderSource(enc, batch_size=batch_size)
+        au = run_align_uniform(source, data, a)
+        sp = run_spectrum(source, data, a)
+        an, layers_note = _anisotropy(source, data, a)
+        emb = source.embed(data.sentences)
+        hist = random_pair_histogram(emb, a.cosine_pairs, a.seed, settings.random_pair_bins)
+        t0 = tick("analyses", t0)
+        panel = None
+        if umap_plan is not None:
+            say(f"{spec.name}: UMAP of {len(umap_plan.sentences)} sentences")
+            from .umap_map import umap_panel
+
+            x = np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources])
+            panel = umap_panel(x, settings.umap)
+            t0 = tick("umap", t0)
+        describe = enc.describe()
+        entries.append({
+            "label": model_label(spec.name, enc.pooler), "model": spec.name, "path": describe.get("path"),
+            "pooler": enc.pooler, "dim": enc.dim, "fingerprint": enc.fingerprint,
+            "baseline": baseline_of(meta, enc.pooler), "checkpoint_metadata": _small_metadata(meta),
+            "encoder": describe, "sts_test": test.to_dict(), "sts_dev": dev.to_dict(),
+            "dev_align_uniform": dev_au, "align_uniform": au.to_dict(), "spectrum": sp.to_dict(),
+            "anisotropy": an.to_dict(), "layers_note": layers_note, "random_pairs": hist, "umap": panel})
+        del enc, source, emb
+    _unique_labels(entries)
+    record = {
+        "schema": SCHEMA, "version": SCHEMA_VERSION, "title": title,
+        "provenance": [{"created": _now(), "command": command or _command_line(),
+                        "packages": package_versions(), "data_dir": str(root)}],
+        "settings": settings.to_dict(),
+        "data": {"protocol": describe_protocol(a, data, "align_uniform"), "protocol_data": data.summary(),
+                 "files": [_file_entry(f, root) for f in files]},
+        "models": entries,
+        "umap": None if umap_plan is None else {
+            "colour": settings.umap.colour, "sentences": umap_plan.sentences, "categories": umap_plan.categories,
+            "category_order": umap_plan.order},
+        "trajectories": traj_records,
+    }
+    tick("record", t0)
+    return _finite(record)
+
+
+def _anisotropy(source: Any, data: Any, settings: AnalysisSettings) -> tuple[Any, str | None]:
+    """The anisotropy analysis; if a hidden layer has no defined summary (e.g. the embedding layer's [CLS]
+    vector is the same for every sentence, so IsoScore is undefined), the final layer's figures are kept
+    and the reason is returned instead of failing the whole report."""
+    from dataclasses import replace
+
+    from simcse_analysis.analysis import run_anisotropy
+
+    try:
+        return run_anisotropy(source, data, settings), None
+    except InputError as e:
+        if not settings.layers:
+            raise
+        result = run_anisotropy(source, data, replace(settings, layers=False))
+        return result, f"per-layer figures left out: {e}"
+
+
+def _small_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint metadata a reader wants in the header (not the full training config)."""
+    keep = ("checkpoint", "step", "epoch", "baseline", "pooler", "max_length", "objective", "source_model",
+            "base_model", "model_name_or_path")
+    return {k: meta[k] for k in keep if k in meta and isinstance(meta[k], (str, int, float, bool))}
+
+
+def _unique_labels(models: list[dict[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for m in models:
+        n = seen.get(m["label"], 0) + 1
+        seen[m["label"]] = n
+        if n > 1:
+            m["label"] = f"{m['label']} #{n}"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _command_line() -> str:
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("simcse-analyze", "__main__.py")):
+        argv[0] = "simcse-analyze"
+    return shlex.join(argv)
+
+
+def _finite(obj: Any) -> Any:
+    """Replace non-finite floats by ``None`` (standard JSON), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    return obj
+
+
+# ----------------------------------------------------------------------------------------- JSON I/O
+_MODEL_KEYS = ("label", "model", "pooler", "sts_test", "sts_dev", "dev_align_uniform", "align_uniform", "spectrum",
+               "anisotropy", "random_pairs")
+
+
+def validate_record(record: Any, source: str = "record") -> dict[str, Any]:
+    """Check the record's schema and required keys; :class:`InputError` naming ``source`` otherwise."""
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        found = record.get("schema") if isinstance(record, dict) else type(record).__name__
+        raise InputError(f"{source} is not a report record (schema {found!r}, expected {SCHEMA!r}): pass a file "
+                         "written by `simcse-analyze report --json`")
+    if record.get("version") != SCHEMA_VERSION:
+        raise InputError(f"{source} has report record version {record.get('version')!r}; this version reads "
+                         f"{SCHEMA_VERSION}: rebuild it with `simcse-analyze report --json`")
+    for key in ("provenance", "settings", "data", "models", "trajectories"):
+        if key not in record:
+            raise InputError(f"{source}: report record lacks {key!r}; rebuild it with `simcse-analyze report --json`")
+    for i, m in enumerate(record["models"]):
+        missing = [k for k in _MODEL_KEYS if k not in m]
+        if missing:
+            raise InputError(f"{source}: model {i} lacks {', '.join(missing)}; rebuild the record")
+    return record
+
+
+def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a record written by :func:`save_record`; unreadable or foreign JSON → :class:`InputError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"--from-json {p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"--from-json {p}: cannot read it ({e})") from e
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"--from-json {p}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    return validate_record(record, f"--from-json {p}")
+
+
+def save_record(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the record as JSON, atomically (parent directories are created)."""
+    from .html import write_text
+
+    return write_text(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def merge_records(records: Sequence[dict[str, Any]], title: str | None = None) -> dict[str, Any]:
+    """One record holding every model of ``records`` (in order), for one page.
+
+    The records must share their settings and, where both have one, the UMAP sentence sample; data
+    files of the same path must have the same checksum. Labels are made unique.
+    """
+    if not records:
+        raise InputError("nothing to merge")
+    first = records[0]
+    if len(records) == 1:
+        out = dict(first)
+        if title is not None:
+            out["title"] = title
+        return out
+    models: list[dict[str, Any]] = []
+    trajectories: list[dict[str, Any]] = []
+    provenance: list[dict[str, Any]] = []
+    files: dict[str, dict[str, Any]] = {}
+    umap = first.get("umap")
+    for rec in records:
+        if rec["settings"] != first["settings"]:
+            raise InputError("the records were built with different settings (protocol, seed or UMAP options), so "
+                             "their figures do not compare: rebuild them with the same options")
+        if rec["data"].get("protocol") != first["data"].get("protocol"):
+            raise InputError("the records were built on different data (protocol lines differ): rebuild them "
+                             "with the same --data-dir")
+        for f in rec["data"]["files"]:
+            old = files.setdefault(f["path"], f)
+            if old["sha256"] != f["sha256"]:
+                raise InputError(f"the records read different copies of {f['path']} (checksums differ): rebuild "
+                                 "them from the same data directory")
+        if umap is not None and rec.get("umap") is not None and (
+                rec["umap"]["sentences"] != umap["sentences"] or rec["umap"]["categories"] != umap["categories"]):
+            raise InputError("the records' UMAP maps show different sentences: rebuild them with the same "
+                             "--umap-sentences, --seed and data")
+        offset = len(models)
+        models.extend(dict(m) for m in rec["models"])
+        for t in rec["trajectories"]:
+            t = dict(t)
+            if t.get("model") is not None:
+                t["model"] = t["model"] + offset
+            trajectories.append(t)
+        provenance.extend(rec["provenance"])
+    if any(r.get("umap") is None for r in records):  # a map for every model, or none
+        umap = None
+        for m in models:
+            m["umap"] = None
+    _unique_labels(models)
+    return {**first, "title": title if title is not None else first.get("title"), "provenance": provenance,
+            "data": {**first["data"], "files": sorted(files.values(), key=lambda f: f["path"])},
+            "models": models, "umap": umap, "trajectories": trajectories}

@@ -1,0 +1,127 @@
+"""``simcse-analyze report``: one self-contained interactive HTML page comparing checkpoints.
+
+``simcse-analyze report MODEL… --out reports/NAME.html`` evaluates (STS, 7 tasks + STS-B dev), analyses
+(alignment/uniformity, spectra, anisotropy), maps (UMAP) and renders; ``--json FILE`` also saves the
+record the page is drawn from, and ``--from-json FILE…`` rebuilds a page from saved records without
+re-encoding (records and fresh ``MODEL`` arguments may be combined). A ``MODEL`` may be a training run
+directory (its ``best/`` checkpoint is used and its ``trajectory.jsonl`` drawn).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .options import (
+    BatchSize,
+    CacheDir,
+    DataDir,
+    Device,
+    Dtype,
+    MaxLength,
+    NoCache,
+    Pooler,
+    TrustRemoteCode,
+    encoder_kwargs,
+)
+
+OptModels = Annotated[list[str] | None, typer.Argument(
+    help="Checkpoints: Hugging Face ids, aliases, checkpoint or training-run directories; MODEL@POOLER picks a "
+         "pooler for one of them (optional with --from-json).", show_default=False)]
+Out = Annotated[Path | None, typer.Option("--out", help="Write the HTML report here (directories are created).")]
+JsonRecord = Annotated[Path | None, typer.Option(
+    "--json", help="Also write the report record (everything the page shows) as JSON, for --from-json.")]
+FromJson = Annotated[list[Path] | None, typer.Option(
+    "--from-json", help="Rebuild from a saved report record instead of re-encoding; repeatable (records are merged).")]
+Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Draw the UMAP maps of the sentences.")]
+UmapSentences = Annotated[int, typer.Option(
+    "--umap-sentences", min=5, help="Sentences in each UMAP map (a seeded sample of this size).")]
+UmapColour = Annotated[str, typer.Option(
+    "--umap-colour", help="bin: STS-B sentences coloured by gold rating | corpus: STS test sentences by task.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the UMAP sample and fit and of the random pairs.")]
+Splits = Annotated[str, typer.Option(
+    "--splits", help="STS-B splits of the analysis protocol: comma-separated train, dev, test, or all.")]
+Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval copy, as the paper) | raw.")]
+UniformityPairs = Annotated[int | None, typer.Option(
+    "--uniformity-pairs", min=2, help="Estimate uniformity from this many random pairs (default: exact).")]
+NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer anisotropy.")]
+Trajectory = Annotated[list[Path] | None, typer.Option(
+    "--trajectory", help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
+                         "repeatable (runs given as MODEL are picked up automatically).")]
+Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_cmd(
+        models: OptModels = None,
+        out: Out = None,
+        json_out: JsonRecord = None,
+        from_json: FromJson = None,
+        umap: Umap = True,
+        umap_sentences: UmapSentences = 3000,
+        umap_colour: UmapColour = "bin",
+        seed: Seed = 0,
+        splits: Splits = "train,dev,test",
+        variant: Variant = "senteval",
+        uniformity_pairs: UniformityPairs = None,
+        no_layers: NoLayers = False,
+        trajectory: Trajectory = None,
+        title: Title = None,
+        data_dir: DataDir = None,
+        pooler: Pooler = None,
+        batch_size: BatchSize = 64,
+        max_length: MaxLength = None,
+        device: Device = None,
+        dtype: Dtype = "fp32",
+        cache_dir: CacheDir = None,
+        no_cache: NoCache = False,
+        trust_remote_code: TrustRemoteCode = False,
+    ) -> None:
+        """Interactive HTML report comparing checkpoints: STS table, align-uniform plane, spectra, anisotropy, UMAP."""
+        from reports.collect import ReportSettings, collect_report, load_record, merge_records, save_record
+        from reports.html import check_writable, write_report
+        from reports.umap_map import UMAPSettings
+
+        from ..analysis import AnalysisSettings
+        from ..errors import InputError
+        from ..sts_eval import STSResult
+        from .sts import sts_table
+
+        if out is None and json_out is None:
+            raise InputError("nothing to write: give --out REPORT.html and/or --json RECORD.json")
+        if not models and not from_json:
+            raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
+        for target in (out, json_out):  # fail before any encoding
+            if target is not None:
+                check_writable(target)
+        records = [load_record(p) for p in from_json or []]
+        if models:
+            parts = [p.strip() for p in splits.split(",") if p.strip()]
+            settings = ReportSettings(
+                analysis=AnalysisSettings(splits=tuple(["train", "dev", "test"] if [p.lower() for p in parts] == ["all"]
+                                                       else parts), variant=variant,
+                                          uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
+                umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None)
+            argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # in-process: approximate
+            command = shlex.join(["simcse-analyze", *map(str, argv)])
+            records.insert(0, collect_report(
+                models, settings, data_dir=data_dir, batch_size=batch_size, trajectories=trajectory or [],
+                encoder_kwargs=encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
+                                              cache_dir=cache_dir, no_cache=no_cache,
+                                              trust_remote_code=trust_remote_code),
+                command=command, title=title, log=lambda msg: typer.echo(msg, err=True)))
+        record = merge_records(records, title=title)
+        if not umap:
+            record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}
+        typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]))
+        if json_out is not None:
+            save_record(record, json_out)
+            typer.echo(f"wrote {json_out}")
+        if out is not None:
+            write_report(record, out)
+            typer.echo(f"wrote {out}")

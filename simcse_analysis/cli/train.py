@@ -1,0 +1,160 @@
+"""``simcse-analyze train unsup|sup``: train a SimCSE checkpoint (thin layer over ``trainers.loop.train``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import DataDir, Device, JsonOut, TrustRemoteCode
+
+Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
+                                    show_default=False)]
+TrainFiles = Annotated[list[Path], typer.Option(
+    "--train-file", help="Training data (repeatable): one sentence per line (unsup) or a sent0,sent1[,hard_neg] "
+                         "CSV (sup).", show_default=False)]
+Out = Annotated[Path, typer.Option("--out", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
+                                   show_default=False)]
+TrainPooler = Annotated[str, typer.Option(
+    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_top2.")]
+MlpOnlyTrain = Annotated[bool | None, typer.Option(
+    "--mlp-only-train/--mlp-at-test",
+    help="With --pooler cls: drop the MLP at evaluation (default for unsup) or keep it (default for sup).",
+    show_default=False)]
+Temperature = Annotated[float, typer.Option("--temperature", help="Softmax temperature of the contrastive loss.")]
+Dropout = Annotated[str | None, typer.Option(
+    "--dropout", help="Hidden+attention dropout: a rate (0 allowed), 'fixed' (both views share one mask, "
+                      "rate 0.1) or 'fixed:RATE' (default: the checkpoint's own).", show_default=False)]
+Positive = Annotated[str, typer.Option("--positive", help="How the positive view is made: dropout (SimCSE) or a "
+                                                          "registered augmentation NAME[:ARG].")]
+HardNegWeight = Annotated[float, typer.Option(
+    "--hard-negative-weight", help="Logit added to each anchor's own hard negative (reference default 0).")]
+DoMlm = Annotated[bool, typer.Option("--do-mlm", help="Add the auxiliary MLM loss (needs a checkpoint with an MLM "
+                                                      "head).")]
+MlmWeight = Annotated[float, typer.Option("--mlm-weight", help="Weight of the MLM loss.")]
+MlmProb = Annotated[float, typer.Option("--mlm-probability", help="Share of tokens masked for MLM.")]
+BatchSize = Annotated[int | None, typer.Option(
+    "--batch-size", min=1, help="Rows per optimiser step over all processes (default 64 unsup, 512 sup).",
+    show_default=False)]
+Lr = Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default 3e-5 unsup, 5e-5 sup).",
+                                             show_default=False)]
+Epochs = Annotated[float | None, typer.Option("--epochs", help="Epochs (default 1 unsup, 3 sup).",
+                                                 show_default=False)]
+MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps "
+                                                                            "(overrides --epochs).")]
+MaxLength = Annotated[int, typer.Option("--max-length", min=1, help="Truncate training texts to this many tokens.")]
+Warmup = Annotated[int, typer.Option("--warmup-steps", min=0, help="Linear warm-up steps.")]
+WeightDecay = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
+MaxGradNorm = Annotated[float, typer.Option("--max-grad-norm", help="Gradient clipping norm.")]
+GradAccum = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps (in-batch "
+                                                                    "negatives stay per micro-batch).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order, dropout and views.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (mixed precision).")]
+EvalSteps = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on STS-B dev (and save resumable "
+                                                                    "state) every this many steps.")]
+EvalAtStart = Annotated[bool, typer.Option("--eval-at-start/--no-eval-at-start",
+                                           help="Evaluate before the first step.")]
+EvalBatch = Annotated[int, typer.Option("--eval-batch-size", min=1, help="Sentences per forward pass when "
+                                                                         "evaluating.")]
+AlignSplits = Annotated[str, typer.Option(
+    "--align-uniform-splits", help="STS-B splits whose pairs (gold > 4) and sentences give alignment and uniformity "
+                                   "(train,dev,test = the align-uniform command's protocol; dev = one encoding per "
+                                   "evaluation).")]
+KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep the resumable optimiser state after the run.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last saved state.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved settings and the command, train "
+                                                        "nothing.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def _config(objective: str, **kw: Any):
+    from trainers.config import TrainConfig, parse_dropout
+
+    rate, fixed = parse_dropout(kw.pop("dropout"))
+    data_dir = kw.pop("data_dir")
+    return TrainConfig(objective=objective, model=kw.pop("model"), train_files=[str(f) for f in kw.pop("train_files")],
+                       output_dir=str(kw.pop("out")), dropout=rate, fixed_dropout_mask=fixed,
+                       data_dir=str(data_dir) if data_dir is not None else None, **kw)
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def summary_table(result) -> str:
+    """Steps, time, and STS-B dev / alignment / uniformity before training, at the best step and at the end."""
+    from .sts import format_table
+
+    rows = []
+    by_step = {e["step"]: e for e in result.trajectory}
+    for label, e in (("start", result.initial), ("best", by_step.get(result.best_step)), ("last", result.final)):
+        if e is not None:
+            rows.append([label, e["step"], _f(e["stsb_spearman"]), _f(e["alignment"], 4), _f(e["uniformity"], 4)])
+    table = format_table(["checkpoint", "step", "STS-B dev", "alignment", "uniformity"], rows,
+                         right=[False, True, True, True, True])
+    minutes = (result.train_time_s or 0.0) / 60
+    return (f"{table}\n\nsteps {result.steps}, training time {minutes:.1f} min\n"
+            f"best: {result.best_dir}\nlast: {result.last_dir}")
+
+
+def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet: bool, json_out: Path | None,
+         lr: float | None, grad_accum: int, **kw: Any) -> None:
+    """Build the config from the command's options (named as the TrainConfig fields, but for two) and run it."""
+    config = _config(objective, learning_rate=lr, gradient_accumulation_steps=grad_accum, **kw)
+    if dry_run:
+        resolved = config.resolved()
+        typer.echo(json.dumps(resolved.to_dict(), indent=2, sort_keys=True))
+        typer.echo(config.command_line())
+        return
+    from trainers.loop import train
+
+    result = train(config, resume=resume, overwrite=overwrite, progress=not quiet,
+                   log=lambda msg: typer.echo(msg, err=True))
+    typer.echo(summary_table(result))
+    if json_out is not None:
+        from ..io_utils import atomic_write_text
+
+        atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    train_app = typer.Typer(help="Train SimCSE checkpoints (unsupervised or supervised), recording the STS-B dev "
+                                 "trajectory.", no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+
+    @train_app.command("unsup")
+    def unsup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
+              mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
+              positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+              mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
+              max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
+              weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
+              seed: Seed = 42, precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
+              eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128,
+              align_uniform_splits: AlignSplits = "dev", data_dir: DataDir = None,
+              keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False, resume: Resume = False,
+              overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False,
+              json_out: JsonOut = None) -> None:
+        """Unsupervised SimCSE: each sentence is its own positive under two dropout masks."""
+        _run("unsup", **locals())
+
+    @train_app.command("sup")
+    def sup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
+            mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
+            hard_negative_weight: HardNegWeight = 0.0, do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+            mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
+            max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
+            weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
+            seed: Seed = 42, precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
+            eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128,
+            align_uniform_splits: AlignSplits = "dev", data_dir: DataDir = None,
+            keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False, resume: Resume = False,
+            overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False,
+            json_out: JsonOut = None) -> None:
+        """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
+        _run("sup", **locals())

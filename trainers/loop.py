@@ -1,0 +1,394 @@
+"""Training SimCSE on the Hugging Face ``Trainer``: ``train(config) -> RunResult``.
+
+The Trainer supplies the optimisation loop (AdamW, linear decay, gradient clipping, accumulation,
+mixed precision, DDP under ``torchrun`` / ``accelerate launch``) and resumable state. This module adds
+
+* the SimCSE forward/loss (:class:`trainers.model.SimCSEModel`) and batches (:mod:`trainers.data`);
+* an evaluation every ``eval_steps`` steps (and before the first and after the last step) on STS-B
+  dev with the in-memory encoder — Spearman, alignment, uniformity (:mod:`trainers.evaluation`) —
+  appended to ``trajectory.jsonl``; the best checkpoint by STS-B dev is exported to ``best/`` as it
+  appears, the final one to ``last/`` (:mod:`trainers.checkpoint_io`);
+* the run directory (:mod:`trainers.rundir`): refuses to clobber, resumes after a kill with the same
+  trajectory as an uninterrupted run.
+
+Batch size is the number of rows per optimiser step over all processes and accumulation steps:
+``batch_size = per_device × processes × accumulation``. In-batch negatives span all processes (the
+reference's all-gather) but not accumulation steps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simcse_analysis import __version__
+from simcse_analysis.errors import InputError
+
+from .checkpoint_io import save_checkpoint
+from .config import TrainConfig
+from .data import ContrastiveCollator, RowDataset, load_training_data
+from .evaluation import DevSet, dev_metrics, load_dev_set
+from .model import SimCSEModel, get_dropout
+from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
+from .views import parse_positive
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def eval_max_length(path: Path, tokenizer: Any, config: Any) -> int:
+    """Max length used to *evaluate* (and stored in the checkpoint): the base checkpoint's own (its
+    sentence-transformers setting or tokenizer limit, ≤ 512, ≤ position embeddings), as the reference
+    evaluates without the training truncation."""
+    from simcse_analysis.checkpoint import default_max_length
+
+    length = default_max_length(path, getattr(tokenizer, "model_max_length", None))
+    pos = getattr(config, "max_position_embeddings", None)
+    return min(length, int(pos)) if pos else length
+
+
+class _Schedule:
+    """Trainer callback: evaluate every ``eval_steps`` and at the last step; no state save at the last
+    step (the final weights go to ``last/``); evaluate at step 0 when asked."""
+
+    def __init__(self, trainer: SimCSETrainer, eval_steps: int, eval_at_start: bool) -> None:
+        self.trainer, self.eval_steps, self.eval_at_start = trainer, eval_steps, eval_at_start
+
+    def as_callback(self):
+        from transformers import TrainerCallback
+
+        schedule = self
+
+        class Schedule(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                if state.global_step == 0 and schedule.eval_at_start:
+                    schedule.trainer.evaluate()
+                return control
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step % schedule.eval_steps == 0 or state.global_step >= state.max_steps:
+                    control.should_evaluate = True
+                if state.global_step >= state.max_steps:
+                    control.should_save = False
+                return control
+
+        return Schedule()
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class _SimCSETrainer(Trainer):
+        """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
+
+        def setup_simcse(self, *, run: RunDir, dev: DevSet, tokenizer: Any, config: TrainConfig,
+                         eval_length: int, metadata: dict[str, Any]) -> None:
+            self.run, self.dev, self.simcse_tokenizer, self.simcse_config = run, dev, tokenizer, config
+            self.eval_length, self.base_metadata = eval_length, metadata
+            self._window: list[torch.Tensor] = []
+            # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
+            # best_global_step would make the Trainer wait for the other processes at every save)
+            scores = [e["stsb_spearman"] for e in run.trajectory() if math.isfinite(e["stsb_spearman"])]
+            self.best_score: float | None = max(scores) if scores else None
+
+        # ---------------------------------------------------------------- loss
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**inputs)
+            self._window.append(outputs["reported_loss"])
+            return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+        # ---------------------------------------------------------------- evaluation
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+            window, self._window = self._window, []
+            if not self.is_world_process_zero():
+                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics={})
+                return {}
+            from simcse_analysis.encoder import Encoder
+
+            model: SimCSEModel = self.model
+            state = self.state
+            enc = Encoder.from_model(model.encoder, self.simcse_tokenizer, pooler=model.eval_pooler,
+                                     max_length=self.eval_length, name="training")
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
+                m = dev_metrics(lambda texts: enc.encode(texts, batch_size=self.simcse_config.eval_batch_size,
+                                                         show_progress_bar=False), self.dev)
+            losses = [float(x) for x in window]
+            entry = {"step": int(state.global_step), "epoch": round(float(state.epoch or 0.0), 6),
+                     "loss": (sum(losses) / len(losses)) if losses else None,
+                     "learning_rate": (float(self.lr_scheduler.get_last_lr()[0])
+                                       if self.lr_scheduler is not None else None),
+                     **{k: float(v) for k, v in m.items()}}
+            self.run.append_trajectory(entry)
+            score = entry["stsb_spearman"]
+            if math.isfinite(score) and (self.best_score is None or score > self.best_score):
+                self.best_score = score
+                self.export(self.run.best_dir, kind="best", entry=entry)
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in entry.items() if k not in ("step", "epoch")
+                       and v is not None}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+            return metrics
+
+        def export(self, out: Path, *, kind: str, entry: dict[str, Any] | None) -> None:
+            model: SimCSEModel = self.model
+            meta = {**self.base_metadata, "checkpoint": kind, "step": int(self.state.global_step),
+                    "epoch": float(self.state.epoch or 0.0), "dev": entry}
+            save_checkpoint(model.encoder, self.simcse_tokenizer, out, pooler=model.eval_pooler,
+                            max_length=self.eval_length, metadata=meta)
+
+        # ---------------------------------------------------------------- resumable state
+        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+            from safetensors.torch import save_model
+
+            if not self.args.should_save:
+                return
+            output_dir = output_dir or self.args.output_dir
+            os.makedirs(output_dir, exist_ok=True)
+            save_model(self.accelerator.unwrap_model(self.model), os.path.join(output_dir, "model.safetensors"))
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+            from safetensors.torch import load_model
+
+            target = self.accelerator.unwrap_model(model if model is not None else self.model)
+            load_model(target, os.path.join(resume_from_checkpoint, "model.safetensors"), device="cpu")
+
+    return _SimCSETrainer
+
+
+SimCSETrainer: Any = None  # the class, built on first use (transformers is imported lazily)
+
+
+def _trainer_class():
+    global SimCSETrainer
+    if SimCSETrainer is None:
+        SimCSETrainer = _make_trainer_class()
+    return SimCSETrainer
+
+
+def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: bool):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(rd.state_dir),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=c.gradient_accumulation_steps,
+        learning_rate=c.learning_rate,
+        num_train_epochs=float(c.epochs),
+        max_steps=c.max_steps if c.max_steps is not None else -1,
+        lr_scheduler_type="linear",
+        warmup_steps=c.warmup_steps,
+        weight_decay=c.weight_decay,
+        max_grad_norm=c.max_grad_norm,
+        optim="adamw_torch",
+        seed=c.seed,
+        data_seed=c.seed,
+        bf16=c.precision == "bf16",
+        fp16=c.precision == "fp16",
+        # without CUDA train on the CPU (several CPU processes are only recognised as distributed, and bf16
+        # only allowed, with use_cpu)
+        use_cpu=c.device == "cpu" or not torch.cuda.is_available(),
+        eval_strategy="no",
+        save_strategy="steps",
+        save_steps=c.eval_steps,
+        save_total_limit=1,
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+        ddp_backend="gloo" if _world_size() > 1 and not torch.cuda.is_available() else None,
+    )
+
+
+ModelFactory = Callable[[TrainConfig, Path], SimCSEModel]
+
+
+def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
+    """The default model of a (resolved) config: ``SimCSEModel.from_pretrained`` with its settings."""
+    return SimCSEModel.from_pretrained(
+        str(path), pooler=c.pooler, mlp_only_train=bool(c.mlp_only_train), dropout=c.dropout,
+        temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
+        fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
+        trust_remote_code=c.trust_remote_code)
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          callbacks: Sequence[Any] = (), log: Callable[[str], None] | None = None,
+          model_factory: ModelFactory | None = None) -> RunResult:
+    """Run (or resume, or return the already finished) training run ``config`` describes.
+
+    Everything the user can get wrong — settings, training file, batch size vs data, model, data
+    directory, output directory — is checked before anything is written; such errors raise
+    :class:`InputError`. ``callbacks`` are extra ``TrainerCallback`` objects; ``log`` receives one-line
+    status messages (default: none). ``model_factory(resolved_config, checkpoint_dir)`` replaces
+    :func:`build_model` (e.g. a :class:`SimCSEModel` subclass with another ``embed_views``).
+    """
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars at every save
+    try:
+        return _train(config, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks, log=log,
+                      model_factory=model_factory or build_model)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
+    """Checks that need the data size and the process layout; returns the per-process batch size."""
+    per_device, rest = divmod(c.batch_size, world * c.gradient_accumulation_steps)
+    if rest or per_device < 1:
+        raise InputError(f"--batch-size {c.batch_size} must be a multiple of processes × --grad-accum "
+                         f"({world} × {c.gradient_accumulation_steps})")
+    if c.batch_size > rows:
+        raise InputError(f"--batch-size {c.batch_size} is larger than the training data ({rows} rows in "
+                         f"{', '.join(c.train_files)}): use a smaller batch or more data")
+    if c.device not in (None, "cpu", "cuda"):
+        raise InputError(f"--device {c.device!r}: use cpu or cuda (pick GPUs with CUDA_VISIBLE_DEVICES, several "
+                         "with torchrun)")
+    if c.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    if c.precision == "fp16" and (c.device == "cpu" or not torch.cuda.is_available()):
+        raise InputError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 or fp32")
+    if torch.cuda.device_count() > 1 and world == 1 and c.device != "cpu":
+        raise InputError("several GPUs are visible but this is one process, which would split in-batch negatives "
+                         "across GPUs: launch with `torchrun --nproc-per-node N` (or `accelerate launch`), or set "
+                         "CUDA_VISIBLE_DEVICES to one GPU")
+    if c.fixed_dropout_mask and c.positive != "dropout":
+        raise InputError("a fixed dropout mask needs --positive dropout (identical views)")
+    return per_device
+
+
+def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool, callbacks: Sequence[Any],
+           log: Callable[[str], None] | None, model_factory: ModelFactory) -> RunResult:
+    say = log or (lambda msg: None)
+    # ---- everything the user can get wrong is checked before the output directory is touched
+    c = config.resolved()
+    views = parse_positive(c.positive)
+    data = load_training_data(c.train_files, c.objective)
+    world = _world_size()
+    per_device = _check_setup(c, len(data), world)
+    dev = load_dev_set(c.data_dir, align_uniform_splits=c.align_uniform_splits.split(","))
+    rd, action = prepare_output_dir(c, data.files, resume=resume, overwrite=overwrite)
+    if action == "finished":
+        say(f"{rd.root} already holds this finished run; nothing to do")
+        return RunResult.load(rd.root)
+
+    from transformers import AutoTokenizer
+
+    from simcse_analysis.checkpoint import resolve_checkpoint, weights_fingerprint
+
+    path = resolve_checkpoint(c.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=c.trust_remote_code)
+    except Exception as e:
+        raise InputError(f"cannot load a tokenizer from {path}: {str(e).splitlines()[0]}") from e
+    model = model_factory(c, path)
+    collator = ContrastiveCollator(data, tokenizer, c.max_length, views=views, seed=c.seed,
+                                   mlm_probability=c.mlm_probability if c.do_mlm else None)
+    length = eval_max_length(path, tokenizer, model.encoder.config)
+
+    # ---- from here on the output directory is written
+    resume_from: Path | None = None
+    run_record: dict[str, Any]
+    if _is_main_process():
+        if action == "overwrite":
+            wipe_run_dir(rd)
+        rd.root.mkdir(parents=True, exist_ok=True)
+        if action == "resume":
+            rd.recover()
+            resume_from = rd.latest_state()
+            run_record = rd.read_run() or {}
+        else:
+            run_record = {}
+        done = rd.truncate_trajectory(_state_step(resume_from))
+        if resume_from is None:
+            for d in (rd.best_dir, rd.last_dir):
+                if d.exists():
+                    shutil.rmtree(d)
+        run_record.update({
+            "status": "running", "config": c.to_dict(), "data": data.files, "package_version": __version__,
+            "base_model": {"name": c.model, "path": str(path), "fingerprint": weights_fingerprint(path)},
+            "world_size": world, "eval": {**dev.describe(), "max_length": length, "pooler": model.eval_pooler},
+        })
+        rd.write_run(run_record)
+        if resume_from is not None:
+            say(f"resuming from {resume_from.name} ({len(done)} evaluations kept)")
+
+    metadata = {
+        "objective": c.objective, "train_pooler": c.pooler, "mlp_only_train": bool(c.mlp_only_train),
+        "temperature": c.temperature, "dropout": get_dropout(model.encoder.config),
+        "fixed_dropout_mask": c.fixed_dropout_mask, "positive": c.positive,
+        "hard_negative_weight": c.hard_negative_weight, "do_mlm": c.do_mlm, "batch_size": c.batch_size,
+        "learning_rate": c.learning_rate, "train_max_length": c.max_length, "seed": c.seed,
+        "base_model": c.model, "data": data.files, "package_version": __version__,
+    }
+    args = _training_arguments(c, rd, per_device, progress)  # sets up the process group under torchrun
+    if world > 1:
+        resume_from = _agree_on_resume_point(resume_from)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=RowDataset(len(data)),
+                               data_collator=collator, callbacks=list(callbacks))
+    trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
+    trainer.add_callback(_Schedule(trainer, c.eval_steps, c.eval_at_start).as_callback())
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it would print every log dict
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    elapsed = time.perf_counter() - started
+
+    if trainer.is_world_process_zero():
+        trajectory = rd.trajectory()
+        trainer.export(rd.last_dir, kind="last", entry=trajectory[-1] if trajectory else None)
+        previous_time = (run_record.get("summary") or {}).get("train_time_s") or 0.0
+        best = max((e for e in trajectory if math.isfinite(e["stsb_spearman"])),
+                   key=lambda e: e["stsb_spearman"], default=None)
+        run_record["summary"] = {
+            "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0.0),
+            "train_time_s": previous_time + elapsed, "rows": len(data),
+            "best_step": best["step"] if best else None,
+            "best_stsb_spearman": best["stsb_spearman"] if best else None,
+            "final": trajectory[-1] if trajectory else None,
+        }
+        run_record["status"] = "finished"
+        rd.write_run(run_record)
+        if not c.keep_state and rd.state_dir.exists():
+            shutil.rmtree(rd.state_dir, ignore_errors=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+    return RunResult.load(rd.root)
+
+
+def _state_step(state: Path | None) -> int | None:
+    return int(state.name.rsplit("-", 1)[1]) if state is not None else None
+
+
+def _agree_on_resume_point(local: Path | None) -> Path | None:
+    """All processes resume from the main process's choice (it may have cleaned half-written states)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return local
+    box = [str(local) if local is not None else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0]) if box[0] else None

@@ -1,0 +1,209 @@
+"""The output directory of a training run, and the record of a finished one.
+
+Layout::
+
+    OUT/run.json           settings (TrainConfig), data files + SHA-256, status running|finished, summary
+    OUT/trajectory.jsonl   one JSON object per evaluation: step, epoch, loss (mean training loss since the
+                           previous evaluation), learning_rate, stsb_spearman, alignment, uniformity
+    OUT/best/              checkpoint with the highest STS-B dev Spearman (see trainers.checkpoint_io)
+    OUT/last/              checkpoint at the last step
+    OUT/state/checkpoint-N resumable trainer state (weights, optimiser, scheduler, RNG) at the latest
+                           evaluation; removed when the run finishes unless ``keep_state``
+
+The trajectory holds no wall-clock figures, so a resumed run's file is identical to an uninterrupted
+one's. ``RunResult.load(OUT)`` reads a run back (e.g. to collect a sweep run elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import atomic_write_text
+
+from .checkpoint_io import recover_dir
+from .config import TrainConfig
+
+RUN_FILE = "run.json"
+TRAJECTORY_FILE = "trajectory.jsonl"
+STATE_DIR = "state"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+class RunDir:
+    """Paths and atomic bookkeeping of one run's output directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.run_file = self.root / RUN_FILE
+        self.trajectory_file = self.root / TRAJECTORY_FILE
+        self.best_dir = self.root / "best"
+        self.last_dir = self.root / "last"
+        self.state_dir = self.root / STATE_DIR
+
+    # ------------------------------------------------------------------ run.json
+    def read_run(self) -> dict[str, Any] | None:
+        if not self.run_file.is_file():
+            return None
+        try:
+            data = json.loads(self.run_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{self.run_file} is unreadable ({e}); rerun with --overwrite to start over") from e
+        if not isinstance(data, dict) or "config" not in data:
+            raise InputError(f"{self.run_file} is not a training run record; rerun with --overwrite")
+        return data
+
+    def write_run(self, data: dict[str, Any]) -> None:
+        atomic_write_text(self.run_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    # ------------------------------------------------------------------ trajectory
+    def trajectory(self) -> list[dict[str, Any]]:
+        """Entries in file order; a torn last line (a kill mid-write) is ignored."""
+        if not self.trajectory_file.is_file():
+            return []
+        out = []
+        for line in self.trajectory_file.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
+
+    def append_trajectory(self, entry: dict[str, Any]) -> None:
+        with open(self.trajectory_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_trajectory(self, max_step: int | None) -> list[dict[str, Any]]:
+        """Keep the entries up to ``max_step`` (none if ``None``); returns them."""
+        keep = [e for e in self.trajectory() if max_step is not None and e["step"] <= max_step]
+        atomic_write_text(self.trajectory_file, "".join(json.dumps(e) + "\n" for e in keep))
+        return keep
+
+    # ------------------------------------------------------------------ resumable state
+    def states(self) -> list[Path]:
+        """Complete trainer states (``trainer_state.json`` parses), oldest first."""
+        if not self.state_dir.is_dir():
+            return []
+        found = []
+        for p in self.state_dir.glob(CHECKPOINT_PREFIX + "*"):
+            try:
+                step = int(p.name[len(CHECKPOINT_PREFIX):])
+                json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+            except (ValueError, OSError, json.JSONDecodeError):
+                continue
+            found.append((step, p))
+        return [p for _, p in sorted(found)]
+
+    def latest_state(self) -> Path | None:
+        states = self.states()
+        return states[-1] if states else None
+
+    def clean_incomplete_states(self) -> None:
+        """Remove state directories a kill left half-written."""
+        good = set(self.states())
+        if self.state_dir.is_dir():
+            for p in self.state_dir.iterdir():
+                if p.is_dir() and p not in good:
+                    shutil.rmtree(p, ignore_errors=True)
+
+    def recover(self) -> None:
+        """Repair what a kill can leave behind: interrupted checkpoint swaps, half-written states."""
+        for d in (self.best_dir, self.last_dir):
+            recover_dir(d)
+        self.clean_incomplete_states()
+
+
+def prepare_output_dir(config: TrainConfig, data_files: list[dict[str, Any]], *, resume: bool,
+                       overwrite: bool) -> tuple[RunDir, str]:
+    """Decide what to do with ``config.output_dir`` without touching it.
+
+    Returns ``(run_dir, action)`` with action ``"new"`` (empty or absent), ``"overwrite"`` (a previous
+    run to delete), ``"resume"`` (the same run, unfinished) or ``"finished"`` (the same run, done).
+    Raises :class:`InputError` for a directory holding other files or a different run.
+    """
+    rd = RunDir(config.output_dir)
+    root = rd.root
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root} is a file: choose a directory")
+    if not root.exists() or not any(root.iterdir()):
+        return rd, "new"
+    previous = rd.read_run() if rd.run_file.is_file() else None
+    if previous is None:
+        raise InputError(f"--out {root} already holds files that are not a training run: choose a new or empty "
+                         "directory")
+    if overwrite:
+        return rd, "overwrite"
+    if not resume:
+        raise InputError(f"--out {root} already holds a training run ({previous.get('status', '?')}): pass "
+                         "--resume to continue it or --overwrite to replace it")
+    old = TrainConfig.from_dict(previous["config"])
+    mine, theirs = config.identity(), old.identity()
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {theirs.get(k)!r} there vs {mine.get(k)!r} now" for k in diff[:4])
+        raise InputError(f"--out {root} holds a different run ({shown}): use another --out, or --overwrite")
+    old_hashes = [f.get("sha256") for f in previous.get("data", [])]
+    if old_hashes and old_hashes != [f["sha256"] for f in data_files]:
+        raise InputError(f"--out {root}: the training data changed since the run started (SHA-256 differs); "
+                         "restore it, or start over with --overwrite")
+    return rd, ("finished" if previous.get("status") == "finished" else "resume")
+
+
+def wipe_run_dir(rd: RunDir) -> None:
+    """Delete a previous run (only called on a directory whose ``run.json`` marks it as one)."""
+    for p in rd.root.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+@dataclass
+class RunResult:
+    """What a run produced (JSON-able): where, how far, and its STS-B dev trajectory."""
+
+    output_dir: str
+    status: str
+    config: dict[str, Any]
+    steps: int = 0
+    train_time_s: float | None = None
+    best_step: int | None = None
+    best_stsb_spearman: float | None = None
+    best_dir: str | None = None
+    last_dir: str | None = None
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        """The last evaluation (at the last step)."""
+        return self.trajectory[-1] if self.trajectory else None
+
+    @property
+    def initial(self) -> dict[str, Any] | None:
+        """The evaluation before training (step 0), if one was made."""
+        return self.trajectory[0] if self.trajectory and self.trajectory[0]["step"] == 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, output_dir: str | os.PathLike[str]) -> RunResult:
+        """Read a run directory (finished or not); :class:`InputError` if it holds none."""
+        rd = RunDir(output_dir)
+        run = rd.read_run()
+        if run is None:
+            raise InputError(f"{output_dir} holds no training run (no {RUN_FILE})")
+        s = run.get("summary", {})
+        return cls(output_dir=str(rd.root), status=run.get("status", "?"), config=run["config"],
+                   steps=s.get("steps", 0), train_time_s=s.get("train_time_s"), best_step=s.get("best_step"),
+                   best_stsb_spearman=s.get("best_stsb_spearman"),
+                   best_dir=str(rd.best_dir) if rd.best_dir.is_dir() else None,
+                   last_dir=str(rd.last_dir) if rd.last_dir.is_dir() else None,
+                   trajectory=rd.trajectory())
