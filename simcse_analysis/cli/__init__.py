@@ -6,10 +6,10 @@ umap, plotly) are imported inside the command bodies so that ``--help`` answers 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from ..errors import InputError
@@ -28,17 +28,31 @@ from . import commands as _commands  # noqa: E402  (registers every sub-command 
 _commands.register_all(app)
 
 
+def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click and from the copy of click that newer typer releases vendor."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+_EXIT, _ABORT, _USAGE = (_click_exceptions(n) for n in ("Exit", "Abort", "ClickException"))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script; bad input ends with one line on stderr and exit code 2."""
     try:
         rv = app(args=list(argv) if argv is not None else None, prog_name="simcse-analyze",
                  standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except _EXIT as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except _ABORT:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as e:  # usage errors: unknown option, bad choice, missing argument
+    except _USAGE as e:  # usage errors: unknown option, bad choice, missing argument
         e.show()
         sys.exit(e.exit_code)
     except InputError as e:
