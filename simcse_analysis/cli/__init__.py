@@ -29,14 +29,13 @@ _commands.register_all(app)
 
 
 def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
-    """``name`` from click and from the copy of click that newer typer releases vendor."""
-    found = []
+    """``name`` from the copy of click that newer typer releases vendor, else from click itself."""
     for module in ("typer._click.exceptions", "click.exceptions"):
         try:
-            found.append(getattr(importlib.import_module(module), name))
+            return (getattr(importlib.import_module(module), name),)
         except (ImportError, AttributeError):
-            pass
-    return tuple(found)
+            continue
+    return ()
 
 
 _EXIT, _ABORT, _USAGE = (_click_exceptions(n) for n in ("Exit", "Abort", "ClickException"))
