@@ -129,3 +129,15 @@ def test_anisotropy_rejects_bad_inputs():
         mean_cosine(np.ones((1, 3)))
     with pytest.raises(InputError, match="zero vector"):
         mean_cosine(np.array([[0.0, 0.0], [1.0, 1.0]]))
+
+
+def test_summary_of_points_without_spread_leaves_isoscore_undefined():
+    """Layer 0's [CLS] vector is identical for every sentence: no variance, so IsoScore and the
+    first-PC share are undefined (None), while the cosine and norm summaries still hold."""
+    from simcse_analysis.metrics import anisotropy_summary
+
+    row = np.random.default_rng(0).normal(size=16)
+    s = anisotropy_summary(np.tile(row, (50, 1)), n_pairs=100)
+    assert s.isoscore is None and s.first_pc_variance_share is None
+    assert s.random_pair_cosine == pytest.approx(1.0)
+    assert s.mean_norm == pytest.approx(float(np.linalg.norm(row)))

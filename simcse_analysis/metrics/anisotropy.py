@@ -216,11 +216,11 @@ class AnisotropySummary:
     mean_cosine_all_pairs: float
     n_pairs: int
     seed: int
-    isoscore: float
+    isoscore: float | None  # None when the points have no spread (e.g. layer 0's [CLS] vector)
     partition_isotropy: float
     mean_norm: float
     norm_std: float
-    first_pc_variance_share: float
+    first_pc_variance_share: float | None  # None when the points have no spread
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,7 +234,9 @@ def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0) -
     """Every summary of the module docstring for ``x`` (``(N, d)``, N ≥ 2, d ≥ 2), sharing the work.
 
     IsoScore and the first-PC share come from the centred covariance's eigenvalues; the random pairs
-    use ``default_rng(seed)``.
+    use ``default_rng(seed)``. Both are undefined (``None``) when the points have no spread — total
+    variance below ``1e-12`` of the mean squared norm, as for the embedding layer's [CLS] vector, which
+    is the same for every sentence.
     """
     x = as_points(x, "x", min_rows=2)
     if x.shape[1] < 2:
@@ -244,10 +246,13 @@ def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0) -
     norms = _nonzero_norms(x)
     rpc = _random_pair_cosine(x, norms, n_pairs, seed)
     var = _pc_variances(x)
+    spread = float(var.sum()) > 1e-12 * float(np.mean(norms ** 2))
     return AnisotropySummary(
         n_points=int(x.shape[0]), dim=int(x.shape[1]),
         random_pair_cosine=rpc.mean, random_pair_cosine_std=rpc.std, random_pair_cosine_stderr=rpc.stderr,
         mean_cosine_all_pairs=rpc.exact_mean, n_pairs=rpc.n_pairs, seed=rpc.seed,
-        isoscore=isoscore_from_variances(var), partition_isotropy=_partition_isotropy(x, _gram(x)),
-        mean_norm=float(norms.mean()), norm_std=float(norms.std()), first_pc_variance_share=_first_pc_share(var),
+        isoscore=isoscore_from_variances(var) if spread else None,
+        partition_isotropy=_partition_isotropy(x, _gram(x)),
+        mean_norm=float(norms.mean()), norm_std=float(norms.std()),
+        first_pc_variance_share=_first_pc_share(var) if spread else None,
     )
