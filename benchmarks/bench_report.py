@@ -10,7 +10,8 @@ Runs, in one process tree and on the same machine state:
 1. warm-up: ``simcse-analyze report`` once, filling the embedding cache if it is empty (and numba's
    kernel cache), reported but not the figure of merit;
 2. warm: the same command again, cached — the figure of merit (wall-clock, includes Python start-up
-   and imports), then the same build in-process with a per-stage breakdown;
+   and imports; the child's CPU seconds too, which other jobs on a shared machine do not inflate), then
+   the same build in-process with a per-stage breakdown;
 3. peer: ``--from-json`` rebuild of the same page from the saved record (no model, no UMAP), and the
    warm build without UMAP, so the ratios show what the maps and the evaluation cost.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -31,14 +33,17 @@ sys.path.insert(0, str(REPO))
 POOLERS = ("avg", "cls_before_pooler", "avg_first_last")
 
 
-def _cli(args: list[str], env: dict[str, str]) -> float:
+def _cli(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``simcse-analyze ARGS``; returns (wall-clock s, CPU s = user + system of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "simcse_analysis", *args], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(args)}\n{proc.stderr[-3000:]}")
-    return dt
+    return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -60,15 +65,17 @@ def main() -> None:
 
     print(f"3 checkpoints: all-MiniLM-L6-v2 @ {', '.join(POOLERS)}; data {args.data_dir}; "
           f"UMAP {args.umap_sentences} sentences; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    t_warmup = _cli([*common, "--out", str(html), "--json", str(record)], env)
-    print(f"warm-up (fills caches if empty):          {t_warmup:7.1f} s")
-    t_warm = _cli([*common, "--out", str(html), "--json", str(record)], env)
-    print(f"report, cached, with UMAP (CLI, total):   {t_warm:7.1f} s   {'PASS' if t_warm < 60 else 'FAIL'} (< 60 s)")
-    t_nomap = _cli([*common, "--no-umap", "--out", str(out / "no_umap.html")], env)
-    print(f"report, cached, without UMAP (CLI):       {t_nomap:7.1f} s")
-    t_json = _cli(["report", "--from-json", str(record), "--out", str(out / "from_json.html")], env)
-    print(f"rebuild from JSON record (CLI):           {t_json:7.1f} s")
-    print(f"ratios: cached/from-json {t_warm / t_json:.1f}x, cached with/without UMAP {t_warm / t_nomap:.2f}x")
+    t_warmup, c_warmup = _cli([*common, "--out", str(html), "--json", str(record)], env)
+    print(f"warm-up (fills caches if empty):        {t_warmup:7.1f} s wall {c_warmup:7.1f} s CPU")
+    t_warm, c_warm = _cli([*common, "--out", str(html), "--json", str(record)], env)
+    print(f"report, cached, with UMAP (CLI, total): {t_warm:7.1f} s wall {c_warm:7.1f} s CPU   "
+          f"{'PASS' if t_warm < 60 else 'FAIL'} (< 60 s wall; load {os.getloadavg()[0]:.1f})")
+    t_nomap, c_nomap = _cli([*common, "--no-umap", "--out", str(out / "no_umap.html")], env)
+    print(f"report, cached, without UMAP (CLI):     {t_nomap:7.1f} s wall {c_nomap:7.1f} s CPU")
+    t_json, c_json = _cli(["report", "--from-json", str(record), "--out", str(out / "from_json.html")], env)
+    print(f"rebuild from JSON record (CLI):         {t_json:7.1f} s wall {c_json:7.1f} s CPU")
+    print(f"ratios: cached/from-json {t_warm / t_json:.1f}x wall; with/without UMAP {t_warm / t_nomap:.2f}x wall, "
+          f"{c_warm / c_nomap:.2f}x CPU")
 
     # the same cached build in-process, per stage
     from reports.collect import ReportSettings, collect_report

@@ -21,12 +21,13 @@ Record layout (``schema = "simcse-analysis/report"``, ``version = 1``)::
     {"schema", "version", "title": str | null,
      "provenance": [{"created" (UTC ISO 8601), "command", "packages": {name: version}, "data_dir"}],
      "settings": {"analysis": AnalysisSettings.to_dict(), "umap": UMAPSettings.to_dict() | null,
-                  "random_pair_bins": int},
+                  "random_pair_bins": int, "layer_sentences": int | null},
      "data": {"protocol": str, "protocol_data": {...}, "files": [{"path", "bytes", "sha256"}]},
      "models": [{"label", "model", "path", "pooler", "dim", "fingerprint", "baseline": str | null,
                  "checkpoint_metadata": {...}, "encoder": {...}, "sts_test", "sts_dev", "dev_align_uniform",
-                 "align_uniform", "spectrum", "anisotropy", "layers_note": str | null (why per-layer figures
-                 are missing), "random_pairs": {"edges", "counts", "mean",
+                 "align_uniform", "spectrum", "anisotropy" (its "layers" computed on ``layer_sentences`` sampled
+                 sentences; a layer whose summary is undefined is null), "layers_note": str | null,
+                 "random_pairs": {"edges", "counts", "mean",
                  "n_pairs", "seed"}, "umap": {"x", "y"} | null}],
      "umap": {"colour", "sentences", "categories", "category_order"} | null,
      "trajectories": [{"label", "source", "model": index into models | null, "points": [{"step",
@@ -75,11 +76,16 @@ class ReportSettings:
 
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     umap: UMAPSettings | None = field(default_factory=UMAPSettings)
-    random_pair_bins: int = 200
+    random_pair_bins: int = 100
+    layer_sentences: int | None = 2000  # per-layer anisotropy on a seeded sample of this many (None: all)
+
+    def __post_init__(self) -> None:
+        if self.layer_sentences is not None and self.layer_sentences < 2:
+            raise InputError(f"--layer-sentences must be at least 2 (or 0 for all), got {self.layer_sentences}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"analysis": self.analysis.to_dict(), "umap": None if self.umap is None else self.umap.to_dict(),
-                "random_pair_bins": self.random_pair_bins}
+                "random_pair_bins": self.random_pair_bins, "layer_sentences": self.layer_sentences}
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -414,7 +420,7 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         source = EncoderSource(enc, batch_size=batch_size)
         au = run_align_uniform(source, data, a)
         sp = run_spectrum(source, data, a)
-        an, layers_note = _anisotropy(source, data, a)
+        an, layers_note = anisotropy_with_layers(source, data, a, settings.layer_sentences)
         emb = source.embed(data.sentences)
         hist = random_pair_histogram(emb, a.cosine_pairs, a.seed, settings.random_pair_bins)
         t0 = tick("analyses", t0)
@@ -433,7 +439,7 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
             "baseline": baseline_of(meta, enc.pooler), "checkpoint_metadata": _small_metadata(meta),
             "encoder": describe, "sts_test": test.to_dict(), "sts_dev": dev.to_dict(),
             "dev_align_uniform": dev_au, "align_uniform": au.to_dict(), "spectrum": sp.to_dict(),
-            "anisotropy": an.to_dict(), "layers_note": layers_note, "random_pairs": hist, "umap": panel})
+            "anisotropy": an, "layers_note": layers_note, "random_pairs": hist, "umap": panel})
         del enc, source, emb
     _unique_labels(entries)
     record = {
@@ -453,21 +459,37 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     return _finite(record)
 
 
-def _anisotropy(source: Any, data: Any, settings: AnalysisSettings) -> tuple[Any, str | None]:
-    """The anisotropy analysis; if a hidden layer has no defined summary (e.g. the embedding layer's [CLS]
-    vector is the same for every sentence, so IsoScore is undefined), the final layer's figures are kept
-    and the reason is returned instead of failing the whole report."""
+def anisotropy_with_layers(source: Any, data: Any, settings: AnalysisSettings, layer_sentences: int | None
+                           ) -> tuple[dict[str, Any], str | None]:
+    """The anisotropy analysis (``AnisotropyResult.to_dict()``): the final embeddings on every protocol
+    sentence, and each hidden layer on a seeded sample of ``layer_sentences`` of them (``None``: all).
+
+    Every layer costs a full summary (a d×d Gram matrix and eigendecompositions); on the sample it
+    costs a fraction, and the per-layer figures are estimates of the same quantities. A layer whose
+    summary is undefined (e.g. the embedding layer's [CLS] vector is the same for every sentence, so its
+    IsoScore is) is ``None``, and the returned note says why.
+    """
     from dataclasses import replace
 
     from simcse_analysis.analysis import run_anisotropy
+    from simcse_analysis.metrics.anisotropy import anisotropy_summary
 
-    try:
-        return run_anisotropy(source, data, settings), None
-    except InputError as e:
-        if not settings.layers:
-            raise
-        result = run_anisotropy(source, data, replace(settings, layers=False))
-        return result, f"per-layer figures left out: {e}"
+    from .umap_map import subsample
+
+    result = run_anisotropy(source, data, replace(settings, layers=False)).to_dict()
+    stack = source.embed_layers(data.sentences) if settings.layers else None
+    if stack is None:
+        return result, None
+    rows = subsample(len(data.sentences), layer_sentences or len(data.sentences), settings.seed)
+    layers, notes = [], []
+    for i, h in enumerate(stack):
+        try:
+            layers.append(anisotropy_summary(h[rows], n_pairs=settings.cosine_pairs, seed=settings.seed).to_dict())
+        except InputError as e:
+            layers.append(None)
+            notes.append(f"layer {i}: {e}")
+    result.update(layer_pooler=source.layer_pooler, layers=layers, layer_sentences=len(rows))
+    return result, ("per-layer figures left out for " + "; ".join(notes)) if notes else None
 
 
 def _small_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -69,8 +69,12 @@ def _hover_sentence(text: str, width: int = 80) -> str:
 
 
 def short(text: str, limit: int = 48) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis (for subplot titles; hover shows it whole)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters by an ellipsis in the middle, keeping the end (where the pooler
+    and baseline are named); for in-plot labels and subplot titles (legend and hover show it whole)."""
+    if len(text) <= limit:
+        return text
+    head = max(1, (limit - 1) // 3)
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def _legend_rows(names: Sequence[str], width: int = 1150) -> int:
@@ -108,7 +112,7 @@ def align_uniform_plane(points: Sequence[dict[str, Any]], trajectories: Sequence
     """ℓ_uniform on x, ℓ_align on y (lower is better for both), as in SimCSE Fig. 2.
 
     ``points``: ``{"label", "alignment", "uniformity", "stsb_dev" (Spearman ×100 or None), "baseline"
-    (str or None), "colour" (optional)}`` — one marker each, coloured by ``stsb_dev`` on a shared scale;
+    (str or None), "colour" (optional), "text" (optional shorter in-plot label)}`` — one marker each, coloured by ``stsb_dev`` on a shared scale;
     baselines are drawn as diamonds. ``trajectories``: ``{"label", "colour" (optional), "points": [{"step",
     "alignment", "uniformity", "stsb_spearman"}]}`` — a path per training run, markers coloured by the
     same scale, the step on hover, the last step marked with a ring.
@@ -156,7 +160,7 @@ def align_uniform_plane(points: Sequence[dict[str, Any]], trajectories: Sequence
         fig.add_trace(go.Scatter(
             x=[p["uniformity"]], y=[p["alignment"]], mode="markers+text", name=esc(p["label"]),
             legendgroup=esc(p["label"]), showlegend=False,
-            text=[esc(short(p["label"], 32))], textposition="top center", textfont={"size": 11}, cliponaxis=False,
+            text=[esc(short(p.get("text") or p["label"], 32))], textposition="top center", textfont={"size": 11}, cliponaxis=False,
             marker={"size": 16, "symbol": symbol, "line": {"width": 2, "color": edge},
                     **({"color": [score], "coloraxis": "coloraxis"} if _finite(score) else {"color": NO_SCORE})},
             hovertemplate=(f"<b>{tmpl(p['label'])}</b>" + (f"<br>baseline: {tmpl(base)}" if base else "")

@@ -142,6 +142,13 @@ def isotropy_table(record: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------------------- figures
+def _resolved(spectrum: dict[str, Any]) -> list[float]:
+    """The normalised singular values down to the numerical rank (the rest are rounding noise)."""
+    values = spectrum["singular_values"]
+    rank = spectrum.get("numerical_rank")
+    return values[:rank] if isinstance(rank, int) and rank > 0 else values
+
+
 def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
     """``[(anchor, heading, figure, note)]`` for the record, in page order (empty sections left out)."""
     models = record["models"]
@@ -149,7 +156,8 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
     out: list[tuple[str, str, Any, str]] = []
     points = [{"label": labels[k], "alignment": m["align_uniform"]["alignment"],
                "uniformity": m["align_uniform"]["uniformity"], "stsb_dev": m["sts_dev"]["scores"].get("STSBenchmark"),
-               "baseline": m.get("baseline"), "colour": F.colour(k)} for k, m in enumerate(models)]
+               "baseline": m.get("baseline"), "colour": F.colour(k), "text": m["label"]}
+              for k, m in enumerate(models)]
     out.append(("align-uniform", "Alignment and uniformity (SimCSE Fig. 2)",
                 F.align_uniform_plane(points, title="ℓ_align vs ℓ_uniform, coloured by STS-B dev Spearman"),
                 ("Lower is better on both axes. Diamonds mark baselines; marker fill is STS-B dev Spearman ×100. "
@@ -169,11 +177,12 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
                      f"{protocol}.")))
     out.append(("spectra", "Singular-value spectra",
                 F.spectra_chart([{"label": labels[k], "colour": F.colour(k),
-                                  "uncentered": m["spectrum"]["uncentered"]["singular_values"],
-                                  "centered": m["spectrum"]["centered"]["singular_values"]}
+                                  "uncentered": _resolved(m["spectrum"]["uncentered"]),
+                                  "centered": _resolved(m["spectrum"]["centered"])}
                                  for k, m in enumerate(models)]),
                 ("σ_k/σ_1 of the sentence-embedding matrix; solid: uncentred, dashed: centred. A faster decay "
-                "means the embeddings occupy fewer directions.")))
+                 "means the embeddings occupy fewer directions. Values below the method's resolution "
+                 "(beyond the numerical rank) are not drawn.")))
     out.append(("cosine-bins", "Cosine similarity by gold rating (SimCSE Fig. G.1)",
                 F.cosine_density_panels([{"label": labels[k], "bins": m["anisotropy"]["score_bins"]}
                                          for k, m in enumerate(models)]),
@@ -185,12 +194,28 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
                 "Anisotropic spaces put random pairs at high cosine (dotted lines: means)."))
     layered = [(k, m) for k, m in enumerate(models) if m["anisotropy"].get("layers")]
     if layered:
-        out.append(("layers", "Anisotropy across layers",
-                    F.layer_anisotropy([{"label": labels[k], "colour": F.colour(k),
-                                         "layer_pooler": m["anisotropy"].get("layer_pooler"),
-                                         "random_pair_cosine": [s["random_pair_cosine"] for s in m["anisotropy"]["layers"]],
-                                         "isoscore": [s["isoscore"] for s in m["anisotropy"]["layers"]]}
-                                        for k, m in layered]), ""))
+        # the same weights pooled per layer the same way give the same curves (e.g. avg and avg_first_last):
+        # one line, named after all of them
+        groups: dict[tuple, list[int]] = {}
+        for k, m in layered:
+            a = m["anisotropy"]
+            key = (m.get("fingerprint") or f"#{k}", a.get("layer_pooler"), a.get("layer_sentences"))
+            groups.setdefault(key, []).append(k)
+        lines = []
+        for ks in groups.values():
+            a = models[ks[0]]["anisotropy"]
+            lines.append({"label": " = ".join(labels[k] for k in ks), "colour": F.colour(ks[0]),
+                          "layer_pooler": a.get("layer_pooler"),
+                          "random_pair_cosine": [s and s["random_pair_cosine"] for s in a["layers"]],
+                          "isoscore": [s and s["isoscore"] for s in a["layers"]]})
+        sampled = sorted({m["anisotropy"].get("layer_sentences") for _, m in layered} - {None})
+        seed = (record.get("settings") or {}).get("analysis", {}).get("seed", "?")
+        notes = [f"{labels[k]}: {m['layers_note']}" for k, m in enumerate(models) if m.get("layers_note")]
+        out.append(("layers", "Anisotropy across layers", F.layer_anisotropy(lines),
+                    "Every hidden layer pooled like the checkpoint (token mean, or the [CLS] vector for CLS "
+                    "poolers); layer 0 is the embedding layer"
+                    + (f"; summaries on {', '.join(f'{n:,}' for n in sampled)} sampled sentences (seed {seed})"
+                       if sampled else "") + ". " + " ".join(notes)))
     um = record.get("umap")
     panels = [(k, m) for k, m in enumerate(models) if m.get("umap")]
     if um and panels:
@@ -355,8 +380,8 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str
         + _header(record)
         + f'\n<section id="sts"><h2>STS results</h2>{sts_table(record)}</section>\n'
         + f'<section id="isotropy"><h2>Isotropy and alignment–uniformity</h2>{isotropy_table(record)}'
-        + "".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
-                  if m.get("layers_note"))
+        + ("".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
+                   if m.get("layers_note")) if not any(a == "layers" for a, _, _, _ in figs) else "")
         + "</section>\n"
         + "\n".join(sections)
         + "\n</main>\n<footer>Self-contained page: plotly.js is embedded; nothing is fetched from the network.</footer>\n"
@@ -405,9 +430,6 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
         raise InputError(f"{p} is a directory: give a file name such as {p / 'report.html'}")
     try:
         atomic_write_text(p, text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(p, 0o666 & ~umask)  # an ordinary file's mode (the temporary file was private)
     except InputError:
         raise
     except OSError as e:

@@ -41,7 +41,7 @@ def test_umap_per_checkpoint_handles_different_widths_and_colours_by_corpus(
         run_cli, tiny_bert_dir, report_models, small_data_dir, tmp_path):
     rec = tmp_path / "r.json"
     code, _, err = run_cli("report", tiny_bert_dir, report_models["wide"], "--pooler", "avg", "--umap-colour",
-                           "corpus", "--umap-sentences", "60", "--seed", "3", "--no-layers",
+                           "corpus", "--umap-sentences", "60", "--seed", "3", "--layer-sentences", "40",
                            "--data-dir", small_data_dir, "--json", rec)
     assert code == 0, err
     record = json.loads(rec.read_text(encoding="utf-8"))
@@ -50,7 +50,8 @@ def test_umap_per_checkpoint_handles_different_widths_and_colours_by_corpus(
     assert set(um["categories"]) <= set(um["category_order"]) and len(set(um["categories"])) > 3
     assert [len(m["umap"]["x"]) for m in record["models"]] == [60, 60]
     assert [m["dim"] for m in record["models"]] == [32, 48]
-    assert record["settings"]["umap"]["seed"] == 3 and record["settings"]["analysis"]["layers"] is False
+    assert record["settings"]["umap"]["seed"] == 3 and record["settings"]["layer_sentences"] == 40
+    assert {s["n_points"] for m in record["models"] for s in m["anisotropy"]["layers"]} == {40}
 
 
 def test_unreadable_json_is_exit_2_naming_the_file(run_cli, tmp_path):

