@@ -54,6 +54,7 @@ import numpy as np
 
 from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
 from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import finite_json as _finite
 
 from .umap_map import UMAPSettings
 
@@ -517,19 +518,6 @@ def _command_line() -> str:
     if argv and argv[0].endswith(("simcse-analyze", "__main__.py")):
         argv[0] = "simcse-analyze"
     return shlex.join(argv)
-
-
-def _finite(obj: Any) -> Any:
-    """Replace non-finite floats by ``None`` (standard JSON), recursively."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    return obj
 
 
 # ----------------------------------------------------------------------------------------- JSON I/O

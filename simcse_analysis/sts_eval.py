@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .io_utils import finite_json as _finite
 from .sts_data import SEMEVAL_TASKS, STSSubset, canonical_split, check_variant, load_sts, parse_tasks
 
 AGGREGATIONS: tuple[str, ...] = ("all", "mean", "wmean")
@@ -128,16 +129,6 @@ class STSResult:
         d = dict(d)
         d["scores"] = {k: (math.nan if v is None else float(v)) for k, v in d["scores"].items()}
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def results_to_json(results: Iterable[STSResult]) -> dict[str, Any]:
