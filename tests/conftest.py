@@ -39,7 +39,9 @@ def build_tiny_bert(out: Path, minilm: Path, *, seed: int = 0, hidden: int = 32,
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    tok = BertTokenizerFast(vocab_file=str(minilm / "vocab.txt"), do_lower_case=True)
+    # `vocab=` (transformers 5 ignores `vocab_file=` here and builds a 5-token vocabulary)
+    tok = BertTokenizerFast(vocab=str(minilm / "vocab.txt"), do_lower_case=True)
+    assert tok.vocab_size > 30_000, "tiny BERT must use the real bert-base-uncased vocabulary"
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                      num_attention_heads=heads, intermediate_size=intermediate,
                      max_position_embeddings=128, hidden_dropout_prob=dropout,
