@@ -8,8 +8,10 @@ import sys
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
 from simcse_analysis.cli import _help_text, app
+from simcse_analysis.cli.options import EncoderOptions, with_encoder_options
 
 
 def _command_paths() -> list[list[str]]:
@@ -57,3 +59,23 @@ def test_help_imports_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result == [0], result
+
+
+def test_shared_encoder_options_reach_the_command() -> None:
+    seen: list[tuple[str, int, EncoderOptions]] = []
+    demo = typer.Typer()
+
+    @demo.command()
+    @with_encoder_options
+    def run(name: str, k: int = 1, *, encoder: EncoderOptions) -> None:
+        seen.append((name, k, encoder))
+
+    result = CliRunner().invoke(demo, ["x", "--k", "3", "--pooler", "avg", "--batch-size", "7", "--no-cache",
+                                       "--dtype", "bf16", "--max-length", "32"])
+    assert result.exit_code == 0, result.output
+    name, k, enc = seen[0]
+    assert (name, k) == ("x", 3)
+    assert enc == EncoderOptions(pooler="avg", batch_size=7, max_length=32, dtype="bf16", no_cache=True)
+    assert enc.load_kwargs == {"pooler": "avg", "max_length": 32, "device": None, "dtype": "bf16",
+                               "cache_dir": None, "use_cache": False, "trust_remote_code": False}
+    assert CliRunner().invoke(demo, ["x"]).exit_code == 0 and seen[1][2] == EncoderOptions()

@@ -23,7 +23,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import commands as _commands  # noqa: E402  (registers every sub-command on `app`)
+from . import commands as _commands
 
 _commands.register_all(app)
 

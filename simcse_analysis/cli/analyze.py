@@ -18,18 +18,11 @@ from typing import Annotated, Any
 import typer
 
 from .options import (
-    BatchSize,
-    CacheDir,
     DataDir,
-    Device,
-    Dtype,
+    EncoderOptions,
     HtmlOut,
     JsonOut,
-    MaxLength,
-    NoCache,
-    Pooler,
-    TrustRemoteCode,
-    encoder_kwargs,
+    with_encoder_options,
 )
 
 OptModels = Annotated[list[str] | None, typer.Argument(
@@ -99,7 +92,7 @@ def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Pat
 
 def _run(analysis: str, models: list[str] | None, embeddings: list[Path] | None, sentences: list[Path] | None,
          export_sentences: Path | None, settings_kw: dict[str, Any], data_dir: Path | None, json_out: Path | None,
-         html_out: Path | None, batch_size: int, enc_kw: dict[str, Any]) -> None:
+         html_out: Path | None, encoder: EncoderOptions) -> None:
     from ..analysis import AnalysisSettings, EncoderSource, analyze, load_precomputed, load_protocol_data
     from ..errors import InputError
     from ..io_utils import atomic_write_text
@@ -123,7 +116,7 @@ def _run(analysis: str, models: list[str] | None, embeddings: list[Path] | None,
         from ..encoder import load_encoder
 
         for name in models:
-            yield EncoderSource(load_encoder(name, **enc_kw), batch_size=batch_size)
+            yield EncoderSource(load_encoder(name, **encoder.load_kwargs), batch_size=encoder.batch_size)
         yield from precomputed
 
     report = analyze(analysis, sources(), data, settings)
@@ -200,6 +193,7 @@ TABLES = {"align_uniform": align_uniform_table, "spectrum": spectrum_table, "ani
 # ------------------------------------------------------------------------------------------ commands
 def register(app: typer.Typer) -> None:
     @app.command("align-uniform")
+    @with_encoder_options
     def align_uniform_cmd(
         models: OptModels = None,
         embeddings: Embeddings = None,
@@ -215,23 +209,17 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOut = None,
         html_out: HtmlOut = None,
         data_dir: DataDir = None,
-        pooler: Pooler = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """Alignment (positive STS-B pairs) and uniformity (all distinct STS-B sentences), Wang & Isola 2020."""
         _run("align_uniform", models, embeddings, sentences, export_sentences,
              {"splits": _splits(splits), "variant": variant, "positive_threshold": threshold, "alpha": alpha,
-              "t": t, "uniformity_pairs": uniformity_pairs, "seed": seed}, data_dir, json_out, html_out, batch_size,
-             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
-                            no_cache=no_cache, trust_remote_code=trust_remote_code))
+              "t": t, "uniformity_pairs": uniformity_pairs, "seed": seed}, data_dir, json_out, html_out,
+             encoder)
 
     @app.command("spectrum")
+    @with_encoder_options
     def spectrum_cmd(
         models: OptModels = None,
         embeddings: Embeddings = None,
@@ -243,23 +231,17 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOut = None,
         html_out: HtmlOut = None,
         data_dir: DataDir = None,
-        pooler: Pooler = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """Singular-value spectrum (normalised to max 1) of the STS-B sentence embeddings, with summaries."""
         _run("spectrum", models, embeddings, sentences, export_sentences,
              {"splits": _splits(splits), "variant": variant, "top_k": _int_list(top_k, "--top-k")},
-             data_dir, json_out, html_out, batch_size,
-             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
-                            no_cache=no_cache, trust_remote_code=trust_remote_code))
+             data_dir, json_out, html_out,
+             encoder)
 
     @app.command("anisotropy")
+    @with_encoder_options
     def anisotropy_cmd(
         models: OptModels = None,
         embeddings: Embeddings = None,
@@ -273,18 +255,11 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOut = None,
         html_out: HtmlOut = None,
         data_dir: DataDir = None,
-        pooler: Pooler = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """Random-pair cosine, IsoScore, I(W), norms, first-PC share (per layer too) and cosine by gold score."""
         _run("anisotropy", models, embeddings, sentences, export_sentences,
              {"splits": _splits(splits), "variant": variant, "cosine_pairs": pairs, "seed": seed,
-              "layers": not no_layers}, data_dir, json_out, html_out, batch_size,
-             encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype, cache_dir=cache_dir,
-                            no_cache=no_cache, trust_remote_code=trust_remote_code))
+              "layers": not no_layers}, data_dir, json_out, html_out,
+             encoder)

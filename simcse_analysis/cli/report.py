@@ -17,16 +17,9 @@ from typing import Annotated
 import typer
 
 from .options import (
-    BatchSize,
-    CacheDir,
     DataDir,
-    Device,
-    Dtype,
-    MaxLength,
-    NoCache,
-    Pooler,
-    TrustRemoteCode,
-    encoder_kwargs,
+    EncoderOptions,
+    with_encoder_options,
 )
 
 OptModels = Annotated[list[str] | None, typer.Argument(
@@ -59,6 +52,7 @@ Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
+    @with_encoder_options
     def report_cmd(
         models: OptModels = None,
         out: Out = None,
@@ -76,14 +70,8 @@ def register(app: typer.Typer) -> None:
         trajectory: Trajectory = None,
         title: Title = None,
         data_dir: DataDir = None,
-        pooler: Pooler = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """Interactive HTML report comparing checkpoints: STS table, align-uniform plane, spectra, anisotropy, UMAP."""
         from reports.collect import ReportSettings, collect_report, load_record, merge_records, save_record
@@ -114,10 +102,8 @@ def register(app: typer.Typer) -> None:
             argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # in-process: approximate
             command = shlex.join(["simcse-analyze", *map(str, argv)])
             records.insert(0, collect_report(
-                models, settings, data_dir=data_dir, batch_size=batch_size, trajectories=trajectory or [],
-                encoder_kwargs=encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
-                                              cache_dir=cache_dir, no_cache=no_cache,
-                                              trust_remote_code=trust_remote_code),
+                models, settings, data_dir=data_dir, batch_size=encoder.batch_size, trajectories=trajectory or [],
+                encoder_kwargs=encoder.load_kwargs,
                 command=command, title=title, log=lambda msg: typer.echo(msg, err=True)))
         record = merge_records(records, title=title)
         if not umap:

@@ -11,18 +11,11 @@ from typing import Annotated
 import typer
 
 from .options import (
-    BatchSize,
-    CacheDir,
     DataDir,
-    Device,
-    Dtype,
+    EncoderOptions,
     JsonOut,
-    MaxLength,
     Models,
-    NoCache,
-    Pooler,
-    TrustRemoteCode,
-    encoder_kwargs,
+    with_encoder_options,
 )
 
 Tasks = Annotated[str | None, typer.Option(
@@ -61,22 +54,17 @@ def sts_table(results: Sequence) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
+    @with_encoder_options
     def eval_cmd(
         models: Models,
-        pooler: Pooler = None,
         tasks: Tasks = None,
         split: Split = "test",
         variant: Variant = "senteval",
         aggregation: Aggregation = "all",
         json_out: JsonOut = None,
         data_dir: DataDir = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """STS Spearman ×100 of cosine similarity per task and their average, one row per model."""
         from ..sts_data import SEMEVAL_TASKS, canonical_split, check_variant, load_sts, parse_tasks
@@ -91,12 +79,10 @@ def register(app: typer.Typer) -> None:
 
         from ..encoder import load_encoder
 
-        kwargs = encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
-                                cache_dir=cache_dir, no_cache=no_cache, trust_remote_code=trust_remote_code)
         results = []
         for name in models:
-            enc = load_encoder(name, **kwargs)
-            results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, batch_size))
+            enc = load_encoder(name, **encoder.load_kwargs)
+            results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, encoder.batch_size))
             del enc
         typer.echo(sts_table(results))
         if json_out is not None:

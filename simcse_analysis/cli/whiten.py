@@ -10,16 +10,9 @@ from typing import Annotated
 import typer
 
 from .options import (
-    BatchSize,
-    CacheDir,
-    Device,
-    Dtype,
+    EncoderOptions,
     JsonOut,
-    MaxLength,
-    NoCache,
-    Pooler,
-    TrustRemoteCode,
-    encoder_kwargs,
+    with_encoder_options,
 )
 
 Model = Annotated[str, typer.Argument(help="Checkpoint to whiten: Hugging Face id, alias or directory.",
@@ -41,6 +34,7 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empt
 
 def register(app: typer.Typer) -> None:
     @app.command("whiten")
+    @with_encoder_options
     def whiten_cmd(
         model: Model,
         corpus: Corpus,
@@ -50,23 +44,16 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0,
         overwrite: Overwrite = False,
         json_out: JsonOut = None,
-        pooler: Pooler = None,
-        batch_size: BatchSize = 64,
-        max_length: MaxLength = None,
-        device: Device = None,
-        dtype: Dtype = "fp32",
-        cache_dir: CacheDir = None,
-        no_cache: NoCache = False,
-        trust_remote_code: TrustRemoteCode = False,
+        *,
+        encoder: EncoderOptions,
     ) -> None:
         """BERT-whitening (Su et al. 2021): fit x ↦ (x − μ)·U·diag(1/√s)[:, :K] on corpus embeddings and write a
         checkpoint that applies it when encoding (usable by eval, align-uniform, anisotropy, …)."""
         from trainers.whitening import whiten_checkpoint
 
-        kwargs = encoder_kwargs(pooler=pooler, max_length=max_length, device=device, dtype=dtype,
-                                cache_dir=cache_dir, no_cache=no_cache, trust_remote_code=trust_remote_code)
         result = whiten_checkpoint(model, corpus, out, n_components=n_components, max_sentences=max_sentences,
-                                   seed=seed, batch_size=batch_size, overwrite=overwrite, encoder_kwargs=kwargs,
+                                   seed=seed, batch_size=encoder.batch_size, overwrite=overwrite,
+                                   encoder_kwargs=encoder.load_kwargs,
                                    log=lambda msg: typer.echo(msg, err=True))
         typer.echo(f"whitened {result.base_model} ({result.pooler}) on {result.n_sentences} sentences: "
                    f"{result.dim} → {result.n_components} dimensions, "
