@@ -19,9 +19,10 @@ paper's ``(x, g(x))`` pairs; the trainer seeds ``rng`` per batch, so runs are re
 ``--dropout 0`` for Table 1's "w/o dropout" row. ``K`` is a fraction in (0, 1) (``0.1``) or a
 percentage (``10%``).
 
-Not provided: synonym replacement (needs WordNet's synonym sets, absent offline), "MLM k%" (needs a
-masked-LM checkpoint to propose words), "next sentence" (needs corpus neighbours, which view functions
-do not see) and Table 2's two-encoder variant (a model change, not a view).
+Not provided: synonym replacement (needs WordNet's synonym sets, absent offline) and "MLM k%" (needs a
+masked-LM checkpoint to propose words). Table 3's "next sentence" objectives are ``--positive next[:K]``
+(:class:`trainers.views.NeighbourPositive`) and its two-encoder column is ``--two-encoders`` (a model
+setting, :class:`trainers.model.SimCSEModel`).
 """
 
 from __future__ import annotations

@@ -93,6 +93,7 @@ class TrainConfig:
     dropout: float | None = None
     fixed_dropout_mask: bool = False
     positive: str = "dropout"
+    two_encoders: bool = False
     hard_negative_weight: float = 0.0
     do_mlm: bool = False
     mlm_weight: float = 0.1
@@ -141,6 +142,9 @@ class TrainConfig:
             raise InputError("--positive applies to unsupervised SimCSE only (supervised positives are sent1)")
         if c.objective == "unsup" and c.hard_negative_weight:
             raise InputError("--hard-negative-weight applies to supervised SimCSE only (train sup)")
+        if c.fixed_dropout_mask and c.two_encoders:
+            raise InputError("a fixed dropout mask (one mask for both views of one encoder) cannot be combined with "
+                             "--two-encoders")
         if c.fixed_dropout_mask and c.dropout is None:
             c.dropout = 0.1  # the paper's "fixed 0.1"
         for name in ("batch_size", "max_length", "eval_steps", "gradient_accumulation_steps", "eval_batch_size"):
@@ -204,7 +208,7 @@ class TrainConfig:
             args += ["--dropout", format_dropout(0.1 if self.dropout is None else self.dropout,
                                                  self.fixed_dropout_mask)]
         flags = {"do_mlm": "--do-mlm", "eval_at_start": "--eval-at-start", "keep_state": "--keep-state",
-                 "trust_remote_code": "--trust-remote-code"}
+                 "trust_remote_code": "--trust-remote-code", "two_encoders": "--two-encoders"}
         negative = {"eval_at_start": "--no-eval-at-start"}
         for f in dataclasses.fields(self):
             name = f.name

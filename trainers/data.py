@@ -27,19 +27,22 @@ from simcse_analysis.checkpoint import file_digest
 from simcse_analysis.corpora import read_pair_corpus, read_text_corpus
 from simcse_analysis.errors import InputError
 
-from .views import ViewFn, dropout_views
+from .views import NeighbourPositive, ViewFn, dropout_views, parse_positive
 
 
 @dataclass
 class TrainingData:
     """Columns of the training rows. ``hard_neg[i]`` is ``None`` where row ``i`` has no hard negative;
-    ``sent1`` is ``None`` for unsupervised data (the positive is built by a view function)."""
+    ``sent1`` is ``None`` for unsupervised data (the positive is built by a view function).
+    ``neighbours[i]`` (``--positive next[:K]`` only) lists the up to ``K`` lines that follow row ``i`` in
+    its file; the positive is drawn from them per batch."""
 
     objective: str
     sent0: list[str]
     sent1: list[str] | None = None
     hard_neg: list[str | None] | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
+    neighbours: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.sent0)
@@ -50,10 +53,20 @@ class TrainingData:
         return 3 if self.hard_neg is not None else 2
 
 
-def load_training_data(files: Sequence[str | os.PathLike[str]], objective: str) -> TrainingData:
-    """Read and check every training file (:class:`InputError` names the file and line at fault)."""
+def load_training_data(files: Sequence[str | os.PathLike[str]], objective: str,
+                       positive: str = "dropout") -> TrainingData:
+    """Read and check every training file (:class:`InputError` names the file and line at fault).
+
+    With ``positive="next[:K]"`` (unsupervised) every line that has a successor in its file becomes a
+    row whose candidates are the next ``K`` lines; a file's last line only serves as a positive.
+    """
     if not files:
         raise InputError("no training file given: pass --train-file FILE")
+    view = parse_positive(positive)
+    window = view.window if isinstance(view, NeighbourPositive) else 0
+    if window and objective != "unsup":
+        raise InputError(f"--positive {positive} applies to unsupervised SimCSE only (train unsup)")
+    neighbours: list[list[str]] = []
     sent0: list[str] = []
     sent1: list[str] = []
     hard: list[str | None] = []
@@ -67,6 +80,12 @@ def load_training_data(files: Sequence[str | os.PathLike[str]], objective: str) 
                 raise InputError(f"{p}: unsupervised SimCSE reads one sentence per line from a text file "
                                  "(.txt); for sent0,sent1[,hard_neg] pairs use `train sup`")
             rows = read_text_corpus(p)
+            if window:
+                neighbours += [rows[i + 1:i + 1 + window] for i in range(len(rows) - 1)]
+                rows = rows[:-1]
+                if not rows:
+                    raise InputError(f"{p}: --positive {positive} needs at least two lines (a sentence and the "
+                                     "next one)")
             sent0 += rows
             n = len(rows)
         else:
@@ -89,7 +108,7 @@ def load_training_data(files: Sequence[str | os.PathLike[str]], objective: str) 
             n = len(corpus)
         records.append({"path": str(p.resolve()), "sha256": file_digest(p), "rows": n})
     if objective == "unsup":
-        return TrainingData("unsup", sent0, files=records)
+        return TrainingData("unsup", sent0, files=records, neighbours=neighbours if window else None)
     return TrainingData("sup", sent0, sent1, hard if any_hard else None, files=records)
 
 
@@ -145,7 +164,10 @@ class ContrastiveCollator:
         seed = batch_seed(self.seed, idx)
         d = self.data
         first = [d.sent0[i] for i in idx]
-        if d.sent1 is None:
+        if d.neighbours is not None:  # --positive next[:K]: a following line of the same file
+            rng = random.Random(seed)
+            batch = self._tokenize(first + [rng.choice(d.neighbours[i]) for i in idx], 2)
+        elif d.sent1 is None:
             a, b = self.views(first, random.Random(seed))
             if len(a) != len(idx) or len(b) != len(idx):
                 raise ValueError("a view function must return one text per sentence for each view")

@@ -224,7 +224,7 @@ def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
         str(path), pooler=c.pooler, mlp_only_train=bool(c.mlp_only_train), dropout=c.dropout,
         temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
         fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
-        trust_remote_code=c.trust_remote_code)
+        trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders)
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -281,7 +281,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
     # ---- everything the user can get wrong is checked before the output directory is touched
     c = config.resolved()
     views = parse_positive(c.positive)
-    data = load_training_data(c.train_files, c.objective)
+    data = load_training_data(c.train_files, c.objective, c.positive)
     world = _world_size()
     per_device = _check_setup(c, len(data), world)
     dev = load_dev_set(c.data_dir, align_uniform_splits=c.align_uniform_splits.split(","))
@@ -334,7 +334,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
     metadata = {
         "objective": c.objective, "train_pooler": c.pooler, "mlp_only_train": bool(c.mlp_only_train),
         "temperature": c.temperature, "dropout": get_dropout(model.encoder.config),
-        "fixed_dropout_mask": c.fixed_dropout_mask, "positive": c.positive,
+        "fixed_dropout_mask": c.fixed_dropout_mask, "positive": c.positive, "two_encoders": c.two_encoders,
         "hard_negative_weight": c.hard_negative_weight, "do_mlm": c.do_mlm, "batch_size": c.batch_size,
         "learning_rate": c.learning_rate, "train_max_length": c.max_length, "seed": c.seed,
         "base_model": c.model, "data": data.files, "package_version": __version__,

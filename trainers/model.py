@@ -14,10 +14,16 @@ negative. All ``B·S`` texts go through the encoder in one forward pass, each wi
 mask, as in the reference. With ``fixed_dropout_mask`` (the paper's "fixed 0.1") both views share one
 mask: identical inputs under the same mask give identical outputs, so the first view is encoded once
 and used for both (same values and same gradient as two passes with one mask).
+
+Two encoders (the paper's Table 3, right column): with ``two_encoders`` a second, independent copy of
+the encoder (same initial weights, its own parameters and optimiser state) encodes every text after the
+first of each row (the positive and any hard negative), the first encoder the anchors. The first
+encoder is the one evaluated and saved.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -76,8 +82,11 @@ class SimCSEModel(nn.Module):
     def __init__(self, encoder: nn.Module, *, pooler: str = "cls", mlp_only_train: bool = False,
                  temperature: float = DEFAULT_TEMPERATURE, hard_negative_weight: float = 0.0,
                  fixed_dropout_mask: bool = False, lm_head: nn.Module | None = None,
-                 mlm_weight: float = 0.1) -> None:
+                 mlm_weight: float = 0.1, two_encoders: bool = False) -> None:
         super().__init__()
+        if two_encoders and fixed_dropout_mask:
+            raise InputError("a fixed dropout mask shares one mask between the views of one encoder; it cannot be "
+                             "combined with two encoders")
         self.encoder = encoder
         self.pooler = check_pooler(pooler)
         self.mlp_only_train = bool(mlp_only_train)
@@ -90,6 +99,8 @@ class SimCSEModel(nn.Module):
             mlp_layer(encoder)
         elif getattr(encoder, "pooler", None) is not None:
             encoder.pooler.requires_grad_(False)  # unused: keep it out of the optimiser and of DDP
+        # the positives' encoder: an independent copy, same starting weights (MLP included)
+        self.second_encoder = copy.deepcopy(encoder) if two_encoders else None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -97,7 +108,7 @@ class SimCSEModel(nn.Module):
                         dropout: float | None = None, temperature: float = DEFAULT_TEMPERATURE,
                         hard_negative_weight: float = 0.0, fixed_dropout_mask: bool = False,
                         do_mlm: bool = False, mlm_weight: float = 0.1, seed: int = 42,
-                        trust_remote_code: bool = False) -> SimCSEModel:
+                        trust_remote_code: bool = False, two_encoders: bool = False) -> SimCSEModel:
         """Load the encoder from a checkpoint directory, set its dropout, prepare the MLP / MLM head."""
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
@@ -122,7 +133,7 @@ class SimCSEModel(nn.Module):
                 dense.bias.zero_()
         return cls(encoder, pooler=pooler, mlp_only_train=mlp_only_train, temperature=temperature,
                    hard_negative_weight=hard_negative_weight, fixed_dropout_mask=fixed_dropout_mask,
-                   lm_head=lm_head, mlm_weight=mlm_weight)
+                   lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders)
 
     @property
     def eval_pooler(self) -> str:
@@ -131,10 +142,11 @@ class SimCSEModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-              token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """``(N, T)`` tokens -> ``(N, d)`` training representations (MLP applied for ``cls``)."""
+              token_type_ids: torch.Tensor | None = None, encoder: nn.Module | None = None) -> torch.Tensor:
+        """``(N, T)`` tokens -> ``(N, d)`` training representations (MLP applied for ``cls``), by ``encoder``
+        (default: the first)."""
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+        out = (encoder or self.encoder)(input_ids=input_ids, attention_mask=attention_mask,
                            output_hidden_states=self.pooler in NEEDS_HIDDEN_STATES, return_dict=True, **kwargs)
         return pool(self.pooler, out, attention_mask)
 
@@ -149,6 +161,14 @@ class SimCSEModel(nn.Module):
             tt = token_type_ids[:, 0] if token_type_ids is not None else None
             z = self.embed(input_ids[:, 0], attention_mask[:, 0], tt)
             return torch.stack([z, z], dim=1)
+        if self.second_encoder is not None:  # anchors by the first encoder, the rest by the second
+            rest = s - 1
+            z0 = self.embed(input_ids[:, 0], attention_mask[:, 0],
+                            token_type_ids[:, 0] if token_type_ids is not None else None)
+            zr = self.embed(input_ids[:, 1:].reshape(b * rest, t), attention_mask[:, 1:].reshape(b * rest, t),
+                            token_type_ids[:, 1:].reshape(b * rest, t) if token_type_ids is not None else None,
+                            encoder=self.second_encoder)
+            return torch.cat([z0.unsqueeze(1), zr.view(b, rest, -1)], dim=1)
         flat_tt = token_type_ids.reshape(b * s, t) if token_type_ids is not None else None
         z = self.embed(input_ids.reshape(b * s, t), attention_mask.reshape(b * s, t), flat_tt)
         return z.view(b, s, -1)

@@ -89,13 +89,18 @@ def _parse_pooler(token: str) -> str:
 
 
 def _parse_positive(token: str) -> str:
-    from . import augment  # noqa: F401  (registers the discrete augmentations)
-    from .augment import parse_ratio
-    from .views import parse_positive
+    from .views import parse_positive, positive_name
 
-    parse_positive(token)  # validates
-    name, _, arg = token.partition(":")
-    return f"{name}:{parse_ratio(arg, name):g}" if arg else name
+    return positive_name(parse_positive(token)) or token.strip()  # canonical: crop:10% -> crop:0.1
+
+
+def _parse_bool(token: str) -> str:
+    text = token.strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return "true"
+    if text in ("false", "no", "0", "off"):
+        return "false"
+    raise InputError(f"two_encoders value {token!r}: give true or false")
 
 
 def _setter(field_name: str, kind: type) -> Callable[[TrainConfig, str], TrainConfig]:
@@ -122,7 +127,10 @@ GRID_KEYS: dict[str, GridKey] = {k.name: k for k in (
     GridKey("max_length", _positive_number(int, "max_length"), _setter("max_length", int), _getter("max_length"),
             "training truncation, e.g. 32"),
     GridKey("positive", _parse_positive, _setter("positive", str), _getter("positive"),
-            "dropout, crop:0.1, word_deletion:0.2, delete_one_word"),
+            "dropout, crop:0.1, word_deletion:0.2, delete_one_word, next, next:3"),
+    GridKey("two_encoders", _parse_bool, lambda c, token: replace(c, two_encoders=token == "true"),
+            lambda cfg: "true" if cfg.get("two_encoders") else "false",
+            "false (one encoder, SimCSE) or true (Table 3's two encoders)"),
 )}
 #: Other spellings accepted in ``--grid`` (command-line option names).
 GRID_ALIASES = {"lr": "learning_rate", "batch-size": "batch_size", "max-length": "max_length"}
@@ -337,9 +345,9 @@ def check_run_dirs(sweep: Sweep) -> list[str]:
     actions = []
     for run in sweep.runs:
         c = run.config.resolved()
-        key = (c.objective, *c.train_files)
+        key = (c.objective, c.positive, *c.train_files)
         if key not in files:
-            files[key] = load_training_data(c.train_files, c.objective).files
+            files[key] = load_training_data(c.train_files, c.objective, c.positive).files
         _, action = prepare_output_dir(c, files[key], resume=True, overwrite=False)
         actions.append(action)
     return actions

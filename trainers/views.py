@@ -7,12 +7,18 @@ A view function maps a batch of sentences to the texts of its two views,
 is then the encoder's dropout noise, which is SimCSE. Discrete augmentations (cropping, word
 deletion, …, the paper's Table 1) register here under their own names and are chosen with
 ``--positive NAME[:ARG]``.
+
+One positive needs more than the sentence: ``next[:K]`` (the paper's Table 3 "next sentence" and,
+with ``K = 3``, "next 3 sentences") pairs a sentence with the following one — or one of the following
+``K``, drawn per batch — in the same training file. It is a :class:`NeighbourPositive`; the data
+loader (:func:`trainers.data.load_training_data`) builds its pairs from the corpus order.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from simcse_analysis.errors import InputError
 
@@ -41,6 +47,47 @@ def _dropout_factory(arg: str | None) -> ViewFn:
 
 
 register_positive("dropout", _dropout_factory)
+
+
+@dataclass(frozen=True)
+class NeighbourPositive:
+    """Positive = a sentence that follows the anchor in its file: one of the next ``window`` lines.
+
+    Not a view of the sentence itself, so it cannot be computed from a batch of texts; the data loader
+    stores each row's candidates and the collator draws one per row from the batch's seeded RNG.
+    """
+
+    window: int = 1
+
+    @property
+    def name(self) -> str:
+        return "next" if self.window == 1 else f"next:{self.window}"
+
+    def __call__(self, sentences: Sequence[str], rng: random.Random) -> tuple[list[str], list[str]]:
+        raise InputError(f"--positive {self.name} pairs corpus neighbours: load the data with "
+                         f"load_training_data(..., positive={self.name!r})")
+
+
+def _next_factory(arg: str | None) -> NeighbourPositive:
+    if arg is None:
+        return NeighbourPositive(1)
+    try:
+        window = int(arg)
+    except ValueError:
+        window = 0
+    if window < 1:
+        raise InputError(f"--positive next:{arg}: give how many following sentences to draw from, e.g. next:3")
+    return NeighbourPositive(window)
+
+
+register_positive("next", _next_factory)
+
+
+def positive_name(view: ViewFn) -> str | None:
+    """The canonical ``--positive`` spelling of a view function, where it has one."""
+    if view is dropout_views:
+        return "dropout"
+    return getattr(view, "name", None)
 
 
 #: Modules that register further views when imported (looked up on the first unknown name).

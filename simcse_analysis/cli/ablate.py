@@ -28,6 +28,7 @@ from .train import (
     Precision,
     Temperature,
     TrainPooler,
+    TwoEncoders,
     Warmup,
     WeightDecay,
 )
@@ -45,12 +46,13 @@ Rates = Annotated[str | None, typer.Option(
                     "--collect (where it selects runs).", show_default=False)]
 Grid = Annotated[list[str] | None, typer.Option(
     "--grid", help="KEY=V1,V2,… (repeatable; the runs are the cartesian product). Keys: dropout, temperature, "
-                   "pooler, batch_size, learning_rate (lr), max_length, positive.", show_default=False)]
+                   "pooler, batch_size, learning_rate (lr), max_length, positive, two_encoders.",
+    show_default=False)]
 Seeds = Annotated[str | None, typer.Option(
     "--seeds", help="Comma-separated seeds; each value runs once per seed and the table shows mean ± std "
                     "(default: 42; with --collect: every seed found).", show_default=False)]
-Positive = Annotated[str, typer.Option("--positive", help="Positive view of every run: dropout (SimCSE) or an "
-                                                          "augmentation crop:K, word_deletion:K, delete_one_word.")]
+Positive = Annotated[str, typer.Option("--positive", help="Positive of every run: dropout (SimCSE), an augmentation "
+                                                          "crop:K, word_deletion:K, delete_one_word, or next[:K].")]
 Dropout = Annotated[str | None, typer.Option(
     "--dropout", help="Dropout of every grid run (rate, 'fixed' or 'fixed:RATE'; default: the checkpoint's own) "
                       "unless the grid sweeps it.", show_default=False)]
@@ -146,7 +148,8 @@ def register(app: typer.Typer) -> None:
                     seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
                     json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
                     mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05,
-                    positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+                    positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
+                    mlm_weight: MlmWeight = 0.1,
                     mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None,
                     epochs: Epochs = None, max_steps: MaxSteps = None, max_length: MaxLength = 32,
                     warmup_steps: Warmup = 0, weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0,
@@ -160,6 +163,7 @@ def register(app: typer.Typer) -> None:
                  json_out=json_out, base_kw={
                      "model": model, "train_files": train_files, "pooler": pooler,
                      "mlp_only_train": mlp_only_train, "temperature": temperature, "positive": positive,
+                     "two_encoders": two_encoders,
                      "do_mlm": do_mlm, "mlm_weight": mlm_weight, "mlm_probability": mlm_probability,
                      "batch_size": batch_size, "learning_rate": lr, "epochs": epochs,
                      "max_steps": max_steps, "max_length": max_length, "warmup_steps": warmup_steps,
@@ -174,7 +178,8 @@ def register(app: typer.Typer) -> None:
                  seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
                  json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
                  mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-                 positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+                 positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
+                 mlm_weight: MlmWeight = 0.1,
                  mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
                  max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
                  weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
@@ -186,7 +191,7 @@ def register(app: typer.Typer) -> None:
                  quiet=quiet, report=report, json_out=json_out, base_kw={
                      "model": model, "train_files": train_files, "pooler": pooler,
                      "mlp_only_train": mlp_only_train, "temperature": temperature, "dropout": dropout,
-                     "positive": positive, "do_mlm": do_mlm, "mlm_weight": mlm_weight,
+                     "positive": positive, "two_encoders": two_encoders, "do_mlm": do_mlm, "mlm_weight": mlm_weight,
                      "mlm_probability": mlm_probability, "batch_size": batch_size, "learning_rate": lr,
                      "epochs": epochs, "max_steps": max_steps, "max_length": max_length,
                      "warmup_steps": warmup_steps, "weight_decay": weight_decay,

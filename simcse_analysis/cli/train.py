@@ -28,8 +28,12 @@ Temperature = Annotated[float, typer.Option("--temperature", help="Softmax tempe
 Dropout = Annotated[str | None, typer.Option(
     "--dropout", help="Hidden+attention dropout: a rate (0 allowed), 'fixed' (both views share one mask, "
                       "rate 0.1) or 'fixed:RATE' (default: the checkpoint's own).", show_default=False)]
-Positive = Annotated[str, typer.Option("--positive", help="How the positive view is made: dropout (SimCSE) or a "
-                                                          "registered augmentation NAME[:ARG].")]
+Positive = Annotated[str, typer.Option(
+    "--positive", help="How the positive is made: dropout (SimCSE), an augmentation crop:K, word_deletion:K, "
+                       "delete_one_word, or next / next:K (a following line of the same file; Table 3).")]
+TwoEncoders = Annotated[bool, typer.Option(
+    "--two-encoders", help="Encode the positives with a second, independent copy of the encoder (Table 3); the "
+                           "first is saved.")]
 HardNegWeight = Annotated[float, typer.Option(
     "--hard-negative-weight", help="Logit added to each anchor's own hard negative (reference default 0).")]
 DoMlm = Annotated[bool, typer.Option("--do-mlm", help="Add the auxiliary MLM loss (needs a checkpoint with an MLM "
@@ -130,7 +134,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("unsup")
     def unsup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
               mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-              positive: Positive = "dropout", do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+              positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
+              mlm_weight: MlmWeight = 0.1,
               mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
               max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
               weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
@@ -146,7 +151,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("sup")
     def sup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
             mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-            hard_negative_weight: HardNegWeight = 0.0, do_mlm: DoMlm = False, mlm_weight: MlmWeight = 0.1,
+            hard_negative_weight: HardNegWeight = 0.0, two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
+            mlm_weight: MlmWeight = 0.1,
             mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
             max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
             weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
