@@ -6,7 +6,7 @@ MODEL   ?= all-MiniLM-L6-v2
 OUTDIR  ?= out
 BIN      = $(VENV)/bin
 
-.PHONY: setup browser report test bench clean
+.PHONY: setup browser wordnet report test bench clean
 
 # venv + CPU torch wheel first (any other torch request would pull a multi-GB CUDA build) + the package.
 $(BIN)/simcse-analyze: pyproject.toml
@@ -24,12 +24,18 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's WordNet 3.0 database (/usr/share/wordnet) for the synonym-replacement tests (same rules as above).
+wordnet:
+	@test -f /usr/share/wordnet/index.noun || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wordnet-base >/dev/null; }
+
 # The main job: STS table of the default checkpoint now, and its full HTML report.
 report: setup
 	$(BIN)/simcse-analyze eval $(MODEL) --data-dir $(DATA) --json $(OUTDIR)/$(MODEL).sts.json
 	$(BIN)/simcse-analyze report $(MODEL) --data-dir $(DATA) --out $(OUTDIR)/$(MODEL).html
 
-test: setup browser
+test: setup browser wordnet
 	SIMCSE_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 bench: setup

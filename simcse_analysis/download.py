@@ -12,6 +12,7 @@ sick_*         ``http://alt.qcri.org/semeval2014/task1/data/uploads/sick_*.zip``
 senteval       SimCSE's ``senteval.tar`` (SentEval-processed copies)            ``sts/*/senteval/``
 wiki1m         SimCSE's ``wiki1m_for_simcse.txt``                               ``unsup/``
 nli            SimCSE's ``nli_for_simcse.csv``                                  ``nli/``
+wordnet        Princeton's ``WNdb-3.0.tar.gz`` (``--positive synonym`` only)     ``wordnet/``
 ============== ================================================================ ========================
 
 Checksums: the publishers give none, and they could not be computed here (no internet), so every
@@ -119,6 +120,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("nli", f"{_SIMCSE_HF}/nli_for_simcse.csv", "file",
              (("", "nli/nli_for_simcse.csv"),), ("nli/nli_for_simcse.csv",),
              description="SNLI+MNLI triplets sent0,sent1,hard_neg (supervised SimCSE)"),
+    Resource("wordnet", "https://wordnetcode.princeton.edu/3.0/WNdb-3.0.tar.gz", "tar",
+             ((r"(?:^|/)dict/((?:index|data)\.(?:noun|verb|adj|adv)|(?:noun|verb|adj|adv)\.exc)$", r"wordnet/\1"),),
+             tuple(f"wordnet/{kind}.{pos}" for pos in ("noun", "verb", "adj", "adv") for kind in ("index", "data")),
+             description="WordNet 3.0 database files (synonym-replacement positives)"),
 )
 RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
 

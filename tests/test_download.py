@@ -176,8 +176,30 @@ def test_bad_manifest_is_an_input_error(manifest, message):
         load_manifest(manifest)
 
 
-def test_offline_copy_lacks_only_the_full_training_corpora(data_dir):
-    assert [r.name for r in missing_resources(data_dir)] == ["wiki1m", "nli"]
+def test_offline_copy_lacks_only_the_full_training_corpora_and_wordnet(data_dir):
+    assert [r.name for r in missing_resources(data_dir)] == ["wiki1m", "nli", "wordnet"]
+
+
+def test_wordnet_archive_lands_where_synonym_replacement_finds_it(served, tmp_path, monkeypatch):
+    from test_synonyms import MINI, write_mini_wordnet
+
+    from trainers.synonyms import find_wordnet_dir, load_wordnet
+
+    www, url = served
+    src = write_mini_wordnet(tmp_path / "src")
+    with tarfile.open(www / "WNdb-3.0.tar.gz", "w:gz") as tf:  # the release's layout: dict/…
+        for f in sorted(src.iterdir()):
+            tf.add(f, arcname=f"dict/{f.name}")
+        tf.add(src / "index.noun", arcname="dict/lexnames")  # not needed: not extracted
+    resources = select_resources("wordnet", load_manifest(None, base_url=url))
+    dest = tmp_path / "data"
+    [report] = fetch_missing(dest, resources, progress=False)
+    assert report.name == "wordnet" and not report.verified
+    assert sorted(p.name for p in (dest / "wordnet").iterdir()) == sorted(MINI)
+    monkeypatch.delenv("WORDNET_DIR", raising=False)
+    monkeypatch.setenv("SIMCSE_DATA", str(dest))
+    assert find_wordnet_dir() == dest / "wordnet"
+    assert load_wordnet().synonyms("cars") == ["auto", "automobile", "railcar"]
 
 
 # ------------------------------------------------------------------------------- CLI
