@@ -19,8 +19,8 @@ paper's ``(x, g(x))`` pairs; the trainer seeds ``rng`` per batch, so runs are re
 ``--dropout 0`` for Table 1's "w/o dropout" row. ``K`` is a fraction in (0, 1) (``0.1``) or a
 percentage (``10%``).
 
-Not provided: synonym replacement (needs WordNet's synonym sets, absent offline) and "MLM k%" (needs a
-masked-LM checkpoint to propose words). Table 3's "next sentence" objectives are ``--positive next[:K]``
+Synonym replacement (``synonym[:K]``) lives in :mod:`trainers.synonyms` (it needs WordNet) and "MLM k%"
+(``mlm:K@MODEL``) in :mod:`trainers.mlm_augment` (it needs a masked LM). Table 3's "next sentence" objectives are ``--positive next[:K]``
 (:class:`trainers.views.NeighbourPositive`) and its two-encoder column is ``--two-encoders`` (a model
 setting, :class:`trainers.model.SimCSEModel`).
 """

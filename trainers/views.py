@@ -91,7 +91,7 @@ def positive_name(view: ViewFn) -> str | None:
 
 
 #: Modules that register further views when imported (looked up on the first unknown name).
-PLUGIN_MODULES: list[str] = ["trainers.augment", "trainers.synonyms"]
+PLUGIN_MODULES: list[str] = ["trainers.augment", "trainers.synonyms", "trainers.mlm_augment"]
 
 
 def _load_plugins() -> None:
