@@ -12,7 +12,7 @@ from .options import DataDir
 Download = Annotated[bool, typer.Option("--download", help="Fetch missing data from the public URLs.")]
 Only = Annotated[str | None, typer.Option(
     "--only", help="Comma-separated resources to fetch: sts12..sts16, stsb, sick_train, sick_trial, "
-                   "sick_test_annotated, senteval, wiki1m, nli (default: all missing).")]
+                   "sick_test_annotated, senteval, wiki1m, nli, wordnet (default: all missing).")]
 BaseUrl = Annotated[str | None, typer.Option("--base-url", help="Fetch every file from this mirror URL.")]
 Manifest = Annotated[Path | None, typer.Option(
     "--manifest", help="JSON overrides: {\"base_url\": …, \"resources\": {name: {\"url\": …, \"sha256\": …}}}.")]
