@@ -90,9 +90,15 @@ def test_at_least_one_word_and_unreplaceable_sentences_unchanged(mini):
 def test_positive_spec_loads_wordnet_from_wordnet_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WORDNET_DIR", str(write_mini_wordnet(tmp_path / "wn")))
     view = parse_positive("synonym:0.5")
-    assert positive_name(view) == "synonym:0.5" and positive_name(parse_positive("synonym")) == "synonym:0.1"
+    assert positive_name(view) == "synonym:0.5" and positive_name(parse_positive("synonym")) == "synonym"
     first, second = view(["the dog ran"], random.Random(0))
     assert first == ["the dog ran"] and second[0] != "the dog ran"
+    # the paper's row: exactly one word, however long the sentence
+    one = parse_positive("synonym")
+    text = "The Car, a dog and the automobile ran quick."
+    for seed in range(20):
+        new = one([text], random.Random(seed))[1][0].replace("domestic dog", "domestic_dog").split()
+        assert sum(a != b for a, b in zip(text.split(), new)) == 1
 
 
 def test_missing_wordnet_names_the_fix(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 SimCSE's positive is the sentence itself under a second dropout mask. The paper compares it with
 discrete augmentations ``x⁺ = g(x)`` of the text (Table 1: "crop k%: keep 100−k% of the length; word
-deletion k%: delete k% words"; Table 2: "delete one word"), each still trained with dropout on. Here:
+deletion k%: delete k% words", and "delete one word", also a Table 2 objective), each still trained with dropout on. Here:
 
 * ``crop:K`` — keep one random contiguous span of ``n − r(K·n)`` of the sentence's ``n`` words;
 * ``word_deletion:K`` — delete ``r(K·n)`` words chosen uniformly at random, keep the rest in order;
@@ -20,7 +20,7 @@ paper's ``(x, g(x))`` pairs; the trainer seeds ``rng`` per batch, so runs are re
 percentage (``10%``).
 
 Synonym replacement (``synonym[:K]``) lives in :mod:`trainers.synonyms` (it needs WordNet) and "MLM k%"
-(``mlm:K@MODEL``) in :mod:`trainers.mlm_augment` (it needs a masked LM). Table 3's "next sentence" objectives are ``--positive next[:K]``
+(``mlm:K@MODEL``) in :mod:`trainers.mlm_augment` (it needs a masked LM). Table 2's "next sentence" objectives are ``--positive next[:K]``
 (:class:`trainers.views.NeighbourPositive`) and its two-encoder column is ``--two-encoders`` (a model
 setting, :class:`trainers.model.SimCSEModel`).
 """

@@ -5,7 +5,9 @@ language model's guesses: tokenise, choose ``max(1, r(K·n))`` of the ``n`` non-
 at random (``r`` = stochastic rounding, as for the other augmentations), mask them all, run the masked
 LM once, and replace each by a token *sampled* from its predicted distribution with the original token
 and the special tokens excluded (so every chosen token really changes). The result is decoded back to
-text, so an uncased tokenizer lower-cases the positive; the anchor is the sentence as written.
+text, so an uncased tokenizer lower-cases the positive; the anchor is the sentence as written. The
+paper's caption says "use BERT-base to replace k% of words"; the unit here is the word piece, so a
+word split into pieces may be changed in part.
 
 ``--positive mlm:K@MODEL``, e.g. ``mlm:0.15@bert-base-uncased``: ``MODEL`` is any masked-LM checkpoint
 (hub id or directory), loaded once, frozen, on the CPU (or ``$SIMCSE_AUGMENT_DEVICE``). SimCSE's row

@@ -15,7 +15,7 @@ mask, as in the reference. With ``fixed_dropout_mask`` (the paper's "fixed 0.1")
 mask: identical inputs under the same mask give identical outputs, so the first view is encoded once
 and used for both (same values and same gradient as two passes with one mask).
 
-Two encoders (the paper's Table 3, right column): with ``two_encoders`` a second, independent copy of
+Two encoders (the paper's Table 2, right column): with ``two_encoders`` a second, independent copy of
 the encoder (same initial weights, its own parameters and optimiser state) encodes every text after the
 first of each row (the positive and any hard negative), the first encoder the anchors. The first
 encoder is the one evaluated and saved.

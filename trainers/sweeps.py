@@ -130,7 +130,7 @@ GRID_KEYS: dict[str, GridKey] = {k.name: k for k in (
             "dropout, crop:0.1, word_deletion:0.2, delete_one_word, next, next:3"),
     GridKey("two_encoders", _parse_bool, lambda c, token: replace(c, two_encoders=token == "true"),
             lambda cfg: "true" if cfg.get("two_encoders") else "false",
-            "false (one encoder, SimCSE) or true (Table 3's two encoders)"),
+            "false (one encoder, SimCSE) or true (Table 2's two encoders)"),
 )}
 #: Other spellings accepted in ``--grid`` (command-line option names).
 GRID_ALIASES = {"lr": "learning_rate", "batch-size": "batch_size", "max-length": "max_length"}

@@ -1,10 +1,11 @@
 """Synonym replacement from WordNet 3.0 as a positive view (the paper's Table 1 "synonym replacement").
 
-The augmentation follows EDA's synonym replacement (Wei & Zou 2019), which SimCSE's comparison uses:
-pick words that are not stop words and have WordNet synonyms, and replace each by one of its synonyms
-drawn uniformly at random. Here, for a sentence of ``n`` whitespace-separated words, ``max(1, r(K·n))``
-distinct eligible words are replaced (``r`` = stochastic rounding, as for the other augmentations; fewer
-if fewer are eligible), so the positive always differs from the anchor when any word can be replaced.
+Eligible words are those that are not stop words and have WordNet synonyms; each replaced word gets one
+of its synonyms drawn uniformly at random. ``--positive synonym`` replaces **one** eligible word, as the
+paper's row ("use nlpaug to randomly replace one word with its synonym"); ``synonym:K`` replaces
+``max(1, r(K·n))`` distinct eligible words of a sentence of ``n`` whitespace-separated words, as EDA's
+synonym replacement (Wei & Zou 2019; ``r`` = stochastic rounding, as for the other augmentations; fewer
+if fewer are eligible). Either way the positive differs from the anchor whenever a word can be replaced.
 Punctuation around a word and a leading capital are kept; a multi-word synonym (``"motor vehicle"``)
 is inserted with a space.
 
@@ -14,7 +15,7 @@ in any part of speech, most frequent sense first, the word itself excluded. Base
 WordNet's *morphy*: the exception lists (``noun.exc`` …) and its suffix rules, keeping only forms that
 WordNet lists (``dogs`` → ``dog``, ``ran`` → ``run``). The replacement is the synonym's base form, as in EDA.
 
-``--positive synonym`` (K = 0.1, EDA's recommended α) or ``synonym:K``. The database directory is
+The database directory is
 found at ``$WORDNET_DIR``, ``<data dir>/wordnet`` (``$SIMCSE_DATA`` or the default data directory; filled
 by ``simcse-analyze data --download --only wordnet``), NLTK's ``nltk_data/corpora/wordnet`` or
 ``/usr/share/wordnet``.
@@ -156,8 +157,9 @@ def _load_cached(directory: str) -> WordNet:
     return WordNet.load(directory)
 
 
-def synonym_replacement(text: str, ratio: float, rng: random.Random, wordnet: WordNet) -> str:
-    """Replace ``max(1, r(ratio·n))`` distinct non-stop words that have synonyms by a random synonym each."""
+def synonym_replacement(text: str, ratio: float | None, rng: random.Random, wordnet: WordNet) -> str:
+    """Replace ``max(1, r(ratio·n))`` distinct non-stop words that have synonyms (one word when ``ratio`` is
+    None) by a random synonym each."""
     words = text.split()
     candidates: list[tuple[int, list[str]]] = []
     for i, token in enumerate(words):
@@ -169,7 +171,7 @@ def synonym_replacement(text: str, ratio: float, rng: random.Random, wordnet: Wo
             candidates.append((i, options))
     if not candidates:
         return " ".join(words)
-    k = min(len(candidates), max(1, stochastic_round(ratio * len(words), rng)))
+    k = 1 if ratio is None else min(len(candidates), max(1, stochastic_round(ratio * len(words), rng)))
     for i, options in rng.sample(candidates, k):
         lead, core, trail = _WORD.match(words[i]).groups()
         new = rng.choice(options)
@@ -180,9 +182,10 @@ def synonym_replacement(text: str, ratio: float, rng: random.Random, wordnet: Wo
 
 
 def _synonym_factory(arg: str | None) -> ViewFn:
-    ratio = parse_ratio(arg, "synonym") if arg is not None else 0.1
+    ratio = parse_ratio(arg, "synonym") if arg is not None else None
     wordnet = load_wordnet()  # fails here, before training, if WordNet is absent
-    return AugmentedViews(f"synonym:{ratio:g}", lambda text, rng: synonym_replacement(text, ratio, rng, wordnet))
+    name = "synonym" if ratio is None else f"synonym:{ratio:g}"
+    return AugmentedViews(name, lambda text, rng: synonym_replacement(text, ratio, rng, wordnet))
 
 
 register_positive("synonym", _synonym_factory)

@@ -8,7 +8,7 @@ is then the encoder's dropout noise, which is SimCSE. Discrete augmentations (cr
 deletion, …, the paper's Table 1) register here under their own names and are chosen with
 ``--positive NAME[:ARG]``.
 
-One positive needs more than the sentence: ``next[:K]`` (the paper's Table 3 "next sentence" and,
+One positive needs more than the sentence: ``next[:K]`` (the paper's Table 2 "next sentence" and,
 with ``K = 3``, "next 3 sentences") pairs a sentence with the following one — or one of the following
 ``K``, drawn per batch — in the same training file. It is a :class:`NeighbourPositive`; the data
 loader (:func:`trainers.data.load_training_data`) builds its pairs from the corpus order.

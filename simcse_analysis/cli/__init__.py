@@ -7,6 +7,7 @@ umap, plotly) are imported inside the command bodies so that ``--help`` answers 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -68,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else sys.argv[1:]
     page = _help_text(args)
     if page is not None:
-        print(page)
+        try:
+            print(page)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `simcse-analyze … --help | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     try:
         rv = app(args=args, prog_name="simcse-analyze",

@@ -8,30 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, Device, JsonOut, TrustRemoteCode
-from .train import (
-    BatchSize,
-    DoMlm,
-    Epochs,
-    EvalAtStart,
-    EvalBatch,
-    EvalSteps,
-    GradAccum,
-    KeepState,
-    Lr,
-    MaxGradNorm,
-    MaxLength,
-    MaxSteps,
-    MlmProb,
-    MlmWeight,
-    MlpOnlyTrain,
-    Precision,
-    Temperature,
-    TrainPooler,
-    TwoEncoders,
-    Warmup,
-    WeightDecay,
-)
+from .options import JsonOut
+from .train import with_training_options
 
 Model = Annotated[str | None, typer.Option(
     "--model", help="Starting checkpoint of every run (required unless --collect).", show_default=False)]
@@ -51,8 +29,9 @@ Grid = Annotated[list[str] | None, typer.Option(
 Seeds = Annotated[str | None, typer.Option(
     "--seeds", help="Comma-separated seeds; each value runs once per seed and the table shows mean ± std "
                     "(default: 42; with --collect: every seed found).", show_default=False)]
-Positive = Annotated[str, typer.Option("--positive", help="Positive of every run: dropout (SimCSE), an augmentation "
-                                                          "crop:K, word_deletion:K, delete_one_word, or next[:K].")]
+Positive = Annotated[str, typer.Option("--positive", help="Positive of every run: dropout (SimCSE), crop:K, "
+                                                          "word_deletion:K, delete_one_word, synonym[:K], "
+                                                          "mlm:K@MODEL or next[:K].")]
 Dropout = Annotated[str | None, typer.Option(
     "--dropout", help="Dropout of every grid run (rate, 'fixed' or 'fixed:RATE'; default: the checkpoint's own) "
                       "unless the grid sweeps it.", show_default=False)]
@@ -139,63 +118,30 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
 
 def register(app: typer.Typer) -> None:
     ablate_app = typer.Typer(help="Ablation sweeps of unsupervised SimCSE: dropout rates (Table 3, Fig. 2) and "
-                                  "grids over temperature, pooler, batch size, learning rate, positive view.",
+                                  "grids over temperature, pooler, batch size, learning rate, positive, two encoders.",
                              no_args_is_help=True)
     app.add_typer(ablate_app, name="ablate")
 
     @ablate_app.command("dropout")
+    @with_training_options
     def dropout_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, rates: Rates = None,
                     seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
-                    json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
-                    mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05,
-                    positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
-                    mlm_weight: MlmWeight = 0.1,
-                    mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None,
-                    epochs: Epochs = None, max_steps: MaxSteps = None, max_length: MaxLength = 32,
-                    warmup_steps: Warmup = 0, weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0,
-                    grad_accum: GradAccum = 1, precision: Precision = "fp32", device: Device = None,
-                    eval_steps: EvalSteps = 125, eval_at_start: EvalAtStart = True,
-                    eval_batch_size: EvalBatch = 128, data_dir: DataDir = None, keep_state: KeepState = False,
-                    trust_remote_code: TrustRemoteCode = False) -> None:
+                    json_out: JsonOut = None, quiet: Quiet = False, positive: Positive = "dropout", *,
+                    training: dict[str, Any]) -> None:
         """One unsupervised run per dropout rate (× seed): STS-B dev, ℓ_align, ℓ_uniform per rate and every run's
         trajectory in the align–uniform plane."""
         _execute("dropout", rates, seeds, out, dry_run=dry_run, collect=collect, quiet=quiet, report=report,
-                 json_out=json_out, base_kw={
-                     "model": model, "train_files": train_files, "pooler": pooler,
-                     "mlp_only_train": mlp_only_train, "temperature": temperature, "positive": positive,
-                     "two_encoders": two_encoders,
-                     "do_mlm": do_mlm, "mlm_weight": mlm_weight, "mlm_probability": mlm_probability,
-                     "batch_size": batch_size, "learning_rate": lr, "epochs": epochs,
-                     "max_steps": max_steps, "max_length": max_length, "warmup_steps": warmup_steps,
-                     "weight_decay": weight_decay, "max_grad_norm": max_grad_norm,
-                     "gradient_accumulation_steps": grad_accum, "precision": precision, "device": device,
-                     "eval_steps": eval_steps, "eval_at_start": eval_at_start,
-                     "eval_batch_size": eval_batch_size, "data_dir": data_dir, "keep_state": keep_state,
-                     "trust_remote_code": trust_remote_code})
+                 json_out=json_out, base_kw={"model": model, "train_files": train_files, "positive": positive,
+                                             **training})
 
     @ablate_app.command("grid")
+    @with_training_options
     def grid_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, grid: Grid = None,
                  seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
-                 json_out: JsonOut = None, quiet: Quiet = False, pooler: TrainPooler = "cls",
-                 mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-                 positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
-                 mlm_weight: MlmWeight = 0.1,
-                 mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
-                 max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
-                 weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
-                 precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
-                 eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128, data_dir: DataDir = None,
-                 keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False) -> None:
+                 json_out: JsonOut = None, quiet: Quiet = False, dropout: Dropout = None,
+                 positive: Positive = "dropout", *, training: dict[str, Any]) -> None:
         """One unsupervised run per grid point (× seed), e.g. --grid temperature=0.05,0.1 --grid pooler=cls,avg."""
         _execute("grid", grid if grid or not collect else None, seeds, out, dry_run=dry_run, collect=collect,
                  quiet=quiet, report=report, json_out=json_out, base_kw={
-                     "model": model, "train_files": train_files, "pooler": pooler,
-                     "mlp_only_train": mlp_only_train, "temperature": temperature, "dropout": dropout,
-                     "positive": positive, "two_encoders": two_encoders, "do_mlm": do_mlm, "mlm_weight": mlm_weight,
-                     "mlm_probability": mlm_probability, "batch_size": batch_size, "learning_rate": lr,
-                     "epochs": epochs, "max_steps": max_steps, "max_length": max_length,
-                     "warmup_steps": warmup_steps, "weight_decay": weight_decay,
-                     "max_grad_norm": max_grad_norm, "gradient_accumulation_steps": grad_accum,
-                     "precision": precision, "device": device, "eval_steps": eval_steps,
-                     "eval_at_start": eval_at_start, "eval_batch_size": eval_batch_size,
-                     "data_dir": data_dir, "keep_state": keep_state, "trust_remote_code": trust_remote_code})
+                     "model": model, "train_files": train_files, "dropout": dropout, "positive": positive,
+                     **training})

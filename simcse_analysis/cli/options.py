@@ -52,31 +52,48 @@ class EncoderOptions:
                 "trust_remote_code": self.trust_remote_code}
 
 
-# (name, annotation) of the options behind EncoderOptions, in the order --help lists them
-_ENCODER_OPTIONS: list[tuple[str, Any]] = [
-    ("pooler", Pooler), ("batch_size", BatchSize), ("max_length", MaxLength), ("device", Device),
-    ("dtype", Dtype), ("cache_dir", CacheDir), ("no_cache", NoCache), ("trust_remote_code", TrustRemoteCode),
-]
+@dataclass(frozen=True)
+class SharedOption:
+    """One option several commands share: parameter ``name``, its Typer ``annotation`` and ``default``;
+    ``key`` renames it in the bundle the command receives (default: ``name``)."""
+
+    name: str
+    annotation: Any
+    default: Any
+    key: str | None = None
 
 
-def with_encoder_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the shared encoding options; it receives them as ``encoder: EncoderOptions``.
+def shared_options(options: list[SharedOption], into: str,
+                   build: Callable[[dict[str, Any]], Any] = dict) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator giving a command ``options``; the command receives them as one keyword ``into``
+    (``build({key: value})``).
 
     Typer reads a command's options from its signature, so the wrapper advertises ``fn``'s own
-    parameters (minus ``encoder``) followed by the shared ones, and folds the latter back into one
-    :class:`EncoderOptions` when called.
+    parameters (minus ``into``) followed by the shared ones, and folds the latter back when called.
     """
-    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "encoder"]
-    defaults = EncoderOptions()
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                default=getattr(defaults, name)) for name, annotation in _ENCODER_OPTIONS]
 
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        options = EncoderOptions(**{name: kwargs.pop(name) for name, _ in _ENCODER_OPTIONS if name in kwargs})
-        return fn(*args, encoder=options, **kwargs)
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != into]
+        shared = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, annotation=o.annotation,
+                                    default=o.default) for o in options]
 
-    params = own + shared
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            bundle = build({o.key or o.name: kwargs.pop(o.name) for o in options if o.name in kwargs})
+            return fn(*args, **{into: bundle}, **kwargs)
+
+        params = own + shared  # a name in both raises here, at import time
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
+
+
+_ENCODER_DEFAULTS = EncoderOptions()
+#: Give a command ``--pooler`` … ``--trust-remote-code``; it receives them as ``encoder: EncoderOptions``.
+with_encoder_options = shared_options(
+    [SharedOption(name, annotation, getattr(_ENCODER_DEFAULTS, name)) for name, annotation in (
+        ("pooler", Pooler), ("batch_size", BatchSize), ("max_length", MaxLength), ("device", Device),
+        ("dtype", Dtype), ("cache_dir", CacheDir), ("no_cache", NoCache), ("trust_remote_code", TrustRemoteCode))],
+    "encoder", lambda values: EncoderOptions(**values))

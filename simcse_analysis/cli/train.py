@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, Device, JsonOut, TrustRemoteCode
+from .options import DataDir, Device, JsonOut, SharedOption, TrustRemoteCode, shared_options
 
 Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
                                     show_default=False)]
@@ -29,10 +29,11 @@ Dropout = Annotated[str | None, typer.Option(
     "--dropout", help="Hidden+attention dropout: a rate (0 allowed), 'fixed' (both views share one mask, "
                       "rate 0.1) or 'fixed:RATE' (default: the checkpoint's own).", show_default=False)]
 Positive = Annotated[str, typer.Option(
-    "--positive", help="How the positive is made: dropout (SimCSE), an augmentation crop:K, word_deletion:K, "
-                       "delete_one_word, or next / next:K (a following line of the same file; Table 3).")]
+    "--positive", help="How the positive is made: dropout (SimCSE), crop:K, word_deletion:K, delete_one_word, "
+                       "synonym[:K], mlm:K@MODEL, or next[:K] (a following line of the same file); see the "
+                       "README's Tables 1-3.")]
 TwoEncoders = Annotated[bool, typer.Option(
-    "--two-encoders", help="Encode the positives with a second, independent copy of the encoder (Table 3); the "
+    "--two-encoders", help="Encode the positives with a second, independent copy of the encoder (Table 2); the "
                            "first is saved.")]
 HardNegWeight = Annotated[float, typer.Option(
     "--hard-negative-weight", help="Logit added to each anchor's own hard negative (reference default 0).")]
@@ -106,9 +107,9 @@ def summary_table(result) -> str:
 
 
 def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet: bool, json_out: Path | None,
-         lr: float | None, grad_accum: int, **kw: Any) -> None:
-    """Build the config from the command's options (named as the TrainConfig fields, but for two) and run it."""
-    config = _config(objective, learning_rate=lr, gradient_accumulation_steps=grad_accum, **kw)
+         training: dict[str, Any], **kw: Any) -> None:
+    """Build the config from the command's own options and the shared ``training`` ones, and run it."""
+    config = _config(objective, **training, **kw)
     if dry_run:
         resolved = config.resolved()
         typer.echo(json.dumps(resolved.to_dict(), indent=2, sort_keys=True))
@@ -126,41 +127,46 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
         typer.echo(f"wrote {json_out}")
 
 
+#: Options of every command that trains (train unsup/sup, ablate dropout/grid), keyed by TrainConfig field.
+TRAINING_OPTIONS: list[SharedOption] = [
+    SharedOption("pooler", TrainPooler, "cls"), SharedOption("mlp_only_train", MlpOnlyTrain, None),
+    SharedOption("temperature", Temperature, 0.05), SharedOption("two_encoders", TwoEncoders, False),
+    SharedOption("do_mlm", DoMlm, False), SharedOption("mlm_weight", MlmWeight, 0.1),
+    SharedOption("mlm_probability", MlmProb, 0.15), SharedOption("batch_size", BatchSize, None),
+    SharedOption("lr", Lr, None, "learning_rate"), SharedOption("epochs", Epochs, None),
+    SharedOption("max_steps", MaxSteps, None), SharedOption("max_length", MaxLength, 32),
+    SharedOption("warmup_steps", Warmup, 0), SharedOption("weight_decay", WeightDecay, 0.0),
+    SharedOption("max_grad_norm", MaxGradNorm, 1.0), SharedOption("grad_accum", GradAccum, 1,
+                                                                  "gradient_accumulation_steps"),
+    SharedOption("precision", Precision, "fp32"), SharedOption("device", Device, None),
+    SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
+    SharedOption("eval_batch_size", EvalBatch, 128), SharedOption("align_uniform_splits", AlignSplits, "dev"),
+    SharedOption("data_dir", DataDir, None), SharedOption("keep_state", KeepState, False),
+    SharedOption("trust_remote_code", TrustRemoteCode, False),
+]
+#: Give a command the training options; it receives them as ``training: dict`` (TrainConfig field names).
+with_training_options = shared_options(TRAINING_OPTIONS, "training")
+
+
 def register(app: typer.Typer) -> None:
     train_app = typer.Typer(help="Train SimCSE checkpoints (unsupervised or supervised), recording the STS-B dev "
                                  "trajectory.", no_args_is_help=True)
     app.add_typer(train_app, name="train")
 
     @train_app.command("unsup")
-    def unsup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
-              mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-              positive: Positive = "dropout", two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
-              mlm_weight: MlmWeight = 0.1,
-              mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
-              max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
-              weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
-              seed: Seed = 42, precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
-              eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128,
-              align_uniform_splits: AlignSplits = "dev", data_dir: DataDir = None,
-              keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False, resume: Resume = False,
-              overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False,
-              json_out: JsonOut = None) -> None:
+    @with_training_options
+    def unsup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
+              positive: Positive = "dropout", seed: Seed = 42, resume: Resume = False, overwrite: Overwrite = False,
+              dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
+              training: dict[str, Any]) -> None:
         """Unsupervised SimCSE: each sentence is its own positive under two dropout masks."""
         _run("unsup", **locals())
 
     @train_app.command("sup")
-    def sup(model: Model, train_files: TrainFiles, out: Out, pooler: TrainPooler = "cls",
-            mlp_only_train: MlpOnlyTrain = None, temperature: Temperature = 0.05, dropout: Dropout = None,
-            hard_negative_weight: HardNegWeight = 0.0, two_encoders: TwoEncoders = False, do_mlm: DoMlm = False,
-            mlm_weight: MlmWeight = 0.1,
-            mlm_probability: MlmProb = 0.15, batch_size: BatchSize = None, lr: Lr = None, epochs: Epochs = None,
-            max_steps: MaxSteps = None, max_length: MaxLength = 32, warmup_steps: Warmup = 0,
-            weight_decay: WeightDecay = 0.0, max_grad_norm: MaxGradNorm = 1.0, grad_accum: GradAccum = 1,
-            seed: Seed = 42, precision: Precision = "fp32", device: Device = None, eval_steps: EvalSteps = 125,
-            eval_at_start: EvalAtStart = True, eval_batch_size: EvalBatch = 128,
-            align_uniform_splits: AlignSplits = "dev", data_dir: DataDir = None,
-            keep_state: KeepState = False, trust_remote_code: TrustRemoteCode = False, resume: Resume = False,
-            overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False,
-            json_out: JsonOut = None) -> None:
+    @with_training_options
+    def sup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
+            hard_negative_weight: HardNegWeight = 0.0, seed: Seed = 42, resume: Resume = False,
+            overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
+            training: dict[str, Any]) -> None:
         """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
         _run("sup", **locals())

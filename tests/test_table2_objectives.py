@@ -1,4 +1,4 @@
-"""The paper's Table 3 objectives: next-sentence positives (``--positive next[:K]``) and two encoders."""
+"""The paper's Table 2 objectives: next-sentence positives (``--positive next[:K]``) and two encoders."""
 
 from __future__ import annotations
 
