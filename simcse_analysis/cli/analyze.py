@@ -22,6 +22,8 @@ from .options import (
     EncoderOptions,
     HtmlOut,
     JsonOut,
+    SharedOption,
+    shared_options,
     with_encoder_options,
 )
 
@@ -90,14 +92,17 @@ def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Pat
     return [(e, sentences[0] if len(sentences) == 1 else sentences[i]) for i, e in enumerate(embeddings)]
 
 
-def _run(analysis: str, models: list[str] | None, embeddings: list[Path] | None, sentences: list[Path] | None,
-         export_sentences: Path | None, settings_kw: dict[str, Any], data_dir: Path | None, json_out: Path | None,
-         html_out: Path | None, encoder: EncoderOptions) -> None:
+def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], encoder: EncoderOptions) -> None:
+    """Run one analysis: ``settings_kw`` are the command's own settings, ``inputs`` the shared input/output
+    options (see :data:`with_analysis_inputs`)."""
     from ..analysis import AnalysisSettings, EncoderSource, analyze, load_precomputed, load_protocol_data
     from ..errors import InputError
     from ..io_utils import atomic_write_text
 
-    settings = AnalysisSettings(**settings_kw)
+    models, embeddings, sentences = inputs["models"], inputs["embeddings"], inputs["sentences"]
+    export_sentences, data_dir = inputs["export_sentences"], inputs["data_dir"]
+    json_out, html_out = inputs["json_out"], inputs["html_out"]
+    settings = AnalysisSettings(splits=_splits(inputs["splits"]), variant=inputs["variant"], **settings_kw)
     data = load_protocol_data(settings, data_dir)  # fails on missing data before any model loads
     if export_sentences is not None:
         atomic_write_text(export_sentences, "".join(s + "\n" for s in data.sentences))
@@ -191,75 +196,39 @@ TABLES = {"align_uniform": align_uniform_table, "spectrum": spectrum_table, "ani
 
 
 # ------------------------------------------------------------------------------------------ commands
+#: Inputs and outputs every analysis command shares; the command receives them as ``inputs: dict``.
+with_analysis_inputs = shared_options([
+    SharedOption("models", OptModels, None), SharedOption("embeddings", Embeddings, None),
+    SharedOption("sentences", Sentences, None), SharedOption("export_sentences", ExportSentences, None),
+    SharedOption("splits", Splits, "train,dev,test"), SharedOption("variant", Variant, "senteval"),
+    SharedOption("json_out", JsonOut, None), SharedOption("html_out", HtmlOut, None),
+    SharedOption("data_dir", DataDir, None),
+], "inputs")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("align-uniform")
     @with_encoder_options
-    def align_uniform_cmd(
-        models: OptModels = None,
-        embeddings: Embeddings = None,
-        sentences: Sentences = None,
-        export_sentences: ExportSentences = None,
-        splits: Splits = "train,dev,test",
-        variant: Variant = "senteval",
-        threshold: Threshold = 4.0,
-        alpha: Alpha = 2.0,
-        t: Temperature = 2.0,
-        uniformity_pairs: UniformityPairs = None,
-        seed: Seed = 0,
-        json_out: JsonOut = None,
-        html_out: HtmlOut = None,
-        data_dir: DataDir = None,
-        *,
-        encoder: EncoderOptions,
-    ) -> None:
+    @with_analysis_inputs
+    def align_uniform_cmd(threshold: Threshold = 4.0, alpha: Alpha = 2.0, t: Temperature = 2.0,
+                          uniformity_pairs: UniformityPairs = None, seed: Seed = 0, *, inputs: dict[str, Any],
+                          encoder: EncoderOptions) -> None:
         """Alignment (positive STS-B pairs) and uniformity (all distinct STS-B sentences), Wang & Isola 2020."""
-        _run("align_uniform", models, embeddings, sentences, export_sentences,
-             {"splits": _splits(splits), "variant": variant, "positive_threshold": threshold, "alpha": alpha,
-              "t": t, "uniformity_pairs": uniformity_pairs, "seed": seed}, data_dir, json_out, html_out,
-             encoder)
+        _run("align_uniform", {"positive_threshold": threshold, "alpha": alpha, "t": t,
+                               "uniformity_pairs": uniformity_pairs, "seed": seed}, inputs, encoder)
 
     @app.command("spectrum")
     @with_encoder_options
-    def spectrum_cmd(
-        models: OptModels = None,
-        embeddings: Embeddings = None,
-        sentences: Sentences = None,
-        export_sentences: ExportSentences = None,
-        splits: Splits = "train,dev,test",
-        variant: Variant = "senteval",
-        top_k: TopK = "1,2,5,10,20,50,100",
-        json_out: JsonOut = None,
-        html_out: HtmlOut = None,
-        data_dir: DataDir = None,
-        *,
-        encoder: EncoderOptions,
-    ) -> None:
+    @with_analysis_inputs
+    def spectrum_cmd(top_k: TopK = "1,2,5,10,20,50,100", *, inputs: dict[str, Any],
+                     encoder: EncoderOptions) -> None:
         """Singular-value spectrum (normalised to max 1) of the STS-B sentence embeddings, with summaries."""
-        _run("spectrum", models, embeddings, sentences, export_sentences,
-             {"splits": _splits(splits), "variant": variant, "top_k": _int_list(top_k, "--top-k")},
-             data_dir, json_out, html_out,
-             encoder)
+        _run("spectrum", {"top_k": _int_list(top_k, "--top-k")}, inputs, encoder)
 
     @app.command("anisotropy")
     @with_encoder_options
-    def anisotropy_cmd(
-        models: OptModels = None,
-        embeddings: Embeddings = None,
-        sentences: Sentences = None,
-        export_sentences: ExportSentences = None,
-        splits: Splits = "train,dev,test",
-        variant: Variant = "senteval",
-        pairs: Pairs = 10_000,
-        seed: Seed = 0,
-        no_layers: NoLayers = False,
-        json_out: JsonOut = None,
-        html_out: HtmlOut = None,
-        data_dir: DataDir = None,
-        *,
-        encoder: EncoderOptions,
-    ) -> None:
+    @with_analysis_inputs
+    def anisotropy_cmd(pairs: Pairs = 10_000, seed: Seed = 0, no_layers: NoLayers = False, *,
+                       inputs: dict[str, Any], encoder: EncoderOptions) -> None:
         """Random-pair cosine, IsoScore, I(W), norms, first-PC share (per layer too) and cosine by gold score."""
-        _run("anisotropy", models, embeddings, sentences, export_sentences,
-             {"splits": _splits(splits), "variant": variant, "cosine_pairs": pairs, "seed": seed,
-              "layers": not no_layers}, data_dir, json_out, html_out,
-             encoder)
+        _run("anisotropy", {"cosine_pairs": pairs, "seed": seed, "layers": not no_layers}, inputs, encoder)
