@@ -94,3 +94,13 @@ def column_mean(x: np.ndarray) -> np.ndarray:
     for start in range(0, x.shape[0], ROW_BLOCK):
         total += x[start:start + ROW_BLOCK].sum(axis=0, dtype=np.float64)
     return total / x.shape[0]
+
+
+def random_distinct_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_pairs`` index pairs ``(i, j)``, each uniform over the ordered pairs of ``n`` rows with ``i ≠ j``
+    (drawn with replacement from ``numpy.random.default_rng(seed)``: ``i`` first, then ``j``)."""
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, size=n_pairs)
+    j = rng.integers(0, n - 1, size=n_pairs)
+    j += j >= i  # skip i itself: j is uniform over the other n - 1 rows
+    return i, j

@@ -25,7 +25,15 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
-from ._checks import ROW_BLOCK, as_pairs, as_points, check_positive, normalized, row_norms
+from ._checks import (
+    ROW_BLOCK,
+    as_pairs,
+    as_points,
+    check_positive,
+    normalized,
+    random_distinct_pairs,
+    row_norms,
+)
 
 Precision = Literal["float32", "float64"]
 
@@ -190,11 +198,7 @@ def uniformity_sampled(x: np.ndarray, t: float = 2.0, *, n_pairs: int = 1_000_00
     if n_pairs < 2:
         raise InputError(f"n_pairs must be >= 2, got {n_pairs}")
     u = normalized(x, "x") if normalize else x
-    n = u.shape[0]
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, n, size=n_pairs)
-    j = rng.integers(0, n - 1, size=n_pairs)
-    j += j >= i
+    i, j = random_distinct_pairs(u.shape[0], n_pairs, seed)
     expo = np.empty(n_pairs, dtype=np.float64)
     for start in range(0, n_pairs, ROW_BLOCK):
         sl = slice(start, start + ROW_BLOCK)

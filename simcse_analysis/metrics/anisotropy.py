@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ._checks import ROW_BLOCK, as_pairs, as_points, normalized, row_norms
+from ._checks import ROW_BLOCK, as_pairs, as_points, normalized, random_distinct_pairs, row_norms
 from .isoscore import _pc_variances, isoscore_from_variances
 from .spectrum import _gram, eigh_small
 
@@ -85,11 +85,7 @@ def random_pair_cosine(x: np.ndarray, n_pairs: int = 10_000, seed: int = 0) -> R
 
 
 def _random_pair_cosine(x: np.ndarray, norms: np.ndarray, n_pairs: int, seed: int) -> RandomPairCosine:
-    n = x.shape[0]
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, n, size=n_pairs)
-    j = rng.integers(0, n - 1, size=n_pairs)
-    j += j >= i
+    i, j = random_distinct_pairs(x.shape[0], n_pairs, seed)
     cos = np.empty(n_pairs, dtype=np.float64)
     for start in range(0, n_pairs, ROW_BLOCK):
         sl = slice(start, start + ROW_BLOCK)
