@@ -74,6 +74,13 @@ ANALYSES: tuple[str, ...] = ("align_uniform", "spectrum", "anisotropy")
 DEFAULT_SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
 
+def parse_splits(spec: str) -> tuple[str, ...]:
+    """``--splits``: ``"train,dev"`` → ``("train", "dev")``; ``"all"`` → :data:`DEFAULT_SPLITS`
+    (names are checked by :class:`AnalysisSettings`)."""
+    parts = tuple(p.strip() for p in spec.split(",") if p.strip())
+    return DEFAULT_SPLITS if [p.lower() for p in parts] == ["all"] else parts
+
+
 # ----------------------------------------------------------------------------------------- settings
 @dataclass
 class AnalysisSettings:

@@ -73,12 +73,6 @@ def _int_list(spec: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def _splits(spec: str) -> list[str]:
-    """``"train,dev"`` → ``["train", "dev"]``; ``"all"`` → every split."""
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    return ["train", "dev", "test"] if [p.lower() for p in parts] == ["all"] else parts
-
-
 def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Path, Path]]:
     from ..errors import InputError
 
@@ -95,14 +89,21 @@ def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Pat
 def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], encoder: EncoderOptions) -> None:
     """Run one analysis: ``settings_kw`` are the command's own settings, ``inputs`` the shared input/output
     options (see :data:`with_analysis_inputs`)."""
-    from ..analysis import AnalysisSettings, EncoderSource, analyze, load_precomputed, load_protocol_data
+    from ..analysis import (
+        AnalysisSettings,
+        EncoderSource,
+        analyze,
+        load_precomputed,
+        load_protocol_data,
+        parse_splits,
+    )
     from ..errors import InputError
     from ..io_utils import atomic_write_text
 
     models, embeddings, sentences = inputs["models"], inputs["embeddings"], inputs["sentences"]
     export_sentences, data_dir = inputs["export_sentences"], inputs["data_dir"]
     json_out, html_out = inputs["json_out"], inputs["html_out"]
-    settings = AnalysisSettings(splits=_splits(inputs["splits"]), variant=inputs["variant"], **settings_kw)
+    settings = AnalysisSettings(splits=parse_splits(inputs["splits"]), variant=inputs["variant"], **settings_kw)
     data = load_protocol_data(settings, data_dir)  # fails on missing data before any model loads
     if export_sentences is not None:
         atomic_write_text(export_sentences, "".join(s + "\n" for s in data.sentences))

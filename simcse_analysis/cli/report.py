@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from reports.html import check_writable, write_report
         from reports.umap_map import UMAPSettings
 
-        from ..analysis import AnalysisSettings
+        from ..analysis import AnalysisSettings, parse_splits
         from ..errors import InputError
         from ..sts_eval import STSResult
         from .sts import sts_table
@@ -92,10 +92,8 @@ def register(app: typer.Typer) -> None:
                 check_writable(target)
         records = [load_record(p) for p in from_json or []]
         if models:
-            parts = [p.strip() for p in splits.split(",") if p.strip()]
             settings = ReportSettings(
-                analysis=AnalysisSettings(splits=tuple(["train", "dev", "test"] if [p.lower() for p in parts] == ["all"]
-                                                       else parts), variant=variant,
+                analysis=AnalysisSettings(splits=parse_splits(splits), variant=variant,
                                           uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
                 umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None,
                 layer_sentences=layer_sentences or None)
