@@ -27,7 +27,7 @@ from simcse_analysis.checkpoint import file_digest
 from simcse_analysis.corpora import read_pair_corpus, read_text_corpus
 from simcse_analysis.errors import InputError
 
-from .views import NeighbourPositive, ViewFn, dropout_views, parse_positive
+from .views import ViewFn, dropout_views, neighbour_window
 
 
 @dataclass
@@ -62,8 +62,7 @@ def load_training_data(files: Sequence[str | os.PathLike[str]], objective: str,
     """
     if not files:
         raise InputError("no training file given: pass --train-file FILE")
-    view = parse_positive(positive)
-    window = view.window if isinstance(view, NeighbourPositive) else 0
+    window = neighbour_window(positive)
     if window and objective != "unsup":
         raise InputError(f"--positive {positive} applies to unsupervised SimCSE only (train unsup)")
     neighbours: list[list[str]] = []

@@ -105,12 +105,25 @@ def _load_plugins() -> None:
             pass
 
 
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    """``"NAME:ARG"`` → ``("NAME", "ARG")``; ``"NAME"`` → ``("NAME", None)``."""
+    name, _, arg = str(spec).partition(":")
+    return name.strip(), arg.strip() or None
+
+
 def parse_positive(spec: str) -> ViewFn:
     """The view function named by ``spec`` (``NAME`` or ``NAME:ARG``)."""
-    name, _, arg = str(spec).partition(":")
-    if name.strip() not in POSITIVE_VIEWS:
+    name, arg = _split_spec(spec)
+    if name not in POSITIVE_VIEWS:
         _load_plugins()
-    factory = POSITIVE_VIEWS.get(name.strip())
+    factory = POSITIVE_VIEWS.get(name)
     if factory is None:
         raise InputError(f"unknown positive view {spec!r}: choose one of {', '.join(sorted(POSITIVE_VIEWS))}")
-    return factory(arg.strip() or None)
+    return factory(arg)
+
+
+def neighbour_window(spec: str) -> int:
+    """``K`` of a ``next[:K]`` spec, 0 for every other positive (whose view is not built: building one may
+    load WordNet or a masked LM)."""
+    name, arg = _split_spec(spec)
+    return _next_factory(arg).window if name == "next" else 0
