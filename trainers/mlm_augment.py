@@ -40,6 +40,8 @@ def load_masked_lm(name: str) -> tuple[Any, Any]:
 
     from simcse_analysis.checkpoint import resolve_checkpoint
 
+    from .model import missing_head_keys
+
     path = resolve_checkpoint(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -51,8 +53,7 @@ def load_masked_lm(name: str) -> tuple[Any, Any]:
                          f"{str(e).splitlines()[0]}") from e
     finally:
         hf_logging.set_verbosity(verbosity)
-    prefix = model.base_model_prefix
-    missing = [k for k in info.get("missing_keys", []) if not k.startswith(prefix + ".")]
+    missing = missing_head_keys(model, info)
     if missing or tokenizer.mask_token_id is None:
         raise InputError(f"--positive mlm:…@{name}: {path} has no masked-LM head (missing "
                          f"{', '.join(sorted(missing)[:3]) or 'a mask token'}): use a masked-LM checkpoint such "

@@ -221,6 +221,13 @@ class SimCSEModel(nn.Module):
         return out
 
 
+def missing_head_keys(mlm: nn.Module, loading_info: dict[str, Any]) -> list[str]:
+    """Weights outside the base model that ``from_pretrained(..., output_loading_info=True)`` had to
+    initialise: a checkpoint without its masked-LM head has some."""
+    prefix = mlm.base_model_prefix + "."
+    return [k for k in loading_info.get("missing_keys", []) if not k.startswith(prefix)]
+
+
 def _load_lm_head(path: str, config: Any, trust_remote_code: bool) -> nn.Module:
     """The checkpoint's masked-LM head (everything of ``AutoModelForMaskedLM`` but the base model),
     untied from the encoder's embeddings as in the reference; :class:`InputError` if it has none."""
@@ -231,9 +238,8 @@ def _load_lm_head(path: str, config: Any, trust_remote_code: bool) -> nn.Module:
                                                          output_loading_info=True)
     except (ValueError, OSError) as e:
         raise InputError(f"--do-mlm: cannot load a masked-LM head from {path}: {str(e).splitlines()[0]}") from e
-    prefix = mlm.base_model_prefix
-    heads = [(name, m) for name, m in mlm.named_children() if name != prefix]
-    missing = [k for k in info.get("missing_keys", []) if not k.startswith(prefix + ".")]
+    heads = [(name, m) for name, m in mlm.named_children() if name != mlm.base_model_prefix]
+    missing = missing_head_keys(mlm, info)
     if missing or len(heads) != 1:
         raise InputError(f"--do-mlm needs a checkpoint with a masked-LM head; {path} has none "
                          f"(missing {', '.join(sorted(missing)[:3]) or 'a single head module'}): drop --do-mlm")
