@@ -161,19 +161,19 @@ def synonym_replacement(text: str, ratio: float | None, rng: random.Random, word
     """Replace ``max(1, r(ratio·n))`` distinct non-stop words that have synonyms (one word when ``ratio`` is
     None) by a random synonym each."""
     words = text.split()
-    candidates: list[tuple[int, list[str]]] = []
+    candidates: list[tuple[int, re.Match[str], list[str]]] = []
     for i, token in enumerate(words):
         m = _WORD.match(token)
         if m is None or m.group(2).lower() in STOP_WORDS:
             continue
         options = wordnet.synonyms(m.group(2))
         if options:
-            candidates.append((i, options))
+            candidates.append((i, m, options))
     if not candidates:
         return " ".join(words)
     k = 1 if ratio is None else min(len(candidates), max(1, stochastic_round(ratio * len(words), rng)))
-    for i, options in rng.sample(candidates, k):
-        lead, core, trail = _WORD.match(words[i]).groups()
+    for i, m, options in rng.sample(candidates, k):
+        lead, core, trail = m.groups()
         new = rng.choice(options)
         if core[0].isupper() and not new[0].isupper():
             new = new[0].upper() + new[1:]
