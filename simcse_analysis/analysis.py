@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from .corpora import split_lines
 from .errors import InputError
 from .metrics.align_uniform import alignment, uniformity, uniformity_sampled
 from .metrics.anisotropy import (
@@ -294,10 +295,7 @@ def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: st
         raise InputError(f"--sentences {sp}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"--sentences {sp}: cannot read as UTF-8 text ({e})") from e
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    sentences = [ln.removesuffix("\r") for ln in lines]
+    sentences = split_lines(text)  # row i of the matrix embeds line i, blank lines included
     if arr.ndim != 2:
         raise InputError(f"--embeddings {ep}: expected a 2-D array (sentences x dimensions), got shape {arr.shape}")
     if arr.shape[0] != len(sentences):

@@ -55,6 +55,14 @@ def _read_text(path: Path, what: str) -> str:
         raise InputError(f"{what} {path} line {line} is not UTF-8: re-save the file as UTF-8") from e
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines of a text file, verbatim: split on ``\n``, a final newline ends the last line, ``\r`` dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.removesuffix("\r") for ln in lines]
+
+
 def read_text_corpus(path: str | os.PathLike[str], *, skip_empty: bool = True,
                      limit: int | None = None) -> list[str]:
     """Sentences of a one-sentence-per-line UTF-8 file (at most ``limit``), lines kept verbatim.
@@ -63,12 +71,8 @@ def read_text_corpus(path: str | os.PathLike[str], *, skip_empty: bool = True,
     """
     p = Path(path)
     text = _read_text(p, "corpus file")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
     out: list[str] = []
-    for ln in lines:
-        ln = ln.removesuffix("\r")
+    for ln in split_lines(text):
         if skip_empty and not ln.strip():
             continue
         out.append(ln)
