@@ -36,6 +36,7 @@ report: setup
 	$(BIN)/simcse-analyze report $(MODEL) --data-dir $(DATA) --out $(OUTDIR)/$(MODEL).html
 
 test: setup browser wordnet
+	$(BIN)/lint-imports --no-logo --no-cache
 	SIMCSE_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 bench: setup

@@ -562,9 +562,9 @@ def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def save_record(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the record as JSON, atomically (parent directories are created)."""
-    from .html import write_text
+    from simcse_analysis.io_utils import write_output_text
 
-    return write_text(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+    return write_output_text(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def merge_records(records: Sequence[dict[str, Any]], title: str | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import write_output_text
 
 from . import figures as F
 from .collect import display_label
@@ -400,43 +401,6 @@ def _check_scripts(page: str, expected: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------- writing
-def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Fail early (before any encoding) if ``path`` cannot be written; creates missing parent directories.
-
-    Probes with a temporary file beside ``path`` and leaves an existing ``path`` untouched.
-    """
-    import tempfile
-
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a directory: give a file name such as {p / 'report.html'}")
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
-    except OSError as e:
-        raise InputError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from e
-    os.close(fd)
-    os.unlink(tmp)
-    return p
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Atomic write (parents created); any failure is an :class:`InputError` naming the path."""
-    from simcse_analysis.io_utils import atomic_write_text
-
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a directory: give a file name such as {p / 'report.html'}")
-    try:
-        atomic_write_text(p, text)
-    except InputError:
-        raise
-    except OSError as e:
-        raise InputError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from e
-    return p
-
-
 def write_report(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Render :func:`render_report` and write it atomically to ``path``."""
-    return write_text(path, render_report(record))
+    return write_output_text(path, render_report(record))

@@ -61,6 +61,39 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Fail early (before any encoding) if ``path`` cannot be written; creates missing parent directories.
+
+    Probes with a temporary file beside ``path`` and leaves an existing ``path`` untouched.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory: give a file name such as {p / 'report.html'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+    except OSError as e:
+        raise InputError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from e
+    os.close(fd)
+    os.unlink(tmp)
+    return p
+
+
+def write_output_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Atomic write (parents created); any failure is an :class:`InputError` naming the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory: give a file name such as {p / 'report.html'}")
+    try:
+        atomic_write_text(p, text)
+    except InputError:
+        raise
+    except OSError as e:
+        raise InputError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from e
+    return p
+
+
 def finite_json(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, ±inf) replaced by ``None``, recursively, so that it
     serialises as standard JSON; numpy scalars become Python numbers."""

@@ -8,8 +8,10 @@ import re
 import pytest
 from conftest import HOSTILE_DIR
 
-from reports.html import check_writable, render_report, write_report, write_text
+from reports.html import render_report, write_report
 from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import check_writable
+from simcse_analysis.io_utils import write_output_text as write_text
 
 
 @pytest.fixture(scope="module")

@@ -614,7 +614,7 @@ def summarize(results: Sequence[RunResult], *, kind: str = "grid", keys: Sequenc
 
 def format_summary(summary: SweepSummary) -> str:
     """Plain-text table: one row per point (mean ± std over seeds)."""
-    from simcse_analysis.cli.sts import format_table
+    from simcse_analysis.tables import format_table
 
     headers = [*summary.keys, "seeds", "STS-B dev (best)", "best step", "ℓ_align @best", "ℓ_uniform @best",
                "Δℓ_align", "Δℓ_uniform"]

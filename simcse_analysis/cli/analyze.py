@@ -140,7 +140,7 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
 
 # ------------------------------------------------------------------------------------------ tables
 def align_uniform_table(report: Any) -> str:
-    from .sts import format_table
+    from ..tables import format_table
 
     rows = []
     for r in report.results:
@@ -152,7 +152,7 @@ def align_uniform_table(report: Any) -> str:
 
 
 def spectrum_table(report: Any) -> str:
-    from .sts import format_table
+    from ..tables import format_table
 
     ks = [k for k in ("1", "10", "100") if str(k) in map(str, report.settings.top_k)]
     rows = []
@@ -168,7 +168,7 @@ def spectrum_table(report: Any) -> str:
 
 
 def anisotropy_table(report: Any) -> str:
-    from .sts import format_table
+    from ..tables import format_table
 
     heads = ["rand cos", "IsoScore", "I(W)", "norm", "PC1 share"]
 

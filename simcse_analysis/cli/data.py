@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         from ..download import fetch_missing, load_manifest, missing_resources, select_resources
         from ..errors import InputError
         from ..sts_data import data_status
-        from .sts import format_table
+        from ..tables import format_table
 
         resources = load_manifest(manifest, base_url)
         selected = select_resources(only, resources)

@@ -75,11 +75,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Interactive HTML report comparing checkpoints: STS table, align-uniform plane, spectra, anisotropy, UMAP."""
         from reports.collect import ReportSettings, collect_report, load_record, merge_records, save_record
-        from reports.html import check_writable, write_report
+        from reports.html import write_report
         from reports.umap_map import UMAPSettings
 
         from ..analysis import AnalysisSettings, parse_splits
         from ..errors import InputError
+        from ..io_utils import check_writable
         from ..sts_eval import STSResult
         from .sts import sts_table
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..tables import format_table
 from .options import (
     DataDir,
     EncoderOptions,
@@ -25,18 +26,6 @@ Split = Annotated[str, typer.Option("--split", help="test | dev (dev: STS-B and 
 Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval-processed, as the paper) | raw.")]
 Aggregation = Annotated[str, typer.Option(
     "--aggregation", help="STS12-16 over sub-datasets: all (SimCSE: one Spearman over all pairs) | mean | wmean.")]
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool] | None = None) -> str:
-    """Plain-text table: columns padded to their widest cell, a dashed rule under the header."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    right = right or [False] * len(headers)
-
-    def line(r: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()
-
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
 
 
 def _fmt(x: float | None) -> str:

@@ -92,7 +92,7 @@ def _f(x: float | None, digits: int = 2) -> str:
 
 def summary_table(result) -> str:
     """Steps, time, and STS-B dev / alignment / uniformity before training, at the best step and at the end."""
-    from .sts import format_table
+    from ..tables import format_table
 
     rows = []
     by_step = {e["step"]: e for e in result.trajectory}
