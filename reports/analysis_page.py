@@ -153,7 +153,7 @@ def render_analysis_page(document: dict[str, Any]) -> str:
 
 
 def write_analysis_page(document: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Render :func:`render_analysis_page` and write it atomically to ``path``."""
-    from simcse_analysis.io_utils import atomic_write_text
+    """Render :func:`render_analysis_page` and write it to ``path`` (:func:`~simcse_analysis.io_utils.write_output_text`)."""
+    from simcse_analysis.io_utils import write_output_text
 
-    return atomic_write_text(path, render_analysis_page(document))
+    return write_output_text(path, render_analysis_page(document))

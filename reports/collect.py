@@ -120,16 +120,14 @@ def resolve_model_arg(arg: str) -> ModelSpec:
     A checkpoint directory written by the trainer (``simcse_analysis.json`` says ``checkpoint: best|last``)
     picks up the ``trajectory.jsonl`` of its run directory.
     """
-    from simcse_analysis.checkpoint import read_metadata
+    from simcse_analysis.checkpoint import read_metadata, run_checkpoint_dir
 
     name, pooler = split_pooler(arg)
     p = Path(name).expanduser()
-    if p.is_dir() and not (p / "config.json").is_file() and (p / TRAJECTORY_FILE).is_file():
-        for sub in ("best", "last"):
-            if (p / sub / "config.json").is_file():
-                return ModelSpec(name, str(p / sub), p / TRAJECTORY_FILE, pooler)
-        raise InputError(f"{p} is a training run without a best/ or last/ checkpoint: let the run finish or "
-                         "pass a checkpoint directory")
+    checkpoint = run_checkpoint_dir(p)  # the same resolution every command applies
+    if checkpoint is not None:
+        traj = p / TRAJECTORY_FILE
+        return ModelSpec(name, str(checkpoint), traj if traj.is_file() else None, pooler)
     if p.is_dir() and (p / "config.json").is_file():
         meta = read_metadata(p)
         traj = p.resolve().parent / TRAJECTORY_FILE

@@ -149,6 +149,6 @@ def render_sweep_page(doc: dict[str, Any]) -> str:
 
 def write_sweep_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Render :func:`render_sweep_page` and write it atomically to ``path``."""
-    from simcse_analysis.io_utils import atomic_write_text
+    from simcse_analysis.io_utils import write_output_text
 
-    return atomic_write_text(path, render_sweep_page(doc))
+    return write_output_text(path, render_sweep_page(doc))

@@ -279,8 +279,11 @@ class PrecomputedSource:
 
 def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: str | os.PathLike[str],
                      name: str | None = None) -> PrecomputedSource:
-    """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines)."""
-    from .metrics._checks import as_points
+    """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines).
+
+    Refuses non-finite values and zero rows (a zero vector has no direction), naming the file, row and line.
+    """
+    from .metrics._checks import as_points, row_norms
 
     ep, sp = Path(embeddings_path), Path(sentences_path)
     try:
@@ -302,6 +305,12 @@ def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: st
         raise InputError(f"--embeddings {ep} has {arr.shape[0]} rows but --sentences {sp} has {len(sentences)} "
                          "lines: row i must be the embedding of line i")
     arr = as_points(arr, f"--embeddings {ep}", min_rows=2)
+    zero = np.flatnonzero(row_norms(arr) == 0.0)
+    if zero.size:  # no direction, so no cosine: every analysis would fail on it or silently skew
+        i = int(zero[0])
+        raise InputError(f"--embeddings {ep} row {i} is the zero vector (the embedding of line {i + 1} of "
+                         f"--sentences {sp}: {sentences[i][:60]!r}; {zero.size} zero row(s) in all): re-encode "
+                         "that sentence or remove it from both files")
     return PrecomputedSource(arr, sentences, name=name or ep.stem, embeddings_path=str(ep), sentences_path=str(sp))
 
 
@@ -388,9 +397,9 @@ class AnalysisReport:
                    [kind.from_dict(r) for r in d["results"]])
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from .io_utils import atomic_write_text
+        from .io_utils import write_output_text
 
-        return atomic_write_text(path, self.to_json())
+        return write_output_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AnalysisReport:

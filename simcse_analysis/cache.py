@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ import numpy as np
 from .io_utils import atomic_write_bytes
 
 ENV_VAR = "SIMCSE_CACHE"
+
+#: Cache roots already reported unwritable in this process (the warning is printed once per root).
+_UNWRITABLE_WARNED: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """One line ``warning: …`` on standard error (the cache never fails a command, but says what it skips)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def default_cache_dir() -> Path:
@@ -67,12 +76,15 @@ class EmbeddingCache:
             self.misses += 1
             return None
         if hashlib.sha256(data).hexdigest() != expected:
+            warn(f"embedding cache entry {arr_path} is corrupt (its SHA-256 does not match {sum_path.name}); "
+                 "re-encoding")
             self._drop(key)
             self.misses += 1
             return None
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError:
+            warn(f"embedding cache entry {arr_path} is not a readable array; re-encoding")
             self._drop(key)
             self.misses += 1
             return None
@@ -88,8 +100,15 @@ class EmbeddingCache:
         try:
             atomic_write_bytes(arr_path, data)
             atomic_write_bytes(sum_path, hashlib.sha256(data).hexdigest().encode())
-        except Exception:  # read-only or full disk: caching is an optimisation, not a requirement
+        except Exception as e:  # read-only or full disk: caching is an optimisation, not a requirement
             self._drop(key)
+            root = str(self.root)
+            if root not in _UNWRITABLE_WARNED:
+                _UNWRITABLE_WARNED.add(root)
+                cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+                reason = getattr(cause, "strerror", None) or str(cause)
+                warn(f"cannot write the embedding cache {self.root} ({reason}); continuing without caching: pass "
+                     "--cache-dir DIR (a writable directory) or --no-cache")
 
     def _drop(self, key: str) -> None:
         for p in self._paths(key):

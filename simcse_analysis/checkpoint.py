@@ -27,8 +27,86 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 _HUB_PATTERNS = ["*.json", "*.txt", "*.model", "1_Pooling/*", "*.safetensors"]
 
 
+#: Files that mark a training run directory (``trainers.rundir``): its checkpoints are ``best/`` and ``last/``.
+RUN_MARKERS = ("run.json", "trajectory.jsonl")
+#: The checkpoints of a run, in the order one is picked to stand for the run.
+RUN_CHECKPOINTS = ("best", "last")
+
+
 def has_weights(path: Path) -> bool:
     return any((path / f).is_file() for f in WEIGHT_FILES)
+
+
+def run_checkpoint_dir(path: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint a training run directory stands for (its ``best/``, else ``last/``), or ``None`` when
+    ``path`` is not a run directory (it is a checkpoint itself, or holds no ``run.json``/``trajectory.jsonl``).
+
+    Raises :class:`InputError` for a run that has neither checkpoint yet.
+    """
+    p = Path(path).expanduser()
+    if not p.is_dir() or (p / "config.json").is_file() or not any((p / m).is_file() for m in RUN_MARKERS):
+        return None
+    for sub in RUN_CHECKPOINTS:
+        if (p / sub / "config.json").is_file():
+            return p / sub
+    raise InputError(f"{p} is a training run without a best/ or last/ checkpoint: let the run finish (or "
+                     "--resume it) or pass a checkpoint directory")
+
+
+def _safetensors_problem(f: Path) -> str | None:
+    """Why ``f`` is not a complete safetensors file (``None`` if it is): the 8-byte header length, the JSON
+    header, and the data section must end exactly where the tensors' ``data_offsets`` say."""
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a safetensors header"
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                return f"its header claims {n} bytes but the file has {size}: the file is truncated"
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except OSError as e:
+        return e.strerror or str(e)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "its header is not valid JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    need = 8 + n + max(ends, default=0)
+    if need > size:
+        return f"its tensors need {need} bytes but the file has {size}: the file is truncated"
+    return None
+
+
+def check_weights(path: Path) -> None:
+    """Raise :class:`InputError` if a safetensors weight file of checkpoint ``path`` is truncated or corrupt
+    (checked from the header alone, so a half-copied or half-downloaded file fails here, not in a traceback)."""
+    files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else []
+    index = path / "model.safetensors.index.json"
+    if not files and index.is_file():
+        files = [path / n for n in sorted(set(read_json(index).get("weight_map", {}).values()))]
+    for f in files:
+        problem = "missing" if not f.is_file() else _safetensors_problem(f)
+        if problem:
+            raise InputError(f"model weights {f} are unreadable ({problem}): copy or download the checkpoint "
+                             "again, or point at another checkpoint")
+
+
+def check_tokenizer_fits(tokenizer: Any, path: Path, vocab_size: int | None = None) -> None:
+    """Raise :class:`InputError` if ``tokenizer`` can produce token ids the model's embedding matrix lacks
+    (``len(tokenizer) > vocab_size``; ``vocab_size`` defaults to ``config.json``'s): such ids would index
+    past the matrix in the middle of encoding."""
+    if vocab_size is None:
+        cfg = path / "config.json"
+        vocab_size = read_json(cfg).get("vocab_size") if cfg.is_file() else None
+    if not isinstance(vocab_size, int):
+        return
+    n = len(tokenizer)
+    if n > vocab_size:
+        raise InputError(f"{path}: the tokenizer has {n} tokens but the model's vocabulary (vocab_size in "
+                         f"config.json) has {vocab_size}, so ids >= {vocab_size} cannot be embedded: use the "
+                         "tokenizer the model was trained with")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -53,17 +131,21 @@ def _from_hub(repo_id: str, *, local_only: bool) -> Path | None:
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """Local directory holding the checkpoint's config, tokenizer and weights.
 
+    A training run directory (``run.json``/``trajectory.jsonl``, see :func:`run_checkpoint_dir`) resolves
+    to its ``best/`` checkpoint, else ``last/``. Truncated safetensors weights are refused here.
     Raises :class:`InputError` for a directory without weights, a missing path, or an id that no
     source (cache, hub, offline provider) can supply.
     """
     name = str(name_or_path)
     path = Path(name).expanduser()
+    path = run_checkpoint_dir(path) or path  # a training run stands for its best/ checkpoint
     if path.is_dir():
         if not (path / "config.json").is_file() or not has_weights(path):
             raise InputError(
                 f"{path} holds no model (needs config.json and model.safetensors or pytorch_model.bin): "
-                "point at a checkpoint directory or a Hugging Face model id"
+                "point at a checkpoint directory, a training run directory or a Hugging Face model id"
             )
+        check_weights(path)
         return path.resolve()
     if path.exists():
         raise InputError(f"{path} is a file, not a checkpoint directory: pass the directory that holds it")
@@ -86,6 +168,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
             f"model {name!r} is neither a local directory nor reachable on the Hugging Face hub: check the "
             "id, connect to the internet, or pass a local checkpoint directory"
         )
+    check_weights(found)
     return found
 
 

@@ -9,8 +9,9 @@ is a degenerate positive pair, and several of them in one batch become identical
 
 CSV files. As in the reference (HF ``csv`` builder, ``delimiter="\\t"`` for ``.tsv``), the first row is a
 header and columns are taken by position: 2 = ``sent0, sent1`` (positive pairs), 3 = ``sent0, sent1,
-hard_neg`` (supervised SimCSE with a hard negative). The reference also accepts a 1-column CSV of single
-sentences; here those belong in a ``.txt`` file. Standard CSV quoting applies (sentences may contain
+hard_neg`` (supervised SimCSE with a hard negative) — unless the header uses these names, which are then
+read by name (:func:`pair_column_order`); a header that contradicts itself or the positions is refused.
+The reference also accepts a 1-column CSV of single sentences; here those belong in a ``.txt`` file. Standard CSV quoting applies (sentences may contain
 commas and quotes); blank lines are skipped.
 """
 
@@ -83,6 +84,41 @@ def read_text_corpus(path: str | os.PathLike[str], *, skip_empty: bool = True,
     return out
 
 
+#: The column names of a pair corpus, in their positional order (the SimCSE reference's NLI file header).
+PAIR_COLUMNS = ("sent0", "sent1", "hard_neg")
+
+
+def pair_column_order(header: list[str], path: Path) -> list[int]:
+    """Which file column holds ``sent0``, ``sent1`` (and ``hard_neg``): read by name when every header name
+    is a known one (``sent1,sent0`` is read swapped), by position when none is (any other names).
+
+    Raises :class:`InputError` for a header that names known columns but not as a pair corpus can be read:
+    a repeated name, a mix of known and unknown names that disagrees with the positions, or known names
+    without both ``sent0`` and ``sent1`` (``sent0,hard_neg`` would otherwise train on the hard negatives
+    as positives).
+    """
+    names = [h.strip().lower() for h in header]
+    known = [n for n in names if n in PAIR_COLUMNS]
+    if not known:
+        return list(range(len(header)))
+    expected = ",".join(PAIR_COLUMNS[:len(header)])
+    if len(set(known)) != len(known):
+        raise InputError(f"pair corpus {path} line 1: header {','.join(header)} repeats a column name; expected "
+                         f"{expected}")
+    if len(known) == len(names):
+        if "sent0" not in names or "sent1" not in names:
+            raise InputError(f"pair corpus {path} line 1: header {','.join(header)} has no "
+                             f"{'sent0' if 'sent0' not in names else 'sent1'} column, so the columns cannot be "
+                             f"read as a sentence and its positive: name them {expected}")
+        return [names.index(c) for c in PAIR_COLUMNS[:len(names)]]
+    wrong = [(i, n) for i, n in enumerate(names) if n in PAIR_COLUMNS and PAIR_COLUMNS.index(n) != i]
+    if wrong:
+        i, n = wrong[0]
+        raise InputError(f"pair corpus {path} line 1: header {','.join(header)} names column {i + 1} {n!r}, but "
+                         f"columns are read by position as {expected}: rename or reorder the columns")
+    return list(range(len(header)))
+
+
 def read_pair_corpus(path: str | os.PathLike[str], *, limit: int | None = None) -> PairCorpus:
     """Rows of a CSV (TSV for ``.tsv``) with a header and 2 or 3 columns: ``sent0,sent1[,hard_neg]``.
 
@@ -100,6 +136,7 @@ def read_pair_corpus(path: str | os.PathLike[str], *, limit: int | None = None) 
         if len(header) not in (2, 3):
             raise InputError(f"pair corpus {p} line 1: header has {len(header)} column(s); expected "
                              "'sent0,sent1' or 'sent0,sent1,hard_neg' (use a .txt file for single sentences)")
+        pair_column_order(header, p)  # a contradicting header fails before the rows are read
         cols: list[list[str]] = [[] for _ in header]
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -116,8 +153,10 @@ def read_pair_corpus(path: str | os.PathLike[str], *, limit: int | None = None) 
         raise InputError(f"pair corpus {p} line {reader.line_num}: malformed CSV ({e}); fix the quoting") from e
     if not cols[0]:
         raise InputError(f"pair corpus {p} has a header but no rows: add 'sent0,sent1[,hard_neg]' rows")
+    order = pair_column_order(header, p)
+    cols = [cols[i] for i in order]
     return PairCorpus(cols[0], cols[1], cols[2] if len(cols) == 3 else None,
-                      tuple(h.strip() for h in header), str(p))
+                      tuple(header[i].strip() for i in order), str(p))
 
 
 def read_corpus(path: str | os.PathLike[str], **kwargs) -> list[str] | PairCorpus:

@@ -267,6 +267,26 @@ class Encoder:
         return result
 
 
+def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of checkpoint directory ``path``; :class:`InputError` if it cannot be loaded."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as e:
+        raise InputError(f"cannot load a tokenizer from {path}: {e}".splitlines()[0]) from e
+
+
+def check_checkpoint(name_or_path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> Path:
+    """Everything about a checkpoint that can be checked without loading its weights: it resolves (a run
+    directory to its ``best/``), its safetensors files are complete, its tokenizer loads and fits the
+    model's vocabulary. Commands call it for every ``MODEL`` before encoding with the first, so one bad
+    checkpoint fails the command at once instead of after the others' work. Returns the directory."""
+    path = ckpt.resolve_checkpoint(name_or_path)
+    ckpt.check_tokenizer_fits(load_tokenizer(path, trust_remote_code=trust_remote_code), path)
+    return path
+
+
 def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None,
                  max_length: int | None = None, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, cache_dir: str | os.PathLike[str] | None = None,
@@ -278,7 +298,7 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
     modelling code runs only with ``trust_remote_code=True``.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     path = ckpt.resolve_checkpoint(name_or_path)
@@ -286,10 +306,7 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     pooler = check_pooler(pooler or ckpt.default_pooler(path))
     torch_dtype = resolve_dtype(dtype)
     dev = resolve_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except Exception as e:
-        raise InputError(f"cannot load a tokenizer from {path}: {e}".splitlines()[0]) from e
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we report missing pooler weights ourselves, below
@@ -302,8 +319,13 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
             raise InputError(f"{name_or_path} ships its own modelling code; rerun with --trust-remote-code "
                              "if you trust it") from e
         raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # safetensors' SafetensorError and the like: a corrupt weight file
+        if type(e).__module__.split(".")[0] != "safetensors":
+            raise
+        raise InputError(f"cannot load model weights from {path} ({str(e).splitlines()[0]}): copy or download "
+                         "the checkpoint again") from e
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -311,6 +333,7 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     if pooler == "cls" and any(k.startswith("pooler.") for k in info.get("missing_keys", [])):
         raise InputError(f"{name_or_path} has no trained pooler layer, so pooler 'cls' would be random: "
                          "use --pooler cls_before_pooler (or avg)")
+    ckpt.check_tokenizer_fits(tokenizer, path, int(model.get_input_embeddings().num_embeddings))
     model.to(dev).eval()
     tok_max = getattr(tokenizer, "model_max_length", None)
     pos_max = getattr(model.config, "max_position_embeddings", None)

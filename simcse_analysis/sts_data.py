@@ -27,7 +27,8 @@ Parsing rules, following SentEval (``senteval/sts.py``):
 * SICK: TAB-separated with a header ``pair_ID sentence_A sentence_B relatedness_score
   entailment_judgment``; the test file has CRLF line endings. ``dev`` is the trial file.
 
-Scores are on the datasets' own scales: [0, 5] for STS, [1, 5] for SICK.
+Scores are on the datasets' own scales: [0, 5] for STS, [1, 5] for SICK; a score outside its scale is
+refused (:data:`SCORE_RANGES`).
 """
 
 from __future__ import annotations
@@ -201,7 +202,11 @@ def _read_lines(path: Path, what: str) -> list[str]:
     return [ln.removesuffix("\r") for ln in lines]
 
 
-def _score(value: str, path: Path, lineno: int, what: str) -> float:
+#: The gold-score scale of each task (inclusive): STS annotators rate 0–5, SICK relatedness 1–5.
+SCORE_RANGES: dict[str, tuple[float, float]] = {**{t: (0.0, 5.0) for t in TASKS}, "SICKRelatedness": (1.0, 5.0)}
+
+
+def _score(value: str, path: Path, lineno: int, what: str, task: str) -> float:
     try:
         x = float(value)
     except ValueError:
@@ -209,6 +214,10 @@ def _score(value: str, path: Path, lineno: int, what: str) -> float:
     if not math.isfinite(x):
         raise InputError(f"{what} file {path} line {lineno}: gold score {value.strip()!r} is not a number; "
                          "fix the line or restore the file (`simcse-analyze data --download`)")
+    lo, hi = SCORE_RANGES[task]
+    if not lo <= x <= hi:
+        raise InputError(f"{what} file {path} line {lineno}: gold score {value.strip()} is outside the task's "
+                         f"scale [{lo:g}, {hi:g}]; fix the line or restore the file (`simcse-analyze data --download`)")
     return x
 
 
@@ -241,7 +250,7 @@ def _load_semeval(task: str, subset: str, variant: str, input_path: Path, gold_p
                              f"{len(cols)} column(s); fix the line or restore the file")
         if not gold.strip():  # unscored pair: skipped, as SentEval does
             continue
-        scores.append(_score(gold, gold_path, i, what))
+        scores.append(_score(gold, gold_path, i, what, task))
         s1.append(_clean(cols[0], variant))
         s2.append(_clean(cols[1], variant))
     if not scores:
@@ -272,7 +281,7 @@ def _load_table(task: str, split: str, variant: str, path: Path) -> STSSubset:
         if len(cols) <= b_col:
             raise InputError(f"{what} file {path} line {i}: expected at least {b_col + 1} TAB-separated "
                              f"columns, found {len(cols)}; fix the line or restore the file")
-        scores.append(_score(cols[score_col], path, i, what))
+        scores.append(_score(cols[score_col], path, i, what, task))
         s1.append(_clean(cols[a_col], variant))
         s2.append(_clean(cols[b_col], variant))
     if not scores:

@@ -30,6 +30,7 @@ import torch
 
 from simcse_analysis import __version__
 from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import check_writable_dir
 
 from .checkpoint_io import save_checkpoint
 from .config import TrainConfig
@@ -38,6 +39,19 @@ from .evaluation import DevSet, dev_metrics, load_dev_set
 from .model import SimCSEModel, get_dropout
 from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
 from .views import parse_positive
+
+
+class TrainingDiverged(InputError):
+    """The loss (or the weights) became NaN or infinite at ``step``: training stops before that step's update,
+    so the checkpoints and resumable states already written hold only finite weights."""
+
+    def __init__(self, step: int, what: str) -> None:
+        self.step, self.what = int(step), what
+        super().__init__(f"training diverged at step {step}: {what}")
+
+
+def _all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
 def _world_size() -> int:
@@ -106,6 +120,9 @@ def _make_trainer_class():
         # ---------------------------------------------------------------- loss
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             outputs = model(**inputs)
+            loss = outputs["loss"].detach()
+            if not bool(torch.isfinite(loss).all()):  # stop before backward: no update from a NaN/inf loss
+                raise TrainingDiverged(self.state.global_step + 1, f"the loss is {float(loss)}")
             self._window.append(outputs["reported_loss"])
             return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
@@ -122,9 +139,16 @@ def _make_trainer_class():
             enc = Encoder.from_model(model.encoder, self.simcse_tokenizer, pooler=model.eval_pooler,
                                      max_length=self.eval_length, name="training")
             devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            def embed(texts: list[str]) -> Any:
+                import numpy as np
+
+                emb = enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
+                if not np.isfinite(emb).all():
+                    raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf")
+                return emb
+
             with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
-                m = dev_metrics(lambda texts: enc.encode(texts, batch_size=self.simcse_config.eval_batch_size,
-                                                         show_progress_bar=False), self.dev)
+                m = dev_metrics(embed, self.dev)
             losses = [float(x) for x in window]
             entry = {"step": int(state.global_step), "epoch": round(float(state.epoch or 0.0), 6),
                      "loss": (sum(losses) / len(losses)) if losses else None,
@@ -144,6 +168,8 @@ def _make_trainer_class():
 
         def export(self, out: Path, *, kind: str, entry: dict[str, Any] | None) -> None:
             model: SimCSEModel = self.model
+            if not _all_finite(model.encoder):
+                raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
             meta = {**self.base_metadata, "checkpoint": kind, "step": int(self.state.global_step),
                     "epoch": float(self.state.epoch or 0.0), "dev": entry}
             save_checkpoint(model.encoder, self.simcse_tokenizer, out, pooler=model.eval_pooler,
@@ -156,6 +182,8 @@ def _make_trainer_class():
             if not self.args.should_save:
                 return
             output_dir = output_dir or self.args.output_dir
+            if not _all_finite(self.model):  # never leave a poisoned state to resume from
+                raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
             os.makedirs(output_dir, exist_ok=True)
             save_model(self.accelerator.unwrap_model(self.model), os.path.join(output_dir, "model.safetensors"))
 
@@ -163,7 +191,11 @@ def _make_trainer_class():
             from safetensors.torch import load_model
 
             target = self.accelerator.unwrap_model(model if model is not None else self.model)
-            load_model(target, os.path.join(resume_from_checkpoint, "model.safetensors"), device="cpu")
+            weights = os.path.join(resume_from_checkpoint, "model.safetensors")
+            load_model(target, weights, device="cpu")
+            if not _all_finite(target):
+                raise InputError(f"the resumable state {weights} holds NaN or inf weights: the run cannot continue "
+                                 "from it; start over with --overwrite (and a lower --lr)")
 
     return _SimCSETrainer
 
@@ -290,23 +322,22 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         say(f"{rd.root} already holds this finished run; nothing to do")
         return RunResult.load(rd.root)
 
-    from transformers import AutoTokenizer
+    from simcse_analysis.checkpoint import check_tokenizer_fits, resolve_checkpoint, weights_fingerprint
+    from simcse_analysis.encoder import load_tokenizer
 
-    from simcse_analysis.checkpoint import resolve_checkpoint, weights_fingerprint
-
+    check_writable_dir(c.output_dir)
     path = resolve_checkpoint(c.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=c.trust_remote_code)
-    except Exception as e:
-        raise InputError(f"cannot load a tokenizer from {path}: {str(e).splitlines()[0]}") from e
+    tokenizer = load_tokenizer(path, trust_remote_code=c.trust_remote_code)
+    check_tokenizer_fits(tokenizer, path)
     model = model_factory(c, path)
+    check_tokenizer_fits(tokenizer, path, int(model.encoder.get_input_embeddings().num_embeddings))
     collator = ContrastiveCollator(data, tokenizer, c.max_length, views=views, seed=c.seed,
                                    mlm_probability=c.mlm_probability if c.do_mlm else None)
     length = eval_max_length(path, tokenizer, model.encoder.config)
 
     # ---- from here on the output directory is written
     resume_from: Path | None = None
-    run_record: dict[str, Any]
+    run_record: dict[str, Any] = {}  # filled by the main process
     if _is_main_process():
         if action == "overwrite":
             wipe_run_dir(rd)
@@ -350,33 +381,67 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    elapsed = time.perf_counter() - started
-
-    if trainer.is_world_process_zero():
-        trajectory = rd.trajectory()
-        trainer.export(rd.last_dir, kind="last", entry=trajectory[-1] if trajectory else None)
-        previous_time = (run_record.get("summary") or {}).get("train_time_s") or 0.0
-        best = max((e for e in trajectory if math.isfinite(e["stsb_spearman"])),
-                   key=lambda e: e["stsb_spearman"], default=None)
-        run_record["summary"] = {
-            "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0.0),
-            "train_time_s": previous_time + elapsed, "rows": len(data),
-            "best_step": best["step"] if best else None,
-            "best_stsb_spearman": best["stsb_spearman"] if best else None,
-            "final": trajectory[-1] if trajectory else None,
-        }
-        run_record["status"] = "finished"
-        rd.write_run(run_record)
-        if not c.keep_state and rd.state_dir.exists():
-            shutil.rmtree(rd.state_dir, ignore_errors=True)
+    try:
+        _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state)
+    except TrainingDiverged as e:
+        raise _diverged(e, rd, run_record if _is_main_process() else None, c) from e
+    except OSError as e:  # a full disk (or lost rights) while saving: what was saved before stays loadable
+        raise InputError(f"cannot write the run in {rd.root}: {e.strerror or e}"
+                         f"{' (' + str(e.filename) + ')' if e.filename else ''}; free space (or fix the rights), "
+                         "then continue with --resume: best/ and the last saved state are intact") from e
     if world > 1:
         import torch.distributed as dist
 
         if dist.is_initialized():
             dist.barrier()
     return RunResult.load(rd.root)
+
+
+def _run_trainer(trainer: Any, rd: RunDir, run_record: dict[str, Any], resume_from: Path | None, *, rows: int,
+                 keep_state: bool) -> None:
+    """Train, export ``last/`` and mark the run finished in ``run.json`` (main process)."""
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    elapsed = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return
+    trajectory = rd.trajectory()
+    trainer.export(rd.last_dir, kind="last", entry=trajectory[-1] if trajectory else None)
+    previous_time = (run_record.get("summary") or {}).get("train_time_s") or 0.0
+    best = max((e for e in trajectory if math.isfinite(e["stsb_spearman"])),
+               key=lambda e: e["stsb_spearman"], default=None)
+    run_record["summary"] = {
+        "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0.0),
+        "train_time_s": previous_time + elapsed, "rows": rows,
+        "best_step": best["step"] if best else None,
+        "best_stsb_spearman": best["stsb_spearman"] if best else None,
+        "final": trajectory[-1] if trajectory else None,
+    }
+    run_record["status"] = "finished"
+    rd.write_run(run_record)
+    if not keep_state and rd.state_dir.exists():
+        shutil.rmtree(rd.state_dir, ignore_errors=True)
+
+
+def _diverged(e: TrainingDiverged, rd: RunDir, run_record: dict[str, Any] | None, c: TrainConfig) -> InputError:
+    """Record a diverged run in ``run.json`` (status ``diverged``, so ``--resume`` refuses it) and return the
+    one-line error: the step, what was kept, and what to change."""
+    kept = [f"best/ (step {_checkpoint_step(rd.best_dir)})"] if rd.best_dir.is_dir() else []
+    state = rd.latest_state()
+    if state is not None:
+        kept.append(f"the resumable state of step {_state_step(state)}")
+    if run_record is not None:
+        run_record.update({"status": "diverged", "diverged": {"step": e.step, "reason": e.what}})
+        rd.write_run(run_record)
+    return InputError(f"{e}; stopped without applying it. {rd.root} keeps "
+                      f"{' and '.join(kept) if kept else 'no checkpoint yet'}. Lower --lr (now {c.learning_rate:g})"
+                      f"{' or use --precision fp32' if c.precision == 'fp16' else ''} and start over with --overwrite")
+
+
+def _checkpoint_step(path: Path) -> Any:
+    from simcse_analysis.checkpoint import read_metadata
+
+    return read_metadata(path).get("step", "?")
 
 
 def _state_step(state: Path | None) -> int | None:

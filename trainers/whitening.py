@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from simcse_analysis.errors import InputError
+from simcse_analysis.io_utils import check_writable_dir, write_error
 
 #: File holding ``mean`` and ``matrix`` inside a whitened checkpoint.
 WHITENING_FILE = "whitening.safetensors"
@@ -263,6 +264,7 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
     outp = Path(out)
     if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
         raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
+    check_writable_dir(outp)
     texts, records = sample_corpus(corpus, max_sentences, seed)
     path = resolve_checkpoint(model)
     if read_metadata(path).get("post_transform"):
@@ -279,8 +281,11 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
         "base_model": str(model), "base_path": str(path), "base_fingerprint": weights_fingerprint(path),
         "corpus": records, "n_sentences": len(texts), "max_sentences": max_sentences, "seed": seed,
         "dim": w.dim, "n_components": w.n_components, "explained_variance": w.explained_variance}}
-    save_whitened_checkpoint(path, w, outp, pooler=enc.pooler, max_length=enc.max_length, encoder_model=enc.model,
-                             metadata=meta, overwrite=overwrite)
+    try:
+        save_whitened_checkpoint(path, w, outp, pooler=enc.pooler, max_length=enc.max_length,
+                                 encoder_model=enc.model, metadata=meta, overwrite=overwrite)
+    except OSError as e:  # a full disk or lost rights while writing: nothing half-written is left (atomic swap)
+        raise write_error(f"--out {outp}", e) from e
     st = bool(read_metadata(outp).get("sentence_transformers"))
     return WhiteningResult(output_dir=str(outp), base_model=str(model), pooler=enc.pooler,
                            max_length=enc.max_length, n_sentences=len(texts), dim=w.dim,

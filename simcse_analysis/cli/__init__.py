@@ -80,13 +80,34 @@ def main(argv: Sequence[str] | None = None) -> None:
                  standalone_mode=False)
     except _EXIT as e:
         sys.exit(e.exit_code)
-    except _ABORT:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except _USAGE as e:  # usage errors: unknown option, bad choice, missing argument
-        e.show()
-        sys.exit(e.exit_code)
+    except (_ABORT + (KeyboardInterrupt,)):
+        _aborted()
+    except _USAGE as e:  # usage errors: unknown option, out-of-range value, bad choice, missing argument
+        if type(e).__name__ == "NoArgsIsHelpError":  # a command group called bare: its help page
+            e.show()
+            sys.exit(e.exit_code)
+        print(f"error: {usage_line(e)}", file=sys.stderr)
+        sys.exit(InputError.exit_code)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(InputError.exit_code)
+    if rv == ABORTED_EXIT_CODE:  # typer turns Ctrl-C (KeyboardInterrupt) into this exit code, silently
+        _aborted()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+#: Exit status after Ctrl-C (SIGINT): 128 + the signal number, as shells report it.
+ABORTED_EXIT_CODE = 130
+
+
+def _aborted() -> None:
+    print("aborted", file=sys.stderr)
+    sys.exit(ABORTED_EXIT_CODE)
+
+
+def usage_line(e: BaseException) -> str:
+    """A click usage error as one line: its message and where to read the command's options."""
+    message = " ".join(str(getattr(e, "format_message", lambda: str(e))()).split())
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "simcse-analyze"
+    return f"{message} (see `{where} --help`)"

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import JsonOut
+from ..io_utils import is_stdout
+from .options import JsonOut, check_outputs, write_output
 from .train import with_training_options
 
 Model = Annotated[str | None, typer.Option(
@@ -66,10 +67,10 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
     from trainers import sweeps
 
     from ..errors import InputError
-    from ..io_utils import atomic_write_text
 
     if dry_run and collect:
         raise InputError("--dry-run and --collect exclude each other: plan runs, or read finished ones")
+    to_stderr = check_outputs(json_out, report)
     seed_list = sweeps.parse_seeds(seeds) if seeds is not None else None
     base = _base_config(out=out, collect=collect, **base_kw)
     # the swept values: required to run; with --collect an optional selection of the runs found
@@ -99,7 +100,7 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
         results = sweeps.run_sweep(plan, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
         summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds,
                                    base_config=base.to_dict())
-    typer.echo(sweeps.format_summary(summary))
+    typer.echo(sweeps.format_summary(summary), err=to_stderr)
     for note in summary.skipped:
         typer.echo(f"skipped {note}", err=True)
 
@@ -108,12 +109,11 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
     doc = summary.to_dict()
     sweeps.write_summary(summary, out / sweeps.SUMMARY_FILE)
     page = write_sweep_page(doc, report or out / sweeps.REPORT_FILE)
-    typer.echo(f"wrote {out / sweeps.SUMMARY_FILE}\nwrote {page}")
+    typer.echo(f"wrote {out / sweeps.SUMMARY_FILE}" + ("" if is_stdout(page) else f"\nwrote {page}"), err=to_stderr)
     if json_out is not None:
         import json
 
-        atomic_write_text(Path(json_out), json.dumps(doc, indent=2) + "\n")
-        typer.echo(f"wrote {json_out}")
+        write_output(json_out, json.dumps(doc, indent=2) + "\n", to_stderr=to_stderr)
 
 
 def register(app: typer.Typer) -> None:

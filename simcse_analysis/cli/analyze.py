@@ -23,8 +23,10 @@ from .options import (
     HtmlOut,
     JsonOut,
     SharedOption,
+    check_outputs,
     shared_options,
     with_encoder_options,
+    write_output,
 )
 
 OptModels = Annotated[list[str] | None, typer.Argument(
@@ -98,16 +100,18 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
         parse_splits,
     )
     from ..errors import InputError
-    from ..io_utils import atomic_write_text
 
     models, embeddings, sentences = inputs["models"], inputs["embeddings"], inputs["sentences"]
     export_sentences, data_dir = inputs["export_sentences"], inputs["data_dir"]
     json_out, html_out = inputs["json_out"], inputs["html_out"]
     settings = AnalysisSettings(splits=parse_splits(inputs["splits"]), variant=inputs["variant"], **settings_kw)
+    to_stderr = check_outputs(*((export_sentences,) if export_sentences is not None else (json_out, html_out)))
     data = load_protocol_data(settings, data_dir)  # fails on missing data before any model loads
     if export_sentences is not None:
-        atomic_write_text(export_sentences, "".join(s + "\n" for s in data.sentences))
-        typer.echo(f"wrote {len(data.sentences)} sentences to {export_sentences}")
+        from ..io_utils import write_output_text
+
+        write_output_text(export_sentences, "".join(s + "\n" for s in data.sentences))
+        typer.echo(f"wrote {len(data.sentences)} sentences to {export_sentences}", err=to_stderr)
         return
     models = list(models or [])
     pairs = _pair_files(list(embeddings or []), list(sentences or []))
@@ -117,25 +121,26 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
         raise InputError(f"no STS-B {'+'.join(data.splits)} pair has gold score > {settings.positive_threshold:g} "
                          f"(scores range {data.scores.min():g}..{data.scores.max():g}): lower --threshold")
     precomputed = [load_precomputed(e, s) for e, s in pairs]  # validate every file before encoding
+    from ..encoder import check_checkpoint, load_encoder
+
+    for name in models:  # every checkpoint is checked before the first one encodes anything
+        check_checkpoint(name, trust_remote_code=encoder.trust_remote_code)
 
     def sources() -> Iterator[Any]:
-        from ..encoder import load_encoder
 
         for name in models:
             yield EncoderSource(load_encoder(name, **encoder.load_kwargs), batch_size=encoder.batch_size)
         yield from precomputed
 
     report = analyze(analysis, sources(), data, settings)
-    typer.echo(f"protocol: {report.protocol}")
-    typer.echo(TABLES[analysis](report))
+    typer.echo(f"protocol: {report.protocol}", err=to_stderr)
+    typer.echo(TABLES[analysis](report), err=to_stderr)
     if json_out is not None:
-        report.save(json_out)
-        typer.echo(f"wrote {json_out}")
+        write_output(json_out, report.to_json(), to_stderr=to_stderr)
     if html_out is not None:
-        from reports.analysis_page import write_analysis_page
+        from reports.analysis_page import render_analysis_page
 
-        write_analysis_page(report.to_dict(), html_out)
-        typer.echo(f"wrote {html_out}")
+        write_output(html_out, render_analysis_page(report.to_dict()), to_stderr=to_stderr)
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..io_utils import check_writable, is_stdout, write_output_text
+
 Models = Annotated[list[str], typer.Argument(help="Checkpoints: Hugging Face ids, aliases or directories.",
                                              show_default=False)]
 DataDir = Annotated[Path | None, typer.Option(
@@ -27,7 +29,8 @@ CacheDir = Annotated[Path | None, typer.Option(
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")]
 TrustRemoteCode = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Allow checkpoints that ship their own modelling code (runs that code).")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write every figure and its settings as JSON.")]
+JsonOut = Annotated[Path | None, typer.Option(
+    "--json", help="Also write every figure and its settings as JSON ('-': standard output).")]
 HtmlOut = Annotated[Path | None, typer.Option("--out", help="Write an interactive HTML report here.")]
 
 
@@ -97,3 +100,21 @@ with_encoder_options = shared_options(
         ("pooler", Pooler), ("batch_size", BatchSize), ("max_length", MaxLength), ("device", Device),
         ("dtype", Dtype), ("cache_dir", CacheDir), ("no_cache", NoCache), ("trust_remote_code", TrustRemoteCode))],
     "encoder", lambda values: EncoderOptions(**values))
+
+
+# ------------------------------------------------------------------------------------------ outputs
+def check_outputs(*targets: Path | None) -> bool:
+    """Fail before any work if an output file (``--json``, ``--out``) cannot be written; returns whether one
+    of them is standard output (``-``), in which case the human-readable table goes to standard error."""
+    for t in targets:
+        if t is not None:
+            check_writable(t)
+    return any(is_stdout(t) for t in targets if t is not None)
+
+
+def write_output(path: Path, text: str, *, to_stderr: bool = False) -> None:
+    """Write an output file the user named (:func:`~simcse_analysis.io_utils.write_output_text`: ``-`` is
+    standard output, devices and pipes are written through, other files atomically) and say so."""
+    write_output_text(path, text)
+    if not is_stdout(path):
+        typer.echo(f"wrote {path}", err=to_stderr)

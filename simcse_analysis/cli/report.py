@@ -19,6 +19,7 @@ import typer
 from .options import (
     DataDir,
     EncoderOptions,
+    check_outputs,
     with_encoder_options,
 )
 
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
         from ..analysis import AnalysisSettings, parse_splits
         from ..errors import InputError
-        from ..io_utils import check_writable
+        from ..io_utils import is_stdout
         from ..sts_eval import STSResult
         from .sts import sts_table
 
@@ -88,9 +89,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("nothing to write: give --out REPORT.html and/or --json RECORD.json")
         if not models and not from_json:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
-        for target in (out, json_out):  # fail before any encoding
-            if target is not None:
-                check_writable(target)
+        to_stderr = check_outputs(out, json_out)  # fail before any encoding
         records = [load_record(p) for p in from_json or []]
         if models:
             settings = ReportSettings(
@@ -107,10 +106,10 @@ def register(app: typer.Typer) -> None:
         record = merge_records(records, title=title)
         if not umap:
             record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}
-        typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]))
-        if json_out is not None:
-            save_record(record, json_out)
-            typer.echo(f"wrote {json_out}")
-        if out is not None:
-            write_report(record, out)
-            typer.echo(f"wrote {out}")
+        typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]),
+                   err=to_stderr)
+        for target, write in ((json_out, save_record), (out, write_report)):
+            if target is not None:
+                write(record, target)  # both through io_utils.write_output_text
+                if not is_stdout(target):
+                    typer.echo(f"wrote {target}", err=to_stderr)

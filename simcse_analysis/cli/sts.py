@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +15,9 @@ from .options import (
     EncoderOptions,
     JsonOut,
     Models,
+    check_outputs,
     with_encoder_options,
+    write_output,
 )
 
 Tasks = Annotated[str | None, typer.Option(
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
         from ..sts_data import SEMEVAL_TASKS, canonical_split, check_variant, load_sts, parse_tasks
         from ..sts_eval import check_aggregation, evaluate_sts, results_to_json
 
+        to_stderr = check_outputs(json_out)
         split_c, variant_c = canonical_split(split), check_variant(variant)
         check_aggregation(aggregation)
         chosen = parse_tasks(tasks) if tasks is not None else [
@@ -66,16 +68,15 @@ def register(app: typer.Typer) -> None:
         for t in chosen:  # fail on missing/malformed data before loading any model
             load_sts(t, data_dir, split_c, variant_c)
 
-        from ..encoder import load_encoder
+        from ..encoder import check_checkpoint, load_encoder
 
+        for name in models:  # every checkpoint is checked before the first one encodes anything
+            check_checkpoint(name, trust_remote_code=encoder.trust_remote_code)
         results = []
         for name in models:
             enc = load_encoder(name, **encoder.load_kwargs)
             results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, encoder.batch_size))
             del enc
-        typer.echo(sts_table(results))
+        typer.echo(sts_table(results), err=to_stderr)
         if json_out is not None:
-            from ..io_utils import atomic_write_text
-
-            atomic_write_text(Path(json_out), json.dumps(results_to_json(results), indent=2) + "\n")
-            typer.echo(f"wrote {json_out}")
+            write_output(json_out, json.dumps(results_to_json(results), indent=2) + "\n", to_stderr=to_stderr)

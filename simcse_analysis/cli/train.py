@@ -9,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, Device, JsonOut, SharedOption, TrustRemoteCode, shared_options
+from .options import (
+    DataDir,
+    Device,
+    JsonOut,
+    SharedOption,
+    TrustRemoteCode,
+    check_outputs,
+    shared_options,
+    write_output,
+)
 
 Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
                                     show_default=False)]
@@ -110,6 +119,7 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
          training: dict[str, Any], **kw: Any) -> None:
     """Build the config from the command's own options and the shared ``training`` ones, and run it."""
     config = _config(objective, **training, **kw)
+    to_stderr = check_outputs(json_out)
     if dry_run:
         resolved = config.resolved()
         typer.echo(json.dumps(resolved.to_dict(), indent=2, sort_keys=True))
@@ -119,12 +129,9 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
 
     result = train(config, resume=resume, overwrite=overwrite, progress=not quiet,
                    log=lambda msg: typer.echo(msg, err=True))
-    typer.echo(summary_table(result))
+    typer.echo(summary_table(result), err=to_stderr)
     if json_out is not None:
-        from ..io_utils import atomic_write_text
-
-        atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
-        typer.echo(f"wrote {json_out}")
+        write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
 
 
 #: Options of every command that trains (train unsup/sup, ablate dropout/grid), keyed by TrainConfig field.

@@ -12,7 +12,9 @@ import typer
 from .options import (
     EncoderOptions,
     JsonOut,
+    check_outputs,
     with_encoder_options,
+    write_output,
 )
 
 Model = Annotated[str, typer.Argument(help="Checkpoint to whiten: Hugging Face id, alias or directory.",
@@ -51,17 +53,16 @@ def register(app: typer.Typer) -> None:
         checkpoint that applies it when encoding (usable by eval, align-uniform, anisotropy, …)."""
         from trainers.whitening import whiten_checkpoint
 
+        to_stderr = check_outputs(json_out)
         result = whiten_checkpoint(model, corpus, out, n_components=n_components, max_sentences=max_sentences,
                                    seed=seed, batch_size=encoder.batch_size, overwrite=overwrite,
                                    encoder_kwargs=encoder.load_kwargs,
                                    log=lambda msg: typer.echo(msg, err=True))
         typer.echo(f"whitened {result.base_model} ({result.pooler}) on {result.n_sentences} sentences: "
                    f"{result.dim} → {result.n_components} dimensions, "
-                   f"{100 * result.explained_variance:.1f}% of the variance kept")
+                   f"{100 * result.explained_variance:.1f}% of the variance kept", err=to_stderr)
         typer.echo(f"wrote {result.output_dir}"
-                   + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"))
+                   + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"),
+                   err=to_stderr)
         if json_out is not None:
-            from ..io_utils import atomic_write_text
-
-            atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
-            typer.echo(f"wrote {json_out}")
+            write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
