@@ -374,6 +374,10 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     sts_files = [f for task in TASKS for s in load_sts(task, root, "test", a.variant) for f in s.files]
     dev_files = [f for s in load_sts("STSBenchmark", root, "dev", a.variant) for f in s.files]
     specs = [resolve_model_arg(m) for m in models]
+    from simcse_analysis.encoder import check_checkpoint
+
+    for spec in specs:  # a bad checkpoint fails before the first one is evaluated
+        check_checkpoint(spec.load, trust_remote_code=bool((encoder_kwargs or {}).get("trust_remote_code")))
     traj_files: list[tuple[Path, int | None]] = []
     for k, spec in enumerate(specs):
         if spec.trajectory is not None:

@@ -79,18 +79,56 @@ def _safetensors_problem(f: Path) -> str | None:
     return None
 
 
+def _torch_zip_problem(f: Path) -> str | None:
+    """Why a ``.bin`` file in torch's zip format is incomplete (its central directory, at the end, is missing)."""
+    import zipfile
+
+    try:
+        with open(f, "rb") as fh:
+            is_zip_format = fh.read(2) == b"PK"
+    except OSError as e:
+        return e.strerror or str(e)
+    if is_zip_format and not zipfile.is_zipfile(f):
+        return "the end of the archive is missing: the file is truncated"
+    return None
+
+
+def _weight_files(path: Path, single: str, index: str) -> list[Path]:
+    if (path / single).is_file():
+        return [path / single]
+    if (path / index).is_file():
+        return [path / n for n in sorted(set(read_json(path / index).get("weight_map", {}).values()))]
+    return []
+
+
 def check_weights(path: Path) -> None:
-    """Raise :class:`InputError` if a safetensors weight file of checkpoint ``path`` is truncated or corrupt
-    (checked from the header alone, so a half-copied or half-downloaded file fails here, not in a traceback)."""
-    files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else []
-    index = path / "model.safetensors.index.json"
-    if not files and index.is_file():
-        files = [path / n for n in sorted(set(read_json(index).get("weight_map", {}).values()))]
-    for f in files:
-        problem = "missing" if not f.is_file() else _safetensors_problem(f)
-        if problem:
-            raise InputError(f"model weights {f} are unreadable ({problem}): copy or download the checkpoint "
-                             "again, or point at another checkpoint")
+    """Raise :class:`InputError` if a weight file of checkpoint ``path`` is truncated or corrupt, checked from
+    its header (safetensors) or archive directory (torch ``.bin``) alone, so a half-copied or half-downloaded
+    file fails here with one line instead of a traceback from deep inside the loader."""
+    checks = ((_weight_files(path, "model.safetensors", "model.safetensors.index.json"), _safetensors_problem),
+              (_weight_files(path, "pytorch_model.bin", "pytorch_model.bin.index.json"), _torch_zip_problem))
+    for files, problem_of in checks:
+        for f in files:
+            problem = "missing" if not f.is_file() else problem_of(f)
+            if problem:
+                raise weights_error(f, problem)
+        if files:
+            return  # the loader reads the first format present
+
+
+def weights_error(where: str | os.PathLike[str], problem: str) -> InputError:
+    """The one-line error for weights that cannot be read."""
+    return InputError(f"model weights {where} are unreadable ({problem}): copy or download the checkpoint again, "
+                      "or point at another checkpoint")
+
+
+def loading_error(path: Path, e: Exception) -> InputError | None:
+    """The :class:`InputError` for an exception raised while loading the weights of ``path`` by a library
+    (transformers, torch, safetensors), or ``None`` when it is not about the files (a bug: let it surface)."""
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, (OSError, RuntimeError)) or type(e).__module__.split(".")[0] == "safetensors":
+        return weights_error(path, first)
+    return None
 
 
 def check_tokenizer_fits(tokenizer: Any, path: Path, vocab_size: int | None = None) -> None:

@@ -319,13 +319,11 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
             raise InputError(f"{name_or_path} ships its own modelling code; rerun with --trust-remote-code "
                              "if you trust it") from e
         raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
-    except (OSError, RuntimeError) as e:
-        raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
-    except Exception as e:  # safetensors' SafetensorError and the like: a corrupt weight file
-        if type(e).__module__.split(".")[0] != "safetensors":
+    except Exception as e:  # OSError, torch's RuntimeError, safetensors' SafetensorError: the files are bad
+        err = ckpt.loading_error(path, e)
+        if err is None:
             raise
-        raise InputError(f"cannot load model weights from {path} ({str(e).splitlines()[0]}): copy or download "
-                         "the checkpoint again") from e
+        raise err from e
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

@@ -48,14 +48,22 @@ def eval_args(small_data_dir):
 
 
 # ------------------------------------------------------------------ 1. truncated weights
-def test_truncated_safetensors_is_one_error_line_in_eval_and_train(run_cli, tiny_bert_copy, eval_args, tmp_path,
-                                                                   tiny_corpus, small_data_dir):
-    weights = tiny_bert_copy / "model.safetensors"
+@pytest.mark.parametrize("weights_file", ["model.safetensors", "pytorch_model.bin"])
+def test_truncated_weights_are_one_error_line_in_eval_and_train(run_cli, tiny_bert_copy, eval_args, tmp_path,
+                                                                tiny_corpus, small_data_dir, weights_file):
+    if weights_file == "pytorch_model.bin":  # the older torch format (zip archive)
+        import torch
+        from safetensors.torch import load_file
+
+        torch.save(load_file(str(tiny_bert_copy / "model.safetensors")), tiny_bert_copy / weights_file)
+        (tiny_bert_copy / "model.safetensors").unlink()
+    weights = tiny_bert_copy / weights_file
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])  # a half-copied checkpoint
     before = digest(weights)
     code, _, err = run_cli("eval", tiny_bert_copy, *eval_args)
-    assert_one_error(code, err, str(weights), "truncated", "copy or download the checkpoint again")
+    assert_one_error(code, err, f"model weights {weights} are unreadable", "truncated",
+                     "copy or download the checkpoint again")
     code, _, err = run_cli("train", "unsup", "--model", tiny_bert_copy, "--train-file", tiny_corpus, "--out",
                            tmp_path / "run", "--max-steps", "1", "--batch-size", "8", "--quiet",
                            "--data-dir", small_data_dir)
@@ -65,7 +73,8 @@ def test_truncated_safetensors_is_one_error_line_in_eval_and_train(run_cli, tiny
 
 # ------------------------------------------------------------------ 2. tokenizer larger than the vocabulary
 def test_tokenizer_larger_than_the_vocabulary_fails_before_any_model_encodes(run_cli, tiny_bert_dir, tiny_bert_copy,
-                                                                             eval_args, tmp_path, capsys):
+                                                                             eval_args, small_data_dir, tmp_path,
+                                                                             capsys):
     from transformers import BertConfig, BertModel
 
     cfg = BertConfig.from_pretrained(tiny_bert_copy)
@@ -76,6 +85,11 @@ def test_tokenizer_larger_than_the_vocabulary_fails_before_any_model_encodes(run
     code, stdout, err = run_cli("eval", tiny_bert_dir, tiny_bert_copy, *eval_args, "--json", out)
     assert_one_error(code, err, str(tiny_bert_copy), "30522 tokens", "has 10", "use the tokenizer")
     assert not out.exists() and stdout == ""  # the good first model was not evaluated either
+    page = tmp_path / "report.html"
+    code, _, err = run_cli("report", tiny_bert_dir, tiny_bert_copy, "--out", page, "--no-umap",
+                           "--data-dir", small_data_dir, "--no-cache")
+    assert_one_error(code, err, str(tiny_bert_copy), "30522 tokens")
+    assert not page.exists()
 
 
 # ------------------------------------------------------------------ 3. gold scores outside the scale
@@ -166,6 +180,19 @@ def test_json_to_a_fifo_is_written_through_or_refused_without_a_reader(run_cli, 
         os.close(reader)
     assert doc["results"][0]["model"] == str(tiny_bert_dir)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_symlink_to_a_regular_file_is_kept_and_its_target_replaced(tmp_path):
+    from simcse_analysis.io_utils import write_output_text
+
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_output_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    write_output_text("/dev/null", "discarded")  # a device is written through
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 # ------------------------------------------------------------------ 6. disk full while writing --json / --out

@@ -24,11 +24,13 @@ encoder is the one evaluated and saved.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from simcse_analysis.checkpoint import loading_error
 from simcse_analysis.errors import InputError
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
@@ -122,6 +124,11 @@ class SimCSEModel(nn.Module):
         try:
             encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
             lm_head = _load_lm_head(path, config, trust_remote_code) if do_mlm else None
+        except Exception as e:  # OSError, torch's RuntimeError, safetensors' SafetensorError: the files are bad
+            err = loading_error(Path(path), e)
+            if err is None:
+                raise
+            raise err from e
         finally:
             hf_logging.set_verbosity(verbosity)
         if pooler == "cls":
