@@ -49,9 +49,10 @@ def test_nan_loss_stops_naming_the_step_keeps_good_checkpoints_and_resume_refuse
     assert_loadable_and_finite(out / "best")
     kept = tree_digest(out / "best")
 
-    code, _, err = run_cli(*args, "--resume")
-    assert_one_error(code, err, f"--out {out} holds a run that diverged at step 2", "resuming would repeat it",
-                     "--overwrite and a lower --lr")
+    for again in ((), ("--resume",)):  # rerun or resume: both refused, nothing touched
+        code, _, err = run_cli(*args, *again)
+        assert_one_error(code, err, f"--out {out} holds a run that diverged at step 2", "resuming would repeat it",
+                         "--overwrite and a lower --lr")
     assert tree_digest(out / "best") == kept
 
 

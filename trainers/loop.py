@@ -18,6 +18,7 @@ reference's all-gather) but not accumulation steps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -432,7 +433,8 @@ def _diverged(e: TrainingDiverged, rd: RunDir, run_record: dict[str, Any] | None
         kept.append(f"the resumable state of step {_state_step(state)}")
     if run_record is not None:
         run_record.update({"status": "diverged", "diverged": {"step": e.step, "reason": e.what}})
-        rd.write_run(run_record)
+        with contextlib.suppress(OSError):  # a full disk must not hide the divergence behind a traceback
+            rd.write_run(run_record)
     return InputError(f"{e}; stopped without applying it. {rd.root} keeps "
                       f"{' and '.join(kept) if kept else 'no checkpoint yet'}. Lower --lr (now {c.learning_rate:g})"
                       f"{' or use --precision fp32' if c.precision == 'fp16' else ''} and start over with --overwrite")

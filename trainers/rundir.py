@@ -140,14 +140,14 @@ def prepare_output_dir(config: TrainConfig, data_files: list[dict[str, Any]], *,
                          "directory")
     if overwrite:
         return rd, "overwrite"
-    if not resume:
-        raise InputError(f"--out {root} already holds a training run ({previous.get('status', '?')}): pass "
-                         "--resume to continue it or --overwrite to replace it")
-    if previous.get("status") == "diverged":
+    if previous.get("status") == "diverged":  # its states would only diverge again
         where = previous.get("diverged") or {}
         raise InputError(f"--out {root} holds a run that diverged at step {where.get('step', '?')} "
                          f"({where.get('reason', 'NaN or inf')}); resuming would repeat it: start over with "
                          "--overwrite and a lower --lr")
+    if not resume:
+        raise InputError(f"--out {root} already holds a training run ({previous.get('status', '?')}): pass "
+                         "--resume to continue it or --overwrite to replace it")
     old = TrainConfig.from_dict(previous["config"])
     mine, theirs = config.identity(), old.identity()
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
