@@ -27,15 +27,18 @@ from .options import (
     with_encoder_options,
 )
 
-OptModels = Annotated[list[str] | None, typer.Argument(
+OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
     help="Checkpoints: Hugging Face ids, aliases or directories (optional with --embeddings).",
     show_default=False)]
 Embeddings = Annotated[list[Path] | None, typer.Option(
-    "--embeddings", help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
+    "--embeddings", metavar="FILE",
+    help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
 Sentences = Annotated[list[Path] | None, typer.Option(
-    "--sentences", help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
+    "--sentences", metavar="FILE",
+    help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
 ExportSentences = Annotated[Path | None, typer.Option(
-    "--export-sentences", help="Write the protocol's distinct sentences (one per line) here and exit.")]
+    "--export-sentences", metavar="FILE",
+    help="Write the protocol's distinct sentences (one per line) here and exit.")]
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits for p_data and p_pos: comma-separated train, dev, test, or all "
                      "(default: all three, the paper's 'all STS-B sentences').")]

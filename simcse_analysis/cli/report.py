@@ -22,14 +22,17 @@ from .options import (
     with_encoder_options,
 )
 
-OptModels = Annotated[list[str] | None, typer.Argument(
+OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
     help="Checkpoints: Hugging Face ids, aliases, checkpoint or training-run directories; MODEL@POOLER picks a "
          "pooler for one of them (optional with --from-json).", show_default=False)]
-Out = Annotated[Path | None, typer.Option("--out", help="Write the HTML report here (directories are created).")]
+Out = Annotated[Path | None, typer.Option(
+    "--out", metavar="FILE", help="Write the HTML report here (directories are created).")]
 JsonRecord = Annotated[Path | None, typer.Option(
-    "--json", help="Also write the report record (everything the page shows) as JSON, for --from-json.")]
+    "--json", metavar="FILE",
+    help="Also write the report record (everything the page shows) as JSON, for --from-json.")]
 FromJson = Annotated[list[Path] | None, typer.Option(
-    "--from-json", help="Rebuild from a saved report record instead of re-encoding; repeatable (records are merged).")]
+    "--from-json", metavar="FILE",
+    help="Rebuild from a saved report record instead of re-encoding; repeatable (records are merged).")]
 Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Draw the UMAP maps of the sentences.")]
 UmapSentences = Annotated[int, typer.Option(
     "--umap-sentences", min=5, help="Sentences in each UMAP map (a seeded sample of this size).")]
@@ -45,8 +48,9 @@ NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer 
 LayerSentences = Annotated[int, typer.Option(
     "--layer-sentences", min=0, help="Per-layer anisotropy on a seeded sample of this many sentences (0: all).")]
 Trajectory = Annotated[list[Path] | None, typer.Option(
-    "--trajectory", help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
-                         "repeatable (runs given as MODEL are picked up automatically).")]
+    "--trajectory", metavar="PATH",
+    help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
+         "repeatable (runs given as MODEL are picked up automatically).")]
 Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
 
 
