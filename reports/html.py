@@ -26,6 +26,7 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import write_output_text
+from simcse_analysis.metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
 from . import figures as F
 from .collect import display_label
@@ -112,8 +113,11 @@ def isotropy_table(record: dict[str, Any]) -> str:
         ("rand. cos", "mean cosine of random sentence pairs (Ethayarajh 2019); lower = less anisotropic",
          lambda m: m["anisotropy"]["summary"]["random_pair_cosine"], ".4f", False),
         ("IsoScore", "IsoScore (1 = isotropic)", lambda m: m["anisotropy"]["summary"]["isoscore"], ".4f", True),
-        ("I(W)", "partition-function isotropy, Mu & Viswanath 2018 (1 = isotropic)",
+        ("I(W)", ("partition-function isotropy, Mu & Viswanath 2018 (1 = isotropic); both signs of each "
+                  "eigenvector, see the note below the table"),
          lambda m: m["anisotropy"]["summary"]["partition_isotropy"], ".3g", True),
+        ("log I(W)", "natural log of I(W) (0 = isotropic), finite where I(W) underflows to 0",
+         lambda m: m["anisotropy"]["summary"]["log_partition_isotropy"], ".1f", True),
         ("PC1 share", "variance share of the first principal component",
          lambda m: m["anisotropy"]["summary"]["first_pc_variance_share"], ".4f", False),
         ("eff. rank", "effective rank of the centred embedding matrix (Roy & Vetterli 2007)",
@@ -138,7 +142,7 @@ def isotropy_table(record: dict[str, Any]) -> str:
         rows.append(f"<tr>{_model_cell(m, k)}{cells}</tr>")
     headers = [("Model", "checkpoint [pooler]")] + [(s[0], s[1]) for s in spec]
     caption = ("Isotropy and alignment–uniformity scalars (best per column in bold). "
-               f"Protocol: {_e(record['data'].get('protocol', ''))}")
+               f"Protocol: {_e(record['data'].get('protocol', ''))}. {_e(PARTITION_ISOTROPY_CONVENTION)}")
     return _sortable(headers, rows, caption, "isotropy-table")
 
 

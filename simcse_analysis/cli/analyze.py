@@ -173,14 +173,17 @@ def spectrum_table(report: Any) -> str:
 def anisotropy_table(report: Any) -> str:
     from ..tables import format_table
 
-    heads = ["rand cos", "IsoScore", "I(W)", "norm", "PC1 share"]
+    heads = ["rand cos", "IsoScore", "I(W)", "log I(W)", "norm", "PC1 share"]
 
     def cells(s: Any) -> list[str]:
         return [f"{s.random_pair_cosine:.4f} ± {s.random_pair_cosine_stderr:.4f}", _fmt(s.isoscore),
-                _fmt(s.partition_isotropy, ".3g"), _fmt(s.mean_norm, ".3f"), _fmt(s.first_pc_variance_share)]
+                _fmt(s.partition_isotropy, ".3g"), _fmt(s.log_partition_isotropy, ".1f"), _fmt(s.mean_norm, ".3f"),
+                _fmt(s.first_pc_variance_share)]
+
+    from ..metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
     parts = [format_table(["model", "pooler", *heads], [[*_label(r.model), *cells(r.summary)] for r in report.results],
-                          right=[False, False] + [True] * len(heads))]
+                          right=[False, False] + [True] * len(heads)), PARTITION_ISOTROPY_CONVENTION]
     labels = [b.label for b in report.results[0].score_bins] if report.results else []
     parts.append("\ncosine of STS-B pairs by gold score (mean, n):")
     parts.append(format_table(["model", "pooler", *labels],
