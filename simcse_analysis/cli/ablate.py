@@ -102,14 +102,16 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
                 typer.echo(command)
             return
         results = sweeps.run_sweep(plan, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
-        summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds,
-                                   base_config=base.to_dict())
+        summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds)
     typer.echo(sweeps.format_summary(summary))
     for note in summary.skipped:
         typer.echo(f"skipped {note}", err=True)
 
-    from reports.sweep_page import write_sweep_page
+    from reports.sweep_page import sweep_provenance, write_sweep_page
 
+    from . import invocation
+
+    summary.provenance.append(sweep_provenance(summary.common_settings, command=invocation()))
     doc = summary.to_dict()
     sweeps.write_summary(summary, out / sweeps.SUMMARY_FILE)
     page = write_sweep_page(doc, report or out / sweeps.REPORT_FILE)
