@@ -36,24 +36,25 @@ def _common(model: Path, corpus: Path, data_dir: Path) -> list[str]:
             "--data-dir", data_dir, "--quiet"]
 
 
+def _sweep(tmp_path_factory, name: str, *args: object) -> Path:
+    out = tmp_path_factory.mktemp("sweep-page") / name
+    code, _, err = _cli("ablate", name, "--out", out, *args)
+    assert code == 0, err
+    return out
+
+
 @pytest.fixture(scope="module")
 def dropout_sweep(tmp_path_factory, tiny_trainer_bert, tiny_corpus, small_data_dir) -> Path:
     """The issue's case: one rate, two seeds other than the default 42."""
-    out = tmp_path_factory.mktemp("sweep-page") / "dropout"
-    code, _, err = _cli("ablate", "dropout", "--out", out, "--rates", "0.1", "--seeds", "1,2",
-                        *_common(tiny_trainer_bert, tiny_corpus, small_data_dir))
-    assert code == 0, err
-    return out
+    return _sweep(tmp_path_factory, "dropout", "--rates", "0.1", "--seeds", "1,2",
+                  *_common(tiny_trainer_bert, tiny_corpus, small_data_dir))
 
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory, tiny_trainer_bert, tiny_corpus, small_data_dir) -> Path:
     """A grid that does not sweep the dropout: every run keeps the checkpoint's own rate (None in its config)."""
-    out = tmp_path_factory.mktemp("sweep-page") / "grid"
-    code, _, err = _cli("ablate", "grid", "--out", out, "--grid", "temperature=0.05,0.1", "--seeds", "3",
-                        *_common(tiny_trainer_bert, tiny_corpus, small_data_dir))
-    assert code == 0, err
-    return out
+    return _sweep(tmp_path_factory, "grid", "--grid", "temperature=0.05,0.1", "--seeds", "3",
+                  *_common(tiny_trainer_bert, tiny_corpus, small_data_dir))
 
 
 def _runs(out: Path) -> list[dict]:

@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import InputError
         from ..io_utils import check_writable
         from ..sts_eval import STSResult
+        from . import invocation
         from .sts import sts_table
 
         if out is None and json_out is None:
@@ -102,8 +103,8 @@ def register(app: typer.Typer) -> None:
                                           uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
                 umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None,
                 layer_sentences=layer_sentences or None)
-            argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # in-process: approximate
-            command = shlex.join(["simcse-analyze", *map(str, argv)])
+            argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # without main(): approximate
+            command = invocation() or shlex.join(["simcse-analyze", *map(str, argv)])
             records.insert(0, collect_report(
                 models, settings, data_dir=data_dir, batch_size=encoder.batch_size, trajectories=trajectory or [],
                 encoder_kwargs=encoder.load_kwargs,
