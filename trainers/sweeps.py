@@ -695,7 +695,8 @@ def summarize(results: Sequence[RunResult], *, kind: str = "grid", keys: Sequenc
                                    mean_trajectory([r.trajectory for r in rs])))
     kept = [r for p in groups.values() for r in p]
     common, varying = split_settings([run["settings"] for p in points for run in p.runs])
-    return SweepSummary(kind, list(keys), points, common, varying, _data_files(kept), list(skipped), missing)
+    return SweepSummary(kind, list(keys), points, common_settings=common, varying_settings=varying,
+                        data_files=_data_files(kept), skipped=list(skipped), missing=missing)
 
 
 def format_summary(summary: SweepSummary) -> str:
