@@ -23,12 +23,26 @@ def best_time(cmd: list[str], repeats: int) -> float:
     return best
 
 
+def cpu_flags() -> str:
+    """The CPU model and its vector-instruction flags (``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+    except OSError:
+        return ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = [f for f in flags if f.startswith(("sse4", "avx", "amx", "fma"))]
+    return f"{model}; {' '.join(vector)}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    from simcse_analysis.cli import app
     import typer.main
+
+    from simcse_analysis.cli import app
 
     group = typer.main.get_command(app)
     names = [[]] + [[n] for n in sorted(group.commands)]
@@ -36,13 +50,14 @@ def main() -> None:
         sub = group.commands[n]
         for m in sorted(getattr(sub, "commands", {}) or {}):
             names.append([n, m])
+    print(f"CPU: {cpu_flags()}")
     base = best_time([sys.executable, "-c", "pass"], args.repeats)
-    print(f"{'python -c pass':32s} {base * 1000:7.0f} ms")
+    print(f"{'python -c pass':36s} {base * 1000:7.0f} ms  (peer)")
     worst = 0.0
     for parts in names:
         t = best_time([sys.executable, "-m", "simcse_analysis", *parts, "--help"], args.repeats)
         worst = max(worst, t)
-        print(f"{'simcse-analyze ' + ' '.join(parts) + ' --help':32s} {t * 1000:7.0f} ms")
+        print(f"{'simcse-analyze ' + ' '.join(parts) + ' --help':36s} {t * 1000:7.0f} ms  {t / base:5.1f}x peer")
     print(f"slowest: {worst * 1000:.0f} ms (floor 500 ms) -> {'OK' if worst < 0.5 else 'TOO SLOW'}")
 
 

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from simcse_analysis.metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
+
 _TITLES = {"align_uniform": "Alignment and uniformity", "spectrum": "Singular-value spectrum",
            "anisotropy": "Anisotropy"}
 
@@ -117,10 +119,12 @@ def _anisotropy(doc: dict[str, Any]) -> tuple[list[Any], str]:
         figs.append(lay)
     rows = [[_model_label(r), f"{_num(s['random_pair_cosine'])} ± {_num(s['random_pair_cosine_stderr'])}",
              _num(s["mean_cosine_all_pairs"]), _num(s["isoscore"]), _num(s["partition_isotropy"], ".3g"),
-             _num(s["mean_norm"], ".3f"), _num(s["first_pc_variance_share"])]
+             _num(s.get("log_partition_isotropy"), ".1f"), _num(s["mean_norm"], ".3f"),
+             _num(s["first_pc_variance_share"])]
             for r in doc["results"] for s in [r["summary"]]]
-    return figs, _table(["model", "random-pair cosine", "all-pairs cosine", "IsoScore", "I(W)", "mean norm",
-                         "PC1 variance share"], rows)
+    return figs, _table(["model", "random-pair cosine", "all-pairs cosine", "IsoScore", "I(W)", "log I(W)",
+                         "mean norm", "PC1 variance share"], rows) + (
+        f'<p class="protocol">{_esc(PARTITION_ISOTROPY_CONVENTION)}</p>')
 
 
 _SECTIONS = {"align_uniform": _align_uniform, "spectrum": _spectrum, "anisotropy": _anisotropy}

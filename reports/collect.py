@@ -19,7 +19,8 @@ analyses already encode, so a report over evaluated checkpoints encodes nothing 
 Record layout (``schema = "simcse-analysis/report"``, ``version = 1``)::
 
     {"schema", "version", "title": str | null,
-     "provenance": [{"created" (UTC ISO 8601), "command", "packages": {name: version}, "data_dir"}],
+     "provenance": [{"created" (UTC ISO 8601), "command", "packages": {name: version},
+                     "machine": {"platform", "cpu", "cores", "accelerator"?}, "data_dir"}],
      "settings": {"analysis": AnalysisSettings.to_dict(), "umap": UMAPSettings.to_dict() | null,
                   "random_pair_bins": int, "layer_sentences": int | null},
      "data": {"protocol": str, "protocol_data": {...}, "files": [{"path", "bytes", "sha256"}]},
@@ -198,6 +199,35 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a page is built on: operating system, CPU, core count, and the accelerator torch sees
+    (only when torch is already loaded: this never imports it)."""
+    import platform
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+                            "cores": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            cuda = bool(torch.cuda.is_available())
+            info["accelerator"] = torch.cuda.get_device_name(0) if cuda else "none (CPU)"
+        except Exception:  # noqa: BLE001  (a broken driver must not stop a report)
+            info["accelerator"] = "unknown"
+    return info
+
+
+def provenance_entry(command: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """One entry of a record's ``provenance``: when (UTC), by which command line, with which package
+    versions, on which machine, from which data directory."""
+    return {"created": _now(), "command": command or _command_line(), "packages": package_versions(),
+            "machine": machine_info(), "data_dir": None if data_dir is None else str(data_dir)}
+
+
+def file_entries(paths: Iterable[str | os.PathLike[str]], root: Path) -> list[dict[str, Any]]:
+    """``[{"path" (relative to root when inside it), "bytes", "sha256"}]`` of ``paths``, each once, sorted."""
+    return [_file_entry(str(f), root) for f in sorted(dict.fromkeys(str(p) for p in paths))]
 
 
 def _file_entry(path: str, root: Path) -> dict[str, Any]:
@@ -447,11 +477,10 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     _unique_labels(entries)
     record = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "title": title,
-        "provenance": [{"created": _now(), "command": command or _command_line(),
-                        "packages": package_versions(), "data_dir": str(root)}],
+        "provenance": [provenance_entry(command, root)],
         "settings": settings.to_dict(),
         "data": {"protocol": describe_protocol(a, data, "align_uniform"), "protocol_data": data.summary(),
-                 "files": [_file_entry(f, root) for f in files]},
+                 "files": file_entries(files, root)},
         "models": entries,
         "umap": None if umap_plan is None else {
             "colour": settings.umap.colour, "sentences": umap_plan.sentences, "categories": umap_plan.categories,

@@ -26,6 +26,7 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import write_output_text
+from simcse_analysis.metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
 from . import figures as F
 from .collect import display_label
@@ -112,8 +113,11 @@ def isotropy_table(record: dict[str, Any]) -> str:
         ("rand. cos", "mean cosine of random sentence pairs (Ethayarajh 2019); lower = less anisotropic",
          lambda m: m["anisotropy"]["summary"]["random_pair_cosine"], ".4f", False),
         ("IsoScore", "IsoScore (1 = isotropic)", lambda m: m["anisotropy"]["summary"]["isoscore"], ".4f", True),
-        ("I(W)", "partition-function isotropy, Mu & Viswanath 2018 (1 = isotropic)",
+        ("I(W)", ("partition-function isotropy, Mu & Viswanath 2018 (1 = isotropic); both signs of each "
+                  "eigenvector, see the note below the table"),
          lambda m: m["anisotropy"]["summary"]["partition_isotropy"], ".3g", True),
+        ("log I(W)", "natural log of I(W) (0 = isotropic), finite where I(W) underflows to 0",
+         lambda m: m["anisotropy"]["summary"]["log_partition_isotropy"], ".1f", True),
         ("PC1 share", "variance share of the first principal component",
          lambda m: m["anisotropy"]["summary"]["first_pc_variance_share"], ".4f", False),
         ("eff. rank", "effective rank of the centred embedding matrix (Roy & Vetterli 2007)",
@@ -138,7 +142,7 @@ def isotropy_table(record: dict[str, Any]) -> str:
         rows.append(f"<tr>{_model_cell(m, k)}{cells}</tr>")
     headers = [("Model", "checkpoint [pooler]")] + [(s[0], s[1]) for s in spec]
     caption = ("Isotropy and alignment–uniformity scalars (best per column in bold). "
-               f"Protocol: {_e(record['data'].get('protocol', ''))}")
+               f"Protocol: {_e(record['data'].get('protocol', ''))}. {_e(PARTITION_ISOTROPY_CONVENTION)}")
     return _sortable(headers, rows, caption, "isotropy-table")
 
 
@@ -308,6 +312,43 @@ _SORT_JS = """
 """
 
 
+def provenance_cards(provenance: Sequence[dict[str, Any]]) -> str:
+    """One card per provenance entry (``reports.collect.provenance_entry``): date, command line, data
+    directory, machine, package versions."""
+    cards = []
+    for p in provenance:
+        pk = ", ".join(f"{_e(n)} {_e(v)}" for n, v in (p.get("packages") or {}).items())
+        m = p.get("machine") or {}
+        machine = ", ".join(_e(x) for x in (m.get("platform"), m.get("cpu"),
+                                            f"{m['cores']} cores" if m.get("cores") else None,
+                                            f"accelerator: {m['accelerator']}" if m.get("accelerator") else None)
+                            if x)
+        cards.append(f'<div class="card"><h3>Built {_e(p.get("created", "?"))}</h3>'
+                     f'<pre class="cmd mono">{_e(p.get("command", ""))}</pre>'
+                     + (f'<p class="note">data: <span class="mono">{_e(p["data_dir"])}</span></p>'
+                        if p.get("data_dir") else "")
+                     + (f'<p class="note">machine: {machine}</p>' if machine else "")
+                     + f'<p class="note">{pk}</p></div>')
+    return "".join(cards)
+
+
+def data_files_table(files: Sequence[dict[str, Any]]) -> str:
+    """Path, size in bytes (and rows, for training files that record them) and SHA-256 of each file (the
+    full hash on hover)."""
+    with_rows = any(f.get("rows") is not None for f in files)
+
+    def count(x: Any) -> str:
+        return "–" if x is None else format(x, ",")
+
+    rows = "".join(
+        f'<tr><td class="mono">{_e(f["path"])}</td><td>{count(f.get("bytes"))}</td>'
+        + (f'<td>{count(f.get("rows"))}</td>' if with_rows else "")
+        + f'<td class="mono" title="{_e(f.get("sha256", ""))}">{_e(f.get("sha256", "")[:16])}</td></tr>'
+        for f in files)
+    return ('<table class="plain"><thead><tr><th>file</th><th>bytes</th>' + ("<th>rows</th>" if with_rows else "")
+            + f"<th>SHA-256</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _header(record: dict[str, Any]) -> str:
     models = record["models"]
     rows = []
@@ -325,32 +366,43 @@ def _header(record: dict[str, Any]) -> str:
                    "<th>fingerprint (SHA-256)</th><th>path</th><th>metadata</th></tr></thead>"
                    f"<tbody>{''.join(rows)}</tbody></table>")
     files = record["data"].get("files", [])
-    file_rows = "".join(f'<tr><td class="mono">{_e(f["path"])}</td><td>{f.get("bytes", 0):,}</td>'
-                        f'<td class="mono" title="{_e(f.get("sha256", ""))}">{_e(f.get("sha256", "")[:16])}</td></tr>'
-                        for f in files)
-    prov = record.get("provenance") or []
-    runs = []
-    for p in prov:
-        pk = ", ".join(f"{_e(n)} {_e(v)}" for n, v in (p.get("packages") or {}).items())
-        runs.append(f'<div class="card"><h3>Built {_e(p.get("created", "?"))}</h3>'
-                    f'<pre class="cmd mono">{_e(p.get("command", ""))}</pre>'
-                    f'<p class="note">data: <span class="mono">{_e(p.get("data_dir", ""))}</span></p>'
-                    f'<p class="note">{pk}</p></div>')
     proto = record["data"].get("protocol_data") or {}
     return (
         '<section id="provenance"><h2>What produced this report</h2>'
         f'<div class="table-wrap">{checkpoints}</div>'
-        f'<div class="grid">{"".join(runs)}'
+        f'<div class="grid">{provenance_cards(record.get("provenance") or [])}'
         f'<div class="card"><h3>Data</h3><p>{_e(record["data"].get("protocol", ""))}</p>'
         f'<details><summary>{len(files)} data files ({_e(proto.get("task", "STS"))} protocol + STS test sets)</summary>'
-        f'<table class="plain"><thead><tr><th>file</th><th>bytes</th><th>SHA-256</th></tr></thead>'
-        f"<tbody>{file_rows}</tbody></table></details></div></div></section>")
+        f"{data_files_table(files)}</details></div></div></section>")
+
+
+def render_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], main: str, *, n_figures: int,
+                plotlyjs: str | None = None) -> str:
+    """A page in the report's look: header (``title``, ``subtitle``), sticky navigation (``(anchor, name)``),
+    ``main`` (trusted HTML holding ``n_figures`` plotly divs made with ``include_plotlyjs=False``), plotly.js
+    inlined once (``plotlyjs`` overrides the bundled copy), sortable tables."""
+    from plotly.offline import get_plotlyjs
+
+    js = plotlyjs if plotlyjs is not None else get_plotlyjs()
+    js = re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
+    head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style>\n<script>")
+    body = (
+        "</script>\n</head><body>\n"
+        f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n"
+        "<nav>" + "".join(f'<a href="#{a}">{_e(n)}</a>' for a, n in nav) + "</nav>\n<main>\n"
+        + main
+        + "\n</main>\n<footer>Self-contained page: plotly.js is embedded; nothing is fetched from the network."
+        "</footer>\n"
+        f"<script>{_SORT_JS}</script>\n</body></html>\n")
+    _check_scripts(head + body, expected=2 + n_figures)  # plotly.js's own source is not ours to police
+    return head + js + body
 
 
 def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str:
     """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy)."""
     import plotly.io as pio
-    from plotly.offline import get_plotlyjs
 
     models = record["models"]
     if not models:
@@ -365,30 +417,20 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str
         sections.append(f'<section id="{anchor}"><h2>{_e(heading)}</h2>'
                         + (f'<p class="note">{_e(note)}</p>' if note else "")
                         + f'<div class="figure">{div}</div></section>')
-    js = plotlyjs if plotlyjs is not None else get_plotlyjs()
-    js = re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
     nav = [("provenance", "Provenance"), ("sts", "STS table"), ("isotropy", "Isotropy")] + [
         (a, h.split(" (")[0]) for a, h, _, _ in figs]
     created = (record.get("provenance") or [{}])[-1].get("created", "")
-    head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{_CSS}</style>\n<script>")
-    body = (
-        "</script>\n</head><body>\n"
-        f"<header><h1>{_e(title)}</h1><p>{len(models)} checkpoint{'s' if len(models) != 1 else ''} · "
-        f"generated {_e(created)} by simcse-analyze report</p></header>\n"
-        "<nav>" + "".join(f'<a href="#{a}">{_e(n)}</a>' for a, n in nav) + "</nav>\n<main>\n"
-        + _header(record)
+    main = (
+        _header(record)
         + f'\n<section id="sts"><h2>STS results</h2>{sts_table(record)}</section>\n'
         + f'<section id="isotropy"><h2>Isotropy and alignment–uniformity</h2>{isotropy_table(record)}'
         + ("".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
                    if m.get("layers_note")) if not any(a == "layers" for a, _, _, _ in figs) else "")
         + "</section>\n"
-        + "\n".join(sections)
-        + "\n</main>\n<footer>Self-contained page: plotly.js is embedded; nothing is fetched from the network.</footer>\n"
-        f"<script>{_SORT_JS}</script>\n</body></html>\n")
-    _check_scripts(head + body, expected=2 + len(figs))  # plotly.js's own source is not ours to police
-    return head + js + body
+        + "\n".join(sections))
+    subtitle = (f"{len(models)} checkpoint{'s' if len(models) != 1 else ''} · generated {created} by "
+                "simcse-analyze report")
+    return render_page(title, subtitle, nav, main, n_figures=len(figs), plotlyjs=plotlyjs)
 
 
 def _check_scripts(page: str, expected: int) -> None:

@@ -5,7 +5,12 @@
   ℓ_uniform there, and their change from the first to the last evaluation;
 * every run's trajectory in the ℓ_align–ℓ_uniform plane (SimCSE Fig. 2): one colour per point, a thin
   line per seed, a thick line for the mean over seeds, the shared start marked;
-* STS-B dev, ℓ_align and ℓ_uniform against the training step (mean ± std band over seeds).
+* STS-B dev, ℓ_align and ℓ_uniform against the training step (mean ± std band over seeds);
+* where it came from, as on the comparison report (:mod:`reports.html`, same header, navigation and
+  provenance cards): the command line, package versions, machine, and the data files with checksums;
+* the settings, from the runs' own resolved configurations (``run.json``): the values all runs share in
+  one table, those that differ (seed, the swept keys) per run, each run with the command that trains it
+  again.
 
 plotly.js is inlined once, so the file opens offline; every user-supplied string is HTML-escaped.
 """
@@ -13,17 +18,17 @@ plotly.js is inlined once, so the file opens offline; every user-supplied string
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from .collect import file_entries, provenance_entry
+from .html import PLOT_CONFIG, data_files_table, provenance_cards, render_page
+
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf")
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}code{background:#f4f4f4;padding:1px 4px}.note{color:#555}"""
 
 
 def _esc(x: Any) -> str:
@@ -56,7 +61,8 @@ def summary_table(doc: dict[str, Any]) -> str:
                  _stat(s["uniformity_change"], 4)]
         rows.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{_esc(h)}</th>" for h in heads)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<table class="sortable" id="sweep-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def align_uniform_figure(doc: dict[str, Any]):
@@ -123,28 +129,135 @@ def step_figure(doc: dict[str, Any]):
     return fig
 
 
-def render_sweep_page(doc: dict[str, Any]) -> str:
-    """The full HTML page for a ``SweepSummary.to_dict()`` document."""
+# ----------------------------------------------------------------------------------------- settings
+#: What a setting left as ``None`` in a run's resolved configuration means (the trainer fills in every other).
+_UNSET = {"max_steps": "not set (the epochs decide)", "dropout": "the checkpoint's own",
+          "device": "best available", "data_dir": "default ($SIMCSE_DATA, else ~/.cache/simcse-analysis/data)"}
+
+
+def setting_text(name: str, value: Any) -> str:
+    """A setting as the page prints it: floats exactly (``repr``: ``3e-05``), booleans ``true``/``false``,
+    lists comma-separated, ``None`` as what it means for that setting (never the word "None")."""
+    if value is None:
+        return _UNSET.get(name, "not set")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_text(name, v) for v in value) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _cell(name: str, value: Any) -> str:
+    return f'<td data-setting="{_esc(name)}" class="mono">{_esc(setting_text(name, value))}</td>'
+
+
+def common_settings_table(doc: dict[str, Any]) -> str:
+    """Every setting all runs resolved to the same value (from their ``run.json``), one row each."""
+    common = doc.get("common_settings") or {}
+    rows = "".join(f'<tr><th scope="row"><code>{_esc(k)}</code></th>{_cell(k, v)}</tr>' for k, v in common.items())
+    return (f'<div class="table-wrap"><table class="plain" id="common-settings"><caption>The resolved configuration '
+            "each run recorded in its run.json (paper defaults filled in); settings that differ between runs are "
+            f"in the table of runs.</caption><tbody>{rows}</tbody></table></div>")
+
+
+def runs_table(doc: dict[str, Any]) -> str:
+    """One row per run: its point, the settings that differ between runs, where it lives, its best STS-B
+    dev, and the command that reproduces it."""
+    varying = list(doc.get("varying_settings") or [])
+    heads = "".join(f"<th><code>{_esc(k)}</code></th>" for k in varying)
+    rows = []
+    for i, p in enumerate(doc["points"]):
+        swatch = f'<span class="swatch" style="background:{_PALETTE[i % len(_PALETTE)]}"></span>'
+        for run in p["runs"]:
+            settings = run.get("settings") or {}
+            best = run.get("best_stsb_spearman")
+            rows.append(
+                f'<tr><td class="name">{swatch}{_esc(p["label"])}</td>'
+                + "".join(_cell(k, settings.get(k)) for k in varying)
+                + f'<td class="mono">{_esc(run.get("output_dir", ""))}</td>'
+                + f"<td>{_esc(run.get('steps', ''))}</td>"
+                + f"<td>{'n/a' if best is None else format(best, '.2f')}</td>"
+                + f'<td class="command"><pre class="cmd mono">{_esc(run.get("command", ""))}</pre></td></tr>')
+    return (f'<div class="table-wrap"><table class="plain" id="runs"><caption>Each command trains its run again: '
+            "as printed it reuses the finished run in its directory; with another --out it trains the same run "
+            "afresh (same settings, seed and data, so the same trajectory on the same software and machine)."
+            f"</caption><thead><tr><th>point</th>{heads}<th>run directory</th><th>steps</th>"
+            f"<th>STS-B dev (best)</th><th>command</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def sweep_provenance(common_settings: dict[str, Any], command: str | None = None) -> dict[str, Any]:
+    """A provenance entry for the sweep page (``reports.collect.provenance_entry``: date, command line,
+    packages, machine) plus ``eval_files``: the STS-B files the runs evaluated on, checksummed now, when
+    the runs share one data directory that is readable here (else ``eval_note`` says why not)."""
+    from simcse_analysis.datadir import resolve_data_dir
+    from simcse_analysis.errors import InputError
+    from simcse_analysis.sts_data import load_sts
+
+    entry = provenance_entry(command, common_settings.get("data_dir"))
+    splits = ["dev", *str(common_settings.get("align_uniform_splits") or "dev").split(",")]
+    try:
+        root = resolve_data_dir(common_settings.get("data_dir"))
+        paths = [f for split in dict.fromkeys(splits) for sub in load_sts("STSBenchmark", root, split)
+                 for f in sub.files]
+        entry["eval_files"] = file_entries(paths, root)
+    except InputError as e:
+        entry["eval_note"] = f"evaluation data not checksummed: {e}"
+    return entry
+
+
+# ----------------------------------------------------------------------------------------- page
+def render_sweep_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> str:
+    """The full HTML page for a ``SweepSummary.to_dict()`` document, in the look of the comparison report
+    (:func:`reports.html.render_page`): provenance, results, figures, settings, runs."""
     import plotly.io as pio
 
-    figs = [align_uniform_figure(doc), step_figure(doc)]
-    parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    figs = [("trajectories", "Trajectories in the ℓ_align–ℓ_uniform plane (SimCSE Fig. 2)",
+             align_uniform_figure(doc)), ("during-training", "During training", step_figure(doc))]
+    figure_sections = "".join(
+        f'<section id="{a}"><h2>{_esc(h)}</h2><div class="figure">'
+        + pio.to_html(f, full_html=False, include_plotlyjs=False, div_id=f"fig-{a}", config=PLOT_CONFIG,
+                      default_width="100%") + "</div></section>\n" for a, h, f in figs)
     title = "Dropout ablation" if doc.get("kind") == "dropout" else "Training sweep"
     notes = []
     if doc.get("missing"):
         notes.append(f"<p class=\"note\">Not finished (left out): {_esc('; '.join(doc['missing']))}</p>")
     if doc.get("skipped"):
         notes.append(f"<p class=\"note\">Skipped run directories: {_esc('; '.join(doc['skipped']))}</p>")
-    base = doc.get("base_config") or {}
-    settings = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in sorted(base.items())
-                       if k not in ("output_dir", "extra"))
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n<h1>{_esc(title)}</h1>\n"
-            f"<p class=\"note\">Swept: {_esc(', '.join(doc.get('keys', [])))}. Each row is the mean ± sample std over "
-            "seeds; <i>best</i> is the evaluation with the highest STS-B dev Spearman; Δ is last − first evaluation "
-            "(ℓ_align rising means positive pairs drift apart).</p>\n"
-            f"{summary_table(doc)}\n" + "".join(notes) + "\n".join(parts) +
-            f"\n<h2>Common settings</h2><table>{settings}</table>\n</body></html>\n")
+    provenance = doc.get("provenance") or []
+    files = doc.get("data_files") or []
+    data_cards = [f'<div class="card"><h3>Training data</h3><p>as each run recorded it</p>{data_files_table(files)}'
+                  + "</div>"]
+    for p in provenance:
+        if p.get("eval_files"):
+            data_cards.append('<div class="card"><h3>Evaluation data (STS-B)</h3><p>checksummed when this page was '
+                              f'built</p>{data_files_table(p["eval_files"])}</div>')
+        elif p.get("eval_note"):
+            data_cards.append(f'<div class="card"><h3>Evaluation data</h3><p class="note">{_esc(p["eval_note"])}</p>'
+                              "</div>")
+    n_runs = sum(len(p["runs"]) for p in doc["points"])
+    seeds = sorted({s for p in doc["points"] for s in p["seeds"]})
+    main = (
+        '<section id="provenance"><h2>What produced this page</h2>'
+        f'<div class="grid">{provenance_cards(provenance)}{"".join(data_cards)}</div></section>\n'
+        f'<section id="results"><h2>Results</h2><p class="note">Swept: {_esc(", ".join(doc.get("keys", [])))}. '
+        "Each row is the mean ± sample std over seeds; <i>best</i> is the evaluation with the highest STS-B dev "
+        "Spearman; Δ is last − first evaluation (ℓ_align rising means positive pairs drift apart).</p>"
+        f'<div class="table-wrap">{summary_table(doc)}</div>' + "".join(notes) + "</section>\n"
+        + figure_sections
+        + f'<section id="settings"><h2>Common settings</h2>{common_settings_table(doc)}</section>\n'
+        + f'<section id="runs-section"><h2>Runs</h2>{runs_table(doc)}</section>')
+    nav = [("provenance", "Provenance"), ("results", "Results"), ("trajectories", "Trajectories"),
+           ("during-training", "During training"), ("settings", "Common settings"), ("runs-section", "Runs")]
+    created = provenance[-1].get("created", "") if provenance else ""
+    subtitle = (f"{n_runs} run{'s' if n_runs != 1 else ''} · {len(doc['points'])} point"
+                f"{'s' if len(doc['points']) != 1 else ''} · seed{'s' if len(seeds) != 1 else ''} "
+                f"{', '.join(map(str, seeds))}"
+                + (f" · generated {created} by simcse-analyze ablate" if created else ""))
+    return render_page(title, subtitle, nav, main, n_figures=len(figs), plotlyjs=plotlyjs)
 
 
 def write_sweep_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:

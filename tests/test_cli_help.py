@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import pytest
 import typer.main
@@ -79,3 +81,72 @@ def test_shared_encoder_options_reach_the_command() -> None:
     assert enc.load_kwargs == {"pooler": "avg", "max_length": 32, "device": None, "dtype": "bf16",
                                "cache_dir": None, "use_cache": False, "trust_remote_code": False}
     assert CliRunner().invoke(demo, ["x"]).exit_code == 0 and seen[1][2] == EncoderOptions()
+
+
+# ------------------------------------------------------------------ value names (metavars) on the help pages
+_PYTHON_TYPE_NAMES = ("str", "int", "float", "bool", "Path", "list", "None")
+
+
+def _command(path: list[str]):
+    group = typer.main.get_command(app)
+    ctx = group.context_class(group, info_name="simcse-analyze")
+    cmd = group
+    for name in path:
+        cmd = cmd.commands[name]
+        ctx = cmd.context_class(cmd, info_name=name, parent=ctx)
+    return cmd, ctx
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p], ids=lambda p: " ".join(p))
+def test_help_names_values_the_conventional_way(path: list[str]) -> None:
+    """Every option value and argument is named FILE, DIR, MODEL, INTEGER RANGE, TEXT … — never a Python
+    type (``<list[Path]>``, ``<int range>``, ``<str>``) nor typer's braces (``{model}``)."""
+    from simcse_analysis.cli.help_format import CONVENTIONAL_METAVARS
+
+    cmd, ctx = _command(path)
+    if getattr(cmd, "commands", None):
+        return  # a group: its page lists commands, no values
+    usage = _help_text([*path, "--help"]).splitlines()[0]
+    assert "<" not in usage and "{" not in usage, usage
+    for param in cmd.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        column = record[0]
+        assert "<" not in column and "{" not in column and "[" not in column.replace("[OPTIONS]", ""), column
+        words = set(column.replace("/", " ").replace("...", " ").split())
+        assert not words & set(_PYTHON_TYPE_NAMES), column
+        if param.param_type_name == "argument":
+            value = column.removesuffix("...")
+        elif getattr(param, "is_flag", False):
+            continue
+        else:
+            value = column.split(" ", 1)[1] if " " in column else ""
+        assert value in CONVENTIONAL_METAVARS, f"{' '.join(path)}: {column!r}"
+
+
+def test_required_and_repeatable_arguments_in_the_usage_line() -> None:
+    assert _help_text(["whiten", "--help"]).splitlines()[0] == "Usage: simcse-analyze whiten [OPTIONS] MODEL"
+    assert _help_text(["report", "--help"]).splitlines()[0] == "Usage: simcse-analyze report [OPTIONS] [MODEL]..."
+    page = _help_text(["train", "unsup", "--help"])
+    for text in ("--train-file FILE", "--out DIR", "--model MODEL", "--batch-size INTEGER RANGE",
+                 "--temperature FLOAT", "--seed INTEGER", "--positive TEXT", "--data-dir DIR"):
+        assert text in page, text
+
+
+def test_conventional_metavar_of_each_type() -> None:
+    """The names follow click's: a bounded number is a RANGE, a path (or list of paths) PATH."""
+    from simcse_analysis.cli.help_format import ReadableCommand
+
+    demo = typer.Typer(add_completion=False)
+
+    @demo.command(cls=ReadableCommand)
+    def run(a: Annotated[int, typer.Option(min=1)] = 1, b: float = 0.5, c: str = "x",
+            d: Annotated[list[Path] | None, typer.Option()] = None, e: Annotated[float, typer.Option(max=1)] = 0.0,
+            f: int = 0, g: Annotated[Path | None, typer.Option(metavar="DIR")] = None) -> None:
+        pass
+
+    cmd = typer.main.get_command(demo)
+    names = {p.name: p.metavar for p in cmd.params}
+    assert names == {"a": "INTEGER RANGE", "b": "FLOAT", "c": "TEXT", "d": "PATH", "e": "FLOAT RANGE",
+                     "f": "INTEGER", "g": "DIR"}

@@ -14,6 +14,7 @@ from simcse_analysis.metrics.anisotropy import (
     anisotropy_summary,
     cosine_by_score_bin,
     first_pc_variance_share,
+    log_partition_isotropy,
     mean_cosine,
     mean_norm,
     partition_isotropy,
@@ -101,6 +102,31 @@ def test_partition_isotropy_does_not_overflow_for_large_norms():
     assert 0.0 <= value < 1e-6 and math.isfinite(value)
 
 
+def test_log_partition_isotropy_is_finite_where_the_value_underflows():
+    # mean norm 400 along e_1 plus unit noise: log I(W) ≈ −2·400 = −800 < −745, so I(W) itself is 0.0 in float64
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(300, 5))
+    x[:, 0] += 400.0
+    log_iw = log_partition_isotropy(x)
+    assert partition_isotropy(x) == 0.0
+    assert math.isfinite(log_iw) and log_iw == pytest.approx(-2 * np.linalg.norm(x.mean(axis=0)), rel=0.02)
+    # where the value does not underflow, exp(log I) is I, matching the direct loop
+    y = 0.5 * _cone(500, 12, seed=4, shift=0.7)
+    assert math.exp(log_partition_isotropy(y)) == pytest.approx(_reference_partition_isotropy(y), rel=1e-9)
+
+
+def test_both_signs_square_the_one_sign_value_when_the_mean_dominates():
+    """Z(±v_1) ≈ N·exp(±‖μ‖) and Z ≈ N across μ: both signs give exp(−2‖μ‖), one sign exp(−‖μ‖)."""
+    rng = np.random.default_rng(12)
+    x = 0.05 * rng.normal(size=(2000, 6))
+    x[:, 2] += 8.0
+    _, vecs = np.linalg.eigh(x.T @ x)
+    log_z_one_sign = [np.log(np.sum(np.exp(x @ vecs[:, k]))) for k in range(6)]  # eigh's arbitrary signs
+    log_one = min(log_z_one_sign) - max(log_z_one_sign)
+    assert log_partition_isotropy(x) == pytest.approx(2 * log_one, rel=0.01)
+    assert partition_isotropy(x) == pytest.approx(math.exp(log_one) ** 2, rel=0.1)
+
+
 def test_mean_norm_and_first_pc_share_match_direct_computations():
     from sklearn.decomposition import PCA
 
@@ -118,6 +144,7 @@ def test_summary_agrees_with_the_individual_metrics_and_round_trips():
     assert s.random_pair_cosine == rpc.mean and s.mean_cosine_all_pairs == pytest.approx(mean_cosine(x))
     assert s.isoscore == pytest.approx(isoscore(x), rel=1e-12)
     assert s.partition_isotropy == pytest.approx(partition_isotropy(x), rel=1e-12)
+    assert s.log_partition_isotropy == pytest.approx(log_partition_isotropy(x), rel=1e-12)
     assert s.first_pc_variance_share == pytest.approx(first_pc_variance_share(x), rel=1e-12)
     assert AnisotropySummary.from_dict(s.to_dict()) == s
 

@@ -28,6 +28,8 @@ def test_report_writes_page_and_record_and_rebuilds_the_same_page_from_json(
     record = json.loads(rec.read_text(encoding="utf-8"))
     assert [m["dim"] for m in record["models"]] == [32, 48]
     assert record["umap"] is None and all(m["umap"] is None for m in record["models"])
+    prov = record["provenance"][0]  # the command that ran (not the test runner's argv) and the machine
+    assert prov["command"].startswith(f"simcse-analyze report {tiny_bert_dir} ") and prov["machine"]["cores"] >= 1
 
     from simcse_analysis import encoder
 

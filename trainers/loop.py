@@ -308,6 +308,15 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
     return per_device
 
 
+def _resolved_settings(c: TrainConfig, model: Any) -> dict[str, Any]:
+    """What the settings left to a default (``None`` in ``config``) resolved to in this run: the dropout
+    rate (the checkpoint's own unless set) and the data directory. ``run.json`` keeps them beside the
+    config, so a report can show the value each run used (the device is added when the run finishes)."""
+    from simcse_analysis.datadir import resolve_data_dir
+
+    return {"dropout": get_dropout(model.encoder.config), "data_dir": str(resolve_data_dir(c.data_dir).resolve())}
+
+
 def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool, callbacks: Sequence[Any],
            log: Callable[[str], None] | None, model_factory: ModelFactory) -> RunResult:
     say = log or (lambda msg: None)
@@ -358,6 +367,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
             "status": "running", "config": c.to_dict(), "data": data.files, "package_version": __version__,
             "base_model": {"name": c.model, "path": str(path), "fingerprint": weights_fingerprint(path)},
             "world_size": world, "eval": {**dev.describe(), "max_length": length, "pooler": model.eval_pooler},
+            "resolved": _resolved_settings(c, model),
         })
         rd.write_run(run_record)
         if resume_from is not None:
@@ -382,6 +392,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
+    run_record.setdefault("resolved", {})["device"] = str(args.device)
     try:
         _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state)
     except TrainingDiverged as e:

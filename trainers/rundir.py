@@ -184,6 +184,11 @@ class RunResult:
     best_dir: str | None = None
     last_dir: str | None = None
     trajectory: list[dict[str, Any]] = field(default_factory=list)
+    #: From ``run.json``: the training files (path, rows, sha256), the starting checkpoint (name, path,
+    #: fingerprint) and what settings left to a default resolved to (dropout, data_dir, device).
+    data: list[dict[str, Any]] = field(default_factory=list)
+    base_model: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> dict[str, Any] | None:
@@ -211,4 +216,5 @@ class RunResult:
                    best_stsb_spearman=s.get("best_stsb_spearman"),
                    best_dir=str(rd.best_dir) if rd.best_dir.is_dir() else None,
                    last_dir=str(rd.last_dir) if rd.last_dir.is_dir() else None,
-                   trajectory=rd.trajectory())
+                   trajectory=rd.trajectory(), data=list(run.get("data") or []),
+                   base_model=dict(run.get("base_model") or {}), resolved=dict(run.get("resolved") or {}))

@@ -14,7 +14,10 @@ they were produced, and :func:`summarize` reduces them to a table:
 * per run: the best STS-B dev Spearman over its trajectory, the step where it occurred, ℓ_align and
   ℓ_uniform there, and the change of ℓ_align / ℓ_uniform from the first to the last evaluation;
 * per point: mean ± sample standard deviation (ddof = 1) of those over seeds, and the per-step mean
-  trajectory (what Fig. 2 plots in the align–uniform plane).
+  trajectory (what Fig. 2 plots in the align–uniform plane);
+* the settings, read back from each run's ``run.json`` (:func:`run_settings`: the resolved configuration,
+  with what the defaults resolved to): those all runs share, those that differ, and per run the command
+  that trains it again (:func:`run_command`).
 """
 
 from __future__ import annotations
@@ -248,7 +251,13 @@ class PlannedRun:
 
     def command(self) -> str:
         """The shell command that runs (or, run again, resumes / reuses) this run."""
-        return self.config.command_line() + " --resume"
+        return resume_command(self.config)
+
+
+def resume_command(config: TrainConfig) -> str:
+    """``simcse-analyze train … --resume``: trains ``config`` into its ``--out`` (reusing a finished run
+    there, resuming an interrupted one); with another ``--out`` it trains the same run afresh."""
+    return config.command_line() + " --resume"
 
 
 @dataclass
@@ -462,6 +471,69 @@ def point_of(result: RunResult, keys: Sequence[str]) -> SweepPoint:
     return SweepPoint(tuple(vals))
 
 
+# ---------------------------------------------------------------------------------- resolved settings
+#: Fields of a run's configuration that say where it was written, not what it trained.
+_NOT_SETTINGS = ("output_dir", "extra")
+
+
+def run_settings(result: RunResult) -> dict[str, Any]:
+    """The settings ``result`` ran with, read from its ``run.json``: the resolved configuration (paper
+    defaults filled in), where a setting left to a default (``None``) takes the value the run resolved it
+    to (``run.json``'s ``resolved``: the checkpoint's own dropout rate, the data directory, the device;
+    for runs written before that record existed the dropout comes from the checkpoint's metadata), plus
+    the starting checkpoint's weight fingerprint. ``max_steps`` stays ``None`` when not set (the epochs
+    decide)."""
+    settings = {k: v for k, v in result.config.items() if k not in _NOT_SETTINGS}
+    resolved = dict(result.resolved)
+    if "dropout" not in resolved:
+        resolved["dropout"] = _checkpoint_dropout(result)
+    for key, value in resolved.items():
+        if settings.get(key) is None and value is not None:
+            settings[key] = value
+    if result.base_model.get("fingerprint"):
+        settings["model_fingerprint"] = result.base_model["fingerprint"]
+    return settings
+
+
+def _checkpoint_dropout(result: RunResult) -> float | None:
+    from simcse_analysis.checkpoint import read_metadata
+
+    for d in (result.last_dir, result.best_dir):
+        if d:
+            rate = read_metadata(d).get("dropout")
+            if isinstance(rate, (int, float)):
+                return float(rate)
+    return None
+
+
+def run_command(result: RunResult) -> str:
+    """The command that reproduces ``result`` (:func:`resume_command` of its resolved configuration)."""
+    return resume_command(TrainConfig.from_dict(result.config))
+
+
+def split_settings(settings: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """``(common, varying)``: the settings with one value over all runs (name → value), and the names of
+    those that differ between runs (in first-seen order)."""
+    names = list(dict.fromkeys(k for s in settings for k in s))
+    common: dict[str, Any] = {}
+    varying: list[str] = []
+    for name in names:
+        if len({json.dumps(s.get(name), sort_keys=True) for s in settings}) == 1:
+            common[name] = settings[0].get(name)
+        else:
+            varying.append(name)
+    return common, varying
+
+
+def _data_files(results: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """The training files of ``results`` (path, rows, SHA-256 as each run recorded them), each once."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        for f in r.data:
+            seen.setdefault((str(f.get("path")), str(f.get("sha256"))), dict(f))
+    return sorted(seen.values(), key=lambda f: str(f.get("path")))
+
+
 # ---------------------------------------------------------------------------------- summary
 @dataclass
 class Stat:
@@ -538,18 +610,30 @@ class PointSummary:
 
 @dataclass
 class SweepSummary:
-    """The reduced sweep: one :class:`PointSummary` per point, in sweep order (JSON-able)."""
+    """The reduced sweep: one :class:`PointSummary` per point, in sweep order (JSON-able).
+
+    ``common_settings``: the settings every summarised run resolved to the same value (from the runs'
+    ``run.json``, see :func:`run_settings`); ``varying_settings``: the names of those that differ (seed,
+    the swept keys), given per run in ``points[i].runs[j].settings`` with the run's ``command``;
+    ``data_files``: the training files with the checksums the runs recorded; ``provenance``: who built
+    the summary (filled by the caller, e.g. ``[reports.collect.provenance_entry()]``).
+    """
 
     kind: str
     keys: list[str]
     points: list[PointSummary]
-    base_config: dict[str, Any]
+    common_settings: dict[str, Any] = field(default_factory=dict)
+    varying_settings: list[str] = field(default_factory=list)
+    data_files: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "keys": self.keys, "points": [p.to_dict() for p in self.points],
-                "base_config": self.base_config, "skipped": self.skipped, "missing": self.missing}
+                "common_settings": self.common_settings, "varying_settings": self.varying_settings,
+                "data_files": self.data_files, "skipped": self.skipped, "missing": self.missing,
+                "provenance": self.provenance}
 
 
 def _order_key(point: SweepPoint, values: dict[str, list[str]]) -> tuple:
@@ -568,13 +652,13 @@ def _order_key(point: SweepPoint, values: dict[str, list[str]]) -> tuple:
 
 def summarize(results: Sequence[RunResult], *, kind: str = "grid", keys: Sequence[str] = (),
               values: dict[str, list[str]] | None = None, seeds: Sequence[int] | None = None,
-              base_config: dict[str, Any] | None = None, skipped: Sequence[str] = ()) -> SweepSummary:
+              skipped: Sequence[str] = ()) -> SweepSummary:
     """Group finished runs by sweep point and reduce each group to mean ± std over seeds.
 
     Points are defined by ``keys`` plus any other setting in which the runs differ (runs differing in
     anything but the seed are never averaged). ``values`` (``{key: [tokens]}``) and ``seeds`` select runs
     and order the points; with both, the (point, seed) combinations without a finished run are listed in
-    ``missing``.
+    ``missing``. The settings tables come from the summarised runs' resolved configurations alone.
     """
     values = values or {}
     keys = varying_keys(results, [*values, *(k for k in keys if k not in values)])
@@ -603,13 +687,16 @@ def summarize(results: Sequence[RunResult], *, kind: str = "grid", keys: Sequenc
         figs = [run_figures(r) for r in rs]
         runs = [{"seed": int(r.config.get("seed", 0)), "output_dir": r.output_dir, "steps": r.steps,
                  **f, "trajectory": [{k: e.get(k) for k in ("step", "loss", "stsb_spearman", "alignment",
-                                                            "uniformity")} for e in r.trajectory]}
+                                                            "uniformity")} for e in r.trajectory],
+                 "settings": run_settings(r), "command": run_command(r)}
                 for r, f in zip(rs, figs)]
         stats = {k: Stat.of(f.get(k) for f in figs) for k in STAT_FIELDS}
         points.append(PointSummary(p.label, p.as_dict(), [x["seed"] for x in runs], stats, runs,
                                    mean_trajectory([r.trajectory for r in rs])))
-    base = base_config if base_config is not None else (results[0].config if results else {})
-    return SweepSummary(kind, list(keys), points, base, list(skipped), missing)
+    kept = [r for p in groups.values() for r in p]
+    common, varying = split_settings([run["settings"] for p in points for run in p.runs])
+    return SweepSummary(kind, list(keys), points, common_settings=common, varying_settings=varying,
+                        data_files=_data_files(kept), skipped=list(skipped), missing=missing)
 
 
 def format_summary(summary: SweepSummary) -> str:

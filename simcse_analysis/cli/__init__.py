@@ -64,9 +64,22 @@ def _help_text(args: list[str]) -> str | None:
     return cmd.get_help(ctx)
 
 
+_invocation: list[str] | None = None
+
+
+def invocation() -> str | None:
+    """The command line :func:`main` is running, as a shell command (``None`` outside :func:`main`), for
+    the provenance of what a command writes (``sys.argv`` is the host's when called in-process)."""
+    import shlex
+
+    return None if _invocation is None else shlex.join(["simcse-analyze", *_invocation])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script; bad input ends with one line on stderr and exit code 2."""
+    global _invocation
     args = list(argv) if argv is not None else sys.argv[1:]
+    _invocation = [str(a) for a in args]
     page = _help_text(args)
     if page is not None:
         try:

@@ -13,12 +13,16 @@ from .options import JsonOut, check_outputs, write_output
 from .train import with_training_options
 
 Model = Annotated[str | None, typer.Option(
-    "--model", help="Starting checkpoint of every run (required unless --collect).", show_default=False)]
+    "--model", metavar="MODEL",
+    help="Starting checkpoint of every run (required unless --collect).", show_default=False)]
 TrainFiles = Annotated[list[Path] | None, typer.Option(
-    "--train-file", help="Training sentences, one per line (repeatable; concatenated). Required unless --collect.",
+    "--train-file", metavar="FILE",
+    help="Training sentences, one per line (repeatable; concatenated). Required unless --collect.",
     show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Sweep directory: one run directory per (value, seed), "
-                                                 "sweep.json, summary.json, report.html.", show_default=False)]
+Out = Annotated[Path, typer.Option(
+    "--out", metavar="DIR",
+    help="Sweep directory: one run directory per (value, seed), sweep.json, summary.json, report.html.",
+    show_default=False)]
 Rates = Annotated[str | None, typer.Option(
     "--rates", help="Comma-separated dropout rates; 'fixed' = both views share one 0.1 mask ('fixed:RATE' for "
                     "another rate). The paper's Table 3: 0,0.01,0.05,0.1,0.15,0.2,0.5,fixed. Required unless "
@@ -40,8 +44,9 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print one `simcse-analy
                                                         "(for a cluster scheduler) and train nothing.")]
 Collect = Annotated[bool, typer.Option("--collect", help="Train nothing: read the finished run directories under "
                                                          "--out, print the table and write the report.")]
-Report = Annotated[Path | None, typer.Option("--report", help="HTML report path (default: OUT/report.html).",
-                                                show_default=False)]
+Report = Annotated[Path | None, typer.Option(
+    "--report", metavar="FILE", help="HTML report path (default: OUT/report.html).",
+    show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
@@ -98,14 +103,16 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
                 typer.echo(command)
             return
         results = sweeps.run_sweep(plan, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
-        summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds,
-                                   base_config=base.to_dict())
+        summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds)
     typer.echo(sweeps.format_summary(summary), err=to_stderr)
     for note in summary.skipped:
         typer.echo(f"skipped {note}", err=True)
 
-    from reports.sweep_page import write_sweep_page
+    from reports.sweep_page import sweep_provenance, write_sweep_page
 
+    from . import invocation
+
+    summary.provenance.append(sweep_provenance(summary.common_settings, command=invocation()))
     doc = summary.to_dict()
     sweeps.write_summary(summary, out / sweeps.SUMMARY_FILE)
     page = write_sweep_page(doc, report or out / sweeps.REPORT_FILE)

@@ -29,15 +29,18 @@ from .options import (
     write_output,
 )
 
-OptModels = Annotated[list[str] | None, typer.Argument(
+OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
     help="Checkpoints: Hugging Face ids, aliases or directories (optional with --embeddings).",
     show_default=False)]
 Embeddings = Annotated[list[Path] | None, typer.Option(
-    "--embeddings", help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
+    "--embeddings", metavar="FILE",
+    help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
 Sentences = Annotated[list[Path] | None, typer.Option(
-    "--sentences", help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
+    "--sentences", metavar="FILE",
+    help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
 ExportSentences = Annotated[Path | None, typer.Option(
-    "--export-sentences", help="Write the protocol's distinct sentences (one per line) here and exit.")]
+    "--export-sentences", metavar="FILE",
+    help="Write the protocol's distinct sentences (one per line) here and exit.")]
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits for p_data and p_pos: comma-separated train, dev, test, or all "
                      "(default: all three, the paper's 'all STS-B sentences').")]
@@ -175,14 +178,17 @@ def spectrum_table(report: Any) -> str:
 def anisotropy_table(report: Any) -> str:
     from ..tables import format_table
 
-    heads = ["rand cos", "IsoScore", "I(W)", "norm", "PC1 share"]
+    heads = ["rand cos", "IsoScore", "I(W)", "log I(W)", "norm", "PC1 share"]
 
     def cells(s: Any) -> list[str]:
         return [f"{s.random_pair_cosine:.4f} ± {s.random_pair_cosine_stderr:.4f}", _fmt(s.isoscore),
-                _fmt(s.partition_isotropy, ".3g"), _fmt(s.mean_norm, ".3f"), _fmt(s.first_pc_variance_share)]
+                _fmt(s.partition_isotropy, ".3g"), _fmt(s.log_partition_isotropy, ".1f"), _fmt(s.mean_norm, ".3f"),
+                _fmt(s.first_pc_variance_share)]
+
+    from ..metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
     parts = [format_table(["model", "pooler", *heads], [[*_label(r.model), *cells(r.summary)] for r in report.results],
-                          right=[False, False] + [True] * len(heads))]
+                          right=[False, False] + [True] * len(heads)), PARTITION_ISOTROPY_CONVENTION]
     labels = [b.label for b in report.results[0].score_bins] if report.results else []
     parts.append("\ncosine of STS-B pairs by gold score (mean, n):")
     parts.append(format_table(["model", "pooler", *labels],

@@ -21,3 +21,6 @@ COMMAND_MODULES: list[str] = [
 def register_all(app: typer.Typer) -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
+    from .help_format import use_readable_help
+
+    use_readable_help(app)  # FILE, INTEGER RANGE, MODEL … instead of <list[Path]>, <int range>, {model}

@@ -15,7 +15,8 @@ Only = Annotated[str | None, typer.Option(
                    "sick_test_annotated, senteval, wiki1m, nli, wordnet (default: all missing).")]
 BaseUrl = Annotated[str | None, typer.Option("--base-url", help="Fetch every file from this mirror URL.")]
 Manifest = Annotated[Path | None, typer.Option(
-    "--manifest", help="JSON overrides: {\"base_url\": …, \"resources\": {name: {\"url\": …, \"sha256\": …}}}.")]
+    "--manifest", metavar="FILE",
+    help="JSON overrides: {\"base_url\": …, \"resources\": {name: {\"url\": …, \"sha256\": …}}}.")]
 Force = Annotated[bool, typer.Option("--force", help="Fetch even resources that are already present.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No download progress bars.")]
 

@@ -13,10 +13,12 @@ import typer
 
 from ..io_utils import check_writable, is_stdout, write_output_text
 
-Models = Annotated[list[str], typer.Argument(help="Checkpoints: Hugging Face ids, aliases or directories.",
-                                             show_default=False)]
+Models = Annotated[list[str], typer.Argument(
+    metavar="MODEL", help="Checkpoints: Hugging Face ids, aliases or directories.",
+    show_default=False)]
 DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Data directory (default: $SIMCSE_DATA, else ~/.cache/simcse-analysis/data).")]
+    "--data-dir", metavar="DIR",
+    help="Data directory (default: $SIMCSE_DATA, else ~/.cache/simcse-analysis/data).")]
 Pooler = Annotated[str | None, typer.Option(
     "--pooler", help="cls | cls_before_pooler | avg | avg_first_last | avg_top2 (default: the checkpoint's own).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
@@ -25,13 +27,15 @@ MaxLength = Annotated[int | None, typer.Option(
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")]
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 for encoding.")]
 CacheDir = Annotated[Path | None, typer.Option(
-    "--cache-dir", help="Embedding cache (default: $SIMCSE_CACHE, else ~/.cache/simcse-analysis/embeddings).")]
+    "--cache-dir", metavar="DIR",
+    help="Embedding cache (default: $SIMCSE_CACHE, else ~/.cache/simcse-analysis/embeddings).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")]
 TrustRemoteCode = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Allow checkpoints that ship their own modelling code (runs that code).")]
 JsonOut = Annotated[Path | None, typer.Option(
-    "--json", help="Also write every figure and its settings as JSON ('-': standard output).")]
-HtmlOut = Annotated[Path | None, typer.Option("--out", help="Write an interactive HTML report here.")]
+    "--json", metavar="FILE", help="Also write every figure and its settings as JSON ('-': standard output).")]
+HtmlOut = Annotated[Path | None, typer.Option(
+    "--out", metavar="FILE", help="Write an interactive HTML report here.")]
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,17 @@ from .options import (
     with_encoder_options,
 )
 
-OptModels = Annotated[list[str] | None, typer.Argument(
+OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
     help="Checkpoints: Hugging Face ids, aliases, checkpoint or training-run directories; MODEL@POOLER picks a "
          "pooler for one of them (optional with --from-json).", show_default=False)]
-Out = Annotated[Path | None, typer.Option("--out", help="Write the HTML report here (directories are created).")]
+Out = Annotated[Path | None, typer.Option(
+    "--out", metavar="FILE", help="Write the HTML report here (directories are created).")]
 JsonRecord = Annotated[Path | None, typer.Option(
-    "--json", help="Also write the report record (everything the page shows) as JSON, for --from-json.")]
+    "--json", metavar="FILE",
+    help="Also write the report record (everything the page shows) as JSON, for --from-json.")]
 FromJson = Annotated[list[Path] | None, typer.Option(
-    "--from-json", help="Rebuild from a saved report record instead of re-encoding; repeatable (records are merged).")]
+    "--from-json", metavar="FILE",
+    help="Rebuild from a saved report record instead of re-encoding; repeatable (records are merged).")]
 Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Draw the UMAP maps of the sentences.")]
 UmapSentences = Annotated[int, typer.Option(
     "--umap-sentences", min=5, help="Sentences in each UMAP map (a seeded sample of this size).")]
@@ -46,8 +49,9 @@ NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer 
 LayerSentences = Annotated[int, typer.Option(
     "--layer-sentences", min=0, help="Per-layer anisotropy on a seeded sample of this many sentences (0: all).")]
 Trajectory = Annotated[list[Path] | None, typer.Option(
-    "--trajectory", help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
-                         "repeatable (runs given as MODEL are picked up automatically).")]
+    "--trajectory", metavar="PATH",
+    help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
+         "repeatable (runs given as MODEL are picked up automatically).")]
 Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
 
 
@@ -83,6 +87,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import InputError
         from ..io_utils import is_stdout
         from ..sts_eval import STSResult
+        from . import invocation
         from .sts import sts_table
 
         if out is None and json_out is None:
@@ -97,8 +102,8 @@ def register(app: typer.Typer) -> None:
                                           uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
                 umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None,
                 layer_sentences=layer_sentences or None)
-            argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # in-process: approximate
-            command = shlex.join(["simcse-analyze", *map(str, argv)])
+            argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # without main(): approximate
+            command = invocation() or shlex.join(["simcse-analyze", *map(str, argv)])
             records.insert(0, collect_report(
                 models, settings, data_dir=data_dir, batch_size=encoder.batch_size, trajectories=trajectory or [],
                 encoder_kwargs=encoder.load_kwargs,

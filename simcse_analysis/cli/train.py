@@ -20,13 +20,16 @@ from .options import (
     write_output,
 )
 
-Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
-                                    show_default=False)]
+Model = Annotated[str, typer.Option(
+    "--model", metavar="MODEL", help="Starting checkpoint: Hugging Face id, alias or directory.",
+    show_default=False)]
 TrainFiles = Annotated[list[Path], typer.Option(
-    "--train-file", help="Training data (repeatable): one sentence per line (unsup) or a sent0,sent1[,hard_neg] "
-                         "CSV (sup).", show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
-                                   show_default=False)]
+    "--train-file", metavar="FILE",
+    help="Training data (repeatable): one sentence per line (unsup) or a sent0,sent1[,hard_neg] "
+         "CSV (sup).", show_default=False)]
+Out = Annotated[Path, typer.Option(
+    "--out", metavar="DIR", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
+    show_default=False)]
 TrainPooler = Annotated[str, typer.Option(
     "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_top2.")]
 MlpOnlyTrain = Annotated[bool | None, typer.Option(

@@ -17,13 +17,16 @@ from .options import (
     write_output,
 )
 
-Model = Annotated[str, typer.Argument(help="Checkpoint to whiten: Hugging Face id, alias or directory.",
-                                      show_default=False)]
-Corpus = Annotated[list[Path], typer.Option(
-    "--corpus", help="Sentences to fit the whitening on, one per line (repeatable; files are concatenated).",
+Model = Annotated[str, typer.Argument(
+    metavar="MODEL", help="Checkpoint to whiten: Hugging Face id, alias or directory.",
     show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Directory of the whitened checkpoint (new or empty).",
-                                   show_default=False)]
+Corpus = Annotated[list[Path], typer.Option(
+    "--corpus", metavar="FILE",
+    help="Sentences to fit the whitening on, one per line (repeatable; files are concatenated).",
+    show_default=False)]
+Out = Annotated[Path, typer.Option(
+    "--out", metavar="DIR", help="Directory of the whitened checkpoint (new or empty).",
+    show_default=False)]
 Components = Annotated[int | None, typer.Option(
     "--n-components", min=1, help="Keep the first K whitened components (default: all, i.e. the model's "
                                   "dimension; Su et al. also use 256).", show_default=False)]

@@ -15,6 +15,7 @@ from .anisotropy import (
     anisotropy_summary,
     cosine_by_score_bin,
     first_pc_variance_share,
+    log_partition_isotropy,
     mean_cosine,
     mean_norm,
     pair_cosines,
@@ -37,6 +38,6 @@ __all__ = [
     "DEFAULT_SCORE_EDGES", "DEFAULT_TOP_K", "AnisotropySummary", "CosineBin", "RandomPairCosine", "Spectrum",
     "UniformityEstimate", "alignment", "anisotropy_summary", "cosine_by_score_bin", "effective_rank",
     "explained_variance", "first_pc_variance_share", "gram", "isoscore", "isoscore_from_variances",
-    "mean_cosine", "mean_norm", "pair_cosines", "partition_isotropy", "pc_variances", "random_pair_cosine",
+    "log_partition_isotropy", "mean_cosine", "mean_norm", "pair_cosines", "partition_isotropy", "pc_variances", "random_pair_cosine",
     "singular_values", "spectrum", "stable_rank", "uniformity", "uniformity_sampled",
 ]

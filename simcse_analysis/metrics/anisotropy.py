@@ -11,8 +11,12 @@ Definitions (rows of ``x`` are the N embeddings, ``u_i = x_i / ‖x_i‖``):
 - partition-function isotropy (Mu & Viswanath, ICLR 2018): ``Z(c) = Σ_i exp(cᵀ x_i)`` and
   ``I(W) = min_c Z(c) / max_c Z(c)`` with ``c`` ranging over the unit eigenvectors of ``WᵀW``
   (``W = x``, raw vectors, uncentred). An eigenvector's sign is arbitrary, so both ``±c`` are used,
-  which makes ``I(W)`` well defined (implementations that take one sign get a value ≥ this one).
-  ``I(W) ∈ (0, 1]``, 1 for isotropic clouds; computed with log-sum-exp so large norms cannot overflow;
+  which makes ``I(W)`` well defined (implementations that take one sign get a value ≥ this one: when
+  the mean ``μ`` dominates, ``Z(±v_1) ≈ N·exp(±‖μ‖)`` and ``Z ≈ N`` across it, so both signs give
+  ``I(W) ≈ exp(−2‖μ‖)``, about the *square* of the one-sign ``exp(−‖μ‖)``).
+  ``I(W) ∈ (0, 1]``, 1 for isotropic clouds; computed with log-sum-exp so large norms cannot overflow.
+  ``log I(W) = min_c log Z(c) − max_c log Z(c)`` is reported beside it: ``I(W)`` itself underflows to
+  ``0.0`` in float64 once ``log I(W) < −745`` (a mean norm around 400), where the log still ranks spaces;
 - mean L2 norm of the vectors, and the share of variance on the first principal direction
   ``λ_1 / Σ_k λ_k`` of the covariance.
 """
@@ -32,6 +36,12 @@ from .isoscore import _pc_variances, isoscore_from_variances
 from .spectrum import _gram, eigh_small
 
 DEFAULT_SCORE_EDGES: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
+
+#: The I(W) convention in one sentence, for every table that shows the number.
+PARTITION_ISOTROPY_CONVENTION = (
+    "I(W) (Mu & Viswanath 2018) takes both signs ±c of each eigenvector of WᵀW (uncentred), so where the mean "
+    "vector dominates its value is roughly the square of the one-sign variant's; log I(W) is shown beside it "
+    "because I(W) underflows to 0 once log I(W) < −745 (a mean norm around 400).")
 
 
 def mean_cosine(x: np.ndarray) -> float:
@@ -162,13 +172,19 @@ def partition_isotropy(x: np.ndarray) -> float:
     """Mu & Viswanath (2018) ``I(W) = min_c Z(c) / max_c Z(c)``, ``Z(c) = Σ_i exp(cᵀ w_i)``, ``c ∈ {±v_k}``.
 
     ``v_k`` are the unit eigenvectors of ``WᵀW`` (float64). ``log Z`` is accumulated over row blocks by
-    log-sum-exp, and ``I = exp(min log Z − max log Z)``.
+    log-sum-exp, and ``I = exp(min log Z − max log Z)`` (0.0 once that exponent is below about −745:
+    see :func:`log_partition_isotropy`).
     """
+    return math.exp(log_partition_isotropy(x))
+
+
+def log_partition_isotropy(x: np.ndarray) -> float:
+    """``log I(W) = min_c log Z(c) − max_c log Z(c)`` (≤ 0), finite for any norms; see :func:`partition_isotropy`."""
     x = as_points(x, "x", min_rows=2)
-    return _partition_isotropy(x, _gram(x, center=False))
+    return _log_partition_isotropy(x, _gram(x, center=False))
 
 
-def _partition_isotropy(x: np.ndarray, gram_uncentered: np.ndarray) -> float:
+def _log_partition_isotropy(x: np.ndarray, gram_uncentered: np.ndarray) -> float:
     from scipy.special import logsumexp
 
     _, vecs = eigh_small(gram_uncentered, vectors=True)
@@ -178,7 +194,7 @@ def _partition_isotropy(x: np.ndarray, gram_uncentered: np.ndarray) -> float:
         p = x[start:start + ROW_BLOCK].astype(np.float64) @ vecs  # (B, d): c_kᵀ w_i
         block = np.concatenate([logsumexp(p, axis=0), logsumexp(-p, axis=0)])
         log_z = np.logaddexp(log_z, block)
-    return float(math.exp(log_z.min() - log_z.max()))
+    return float(log_z.min() - log_z.max())
 
 
 def mean_norm(x: np.ndarray) -> float:
@@ -217,6 +233,7 @@ class AnisotropySummary:
     mean_norm: float
     norm_std: float
     first_pc_variance_share: float | None  # None when the points have no spread
+    log_partition_isotropy: float | None = None  # log I(W); None only in records written before it existed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -243,12 +260,14 @@ def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0) -
     rpc = _random_pair_cosine(x, norms, n_pairs, seed)
     var = _pc_variances(x)
     spread = float(var.sum()) > 1e-12 * float(np.mean(norms ** 2))
+    log_iw = _log_partition_isotropy(x, _gram(x))
     return AnisotropySummary(
         n_points=int(x.shape[0]), dim=int(x.shape[1]),
         random_pair_cosine=rpc.mean, random_pair_cosine_std=rpc.std, random_pair_cosine_stderr=rpc.stderr,
         mean_cosine_all_pairs=rpc.exact_mean, n_pairs=rpc.n_pairs, seed=rpc.seed,
         isoscore=isoscore_from_variances(var) if spread else None,
-        partition_isotropy=_partition_isotropy(x, _gram(x)),
+        partition_isotropy=math.exp(log_iw),
         mean_norm=float(norms.mean()), norm_std=float(norms.std()),
         first_pc_variance_share=_first_pc_share(var) if spread else None,
+        log_partition_isotropy=log_iw,
     )
