@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from simcse_analysis import __version__
 from simcse_analysis.errors import InputError
+from simcse_analysis.version import __version__
 
 from .checkpoint_io import save_checkpoint
 from .config import TrainConfig
