@@ -204,8 +204,8 @@ def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: b
         save_strategy="steps",
         save_steps=c.eval_steps,
         save_total_limit=1,
-        logging_strategy="no",
-        report_to="none",
+        logging_strategy="no",  # the evaluations log themselves (SimCSETrainer.evaluate -> self.log)
+        report_to=list(c.report_to) or "none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -250,6 +250,40 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             hf_logging.enable_progress_bar()
 
 
+#: Where ``--report-to tensorboard`` writes its event files, inside the run directory.
+TENSORBOARD_DIR = "tensorboard"
+
+
+def check_report_to(names: Sequence[str]) -> None:
+    """Every name must be a Hugging Face Trainer integration whose package is installed (``all`` = every
+    installed one); :class:`InputError` otherwise."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    available = set(get_available_reporting_integrations())
+    for name in names:
+        if name == "all":
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise InputError(f"--report-to {name!r} is not a Hugging Face Trainer integration; choose from "
+                             f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} (or none)")
+        if name not in available:
+            raise InputError(f"--report-to {name}: the {name} package is not installed here (pip install {name}), "
+                             "or drop the option")
+
+
+def _point_tensorboard_at(trainer: Any, log_dir: Path) -> None:
+    """TensorBoard event files go to ``RUN/tensorboard`` (the Trainer's own default lies inside the resumable
+    state, which is deleted after the run), unless ``$TENSORBOARD_LOGGING_DIR`` names another place."""
+    from transformers.integrations import TensorBoardCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and cb.logging_dir is None:
+            cb.logging_dir = str(log_dir)
+
+
 def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
     """Checks that need the data size and the process layout; returns the per-process batch size."""
     per_device, rest = divmod(c.batch_size, world * c.gradient_accumulation_steps)
@@ -272,6 +306,7 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
                          "CUDA_VISIBLE_DEVICES to one GPU")
     if c.fixed_dropout_mask and c.positive != "dropout":
         raise InputError("a fixed dropout mask needs --positive dropout (identical views)")
+    check_report_to(c.report_to)
     return per_device
 
 
@@ -346,6 +381,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
                                data_collator=collator, callbacks=list(callbacks))
     trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
     trainer.add_callback(_Schedule(trainer, c.eval_steps, c.eval_at_start).as_callback())
+    _point_tensorboard_at(trainer, rd.root / TENSORBOARD_DIR)
     if not progress:
         from transformers.trainer_callback import PrinterCallback
 

@@ -68,6 +68,10 @@ AlignSplits = Annotated[str, typer.Option(
     "--align-uniform-splits", help="STS-B splits whose pairs (gold > 4) and sentences give alignment and uniformity "
                                    "(train,dev,test = the align-uniform command's protocol; dev = one encoding per "
                                    "evaluation).")]
+ReportTo = Annotated[str, typer.Option(
+    "--report-to", help="Also send every evaluation (loss, learning rate, STS-B dev, alignment, uniformity) to these "
+                        "Hugging Face Trainer integrations: tensorboard (event files in OUT/tensorboard), wandb, "
+                        "mlflow, … comma-separated, or none.")]
 KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep the resumable optimiser state after the run.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last saved state.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")]
@@ -142,7 +146,7 @@ TRAINING_OPTIONS: list[SharedOption] = [
     SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
     SharedOption("eval_batch_size", EvalBatch, 128), SharedOption("align_uniform_splits", AlignSplits, "dev"),
     SharedOption("data_dir", DataDir, None), SharedOption("keep_state", KeepState, False),
-    SharedOption("trust_remote_code", TrustRemoteCode, False),
+    SharedOption("trust_remote_code", TrustRemoteCode, False), SharedOption("report_to", ReportTo, "none"),
 ]
 #: Give a command the training options; it receives them as ``training: dict`` (TrainConfig field names).
 with_training_options = shared_options(TRAINING_OPTIONS, "training")
