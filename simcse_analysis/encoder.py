@@ -26,6 +26,7 @@ import torch
 from . import checkpoint as ckpt
 from .cache import EmbeddingCache, cache_key
 from .errors import InputError
+from .hf_logging import quiet_transformers
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
 
 DTYPES: dict[str, torch.dtype] = {
@@ -279,7 +280,6 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     modelling code runs only with ``trust_remote_code=True``.
     """
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     path = ckpt.resolve_checkpoint(name_or_path)
     meta = ckpt.read_metadata(path)
@@ -290,13 +290,10 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except Exception as e:
         raise InputError(f"cannot load a tokenizer from {path}: {e}".splitlines()[0]) from e
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # we report missing pooler weights ourselves, below
-    hf_logging.disable_progress_bar()
     try:
-        model, info = AutoModel.from_pretrained(
-            str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
+        with quiet_transformers():  # we report missing pooler weights ourselves, below
+            model, info = AutoModel.from_pretrained(
+                str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
     except ValueError as e:
         if "trust_remote_code" in str(e):
             raise InputError(f"{name_or_path} ships its own modelling code; rerun with --trust-remote-code "
@@ -304,10 +301,6 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
         raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
     except OSError as e:
         raise InputError(f"cannot load model weights from {path}: {str(e).splitlines()[0]}") from e
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     if pooler == "cls" and any(k.startswith("pooler.") for k in info.get("missing_keys", [])):
         raise InputError(f"{name_or_path} has no trained pooler layer, so pooler 'cls' would be random: "
                          "use --pooler cls_before_pooler (or avg)")

@@ -136,6 +136,11 @@ class TrainConfig:
         self.report_to = parse_report_to(self.report_to)
 
     # ------------------------------------------------------------------ defaults & checks
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each setting's default (``None``: the objective's paper default); the CLI's options read theirs here."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
     def resolved(self) -> TrainConfig:
         """A copy with the paper defaults filled in and every setting checked (:class:`InputError`)."""
         check_objective(self.objective)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from trainers.config import TrainConfig
+
 from .options import DataDir, Device, JsonOut, SharedOption, TrustRemoteCode, shared_options
 
 Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
@@ -131,23 +133,21 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
         typer.echo(f"wrote {json_out}")
 
 
+#: The defaults of every training option: those of :class:`~trainers.config.TrainConfig` (one place).
+DEFAULTS = TrainConfig.defaults()
 #: Options of every command that trains (train unsup/sup, ablate dropout/grid), keyed by TrainConfig field.
 TRAINING_OPTIONS: list[SharedOption] = [
-    SharedOption("pooler", TrainPooler, "cls"), SharedOption("mlp_only_train", MlpOnlyTrain, None),
-    SharedOption("temperature", Temperature, 0.05), SharedOption("two_encoders", TwoEncoders, False),
-    SharedOption("do_mlm", DoMlm, False), SharedOption("mlm_weight", MlmWeight, 0.1),
-    SharedOption("mlm_probability", MlmProb, 0.15), SharedOption("batch_size", BatchSize, None),
-    SharedOption("lr", Lr, None, "learning_rate"), SharedOption("epochs", Epochs, None),
-    SharedOption("max_steps", MaxSteps, None), SharedOption("max_length", MaxLength, 32),
-    SharedOption("warmup_steps", Warmup, 0), SharedOption("weight_decay", WeightDecay, 0.0),
-    SharedOption("max_grad_norm", MaxGradNorm, 1.0), SharedOption("grad_accum", GradAccum, 1,
-                                                                  "gradient_accumulation_steps"),
-    SharedOption("precision", Precision, "fp32"), SharedOption("device", Device, None),
-    SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
-    SharedOption("eval_batch_size", EvalBatch, 128), SharedOption("align_uniform_splits", AlignSplits, "dev"),
-    SharedOption("data_dir", DataDir, None), SharedOption("keep_state", KeepState, False),
-    SharedOption("trust_remote_code", TrustRemoteCode, False), SharedOption("report_to", ReportTo, "none"),
-]
+    SharedOption(name, annotation, DEFAULTS[key or name], key) for name, annotation, key in (
+        ("pooler", TrainPooler, None), ("mlp_only_train", MlpOnlyTrain, None), ("temperature", Temperature, None),
+        ("two_encoders", TwoEncoders, None), ("do_mlm", DoMlm, None), ("mlm_weight", MlmWeight, None),
+        ("mlm_probability", MlmProb, None), ("batch_size", BatchSize, None), ("lr", Lr, "learning_rate"),
+        ("epochs", Epochs, None), ("max_steps", MaxSteps, None), ("max_length", MaxLength, None),
+        ("warmup_steps", Warmup, None), ("weight_decay", WeightDecay, None), ("max_grad_norm", MaxGradNorm, None),
+        ("grad_accum", GradAccum, "gradient_accumulation_steps"), ("precision", Precision, None),
+        ("device", Device, None), ("eval_steps", EvalSteps, None), ("eval_at_start", EvalAtStart, None),
+        ("eval_batch_size", EvalBatch, None), ("align_uniform_splits", AlignSplits, None),
+        ("data_dir", DataDir, None), ("keep_state", KeepState, None), ("trust_remote_code", TrustRemoteCode, None))
+] + [SharedOption("report_to", ReportTo, "none")]
 #: Give a command the training options; it receives them as ``training: dict`` (TrainConfig field names).
 with_training_options = shared_options(TRAINING_OPTIONS, "training")
 
@@ -160,7 +160,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("unsup")
     @with_training_options
     def unsup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
-              positive: Positive = "dropout", seed: Seed = 42, resume: Resume = False, overwrite: Overwrite = False,
+              positive: Positive = DEFAULTS["positive"], seed: Seed = DEFAULTS["seed"], resume: Resume = False,
+              overwrite: Overwrite = False,
               dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
               training: dict[str, Any]) -> None:
         """Unsupervised SimCSE: each sentence is its own positive under two dropout masks."""
@@ -169,7 +170,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("sup")
     @with_training_options
     def sup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
-            hard_negative_weight: HardNegWeight = 0.0, seed: Seed = 42, resume: Resume = False,
+            hard_negative_weight: HardNegWeight = DEFAULTS["hard_negative_weight"], seed: Seed = DEFAULTS["seed"],
+            resume: Resume = False,
             overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
             training: dict[str, Any]) -> None:
         """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
