@@ -124,6 +124,14 @@ class STSResult:
         """Plain dict; non-finite numbers become ``None`` so the JSON is standard."""
         return _finite(asdict(self))
 
+    def _repr_html_(self) -> str:
+        """A notebook cell shows the scores as a table."""
+        from .tables import format_html_table
+
+        label = f"{self.model or '?'}" + (f" [{self.pooler}]" if self.pooler else "")
+        return format_html_table(["model", *self.scores], [[label, *(f"{v:.2f}" for v in self.scores.values())]],
+                                 caption=f"Spearman ×100 of cosine ({self.split}, {self.variant}, {self.aggregation})")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> STSResult:
         d = dict(d)

@@ -213,3 +213,19 @@ def test_analysis_and_report_render_inline(report_record, tmp_path):
     inline = r._repr_html_()
     assert inline.startswith("<iframe") and "&lt;script" in inline  # the page, escaped into srcdoc
     assert "ℓ_align" in a.table() and len(a.table().splitlines()) == 2 + len(a)
+
+
+def test_sts_and_training_results_render_inline():
+    from simcse_analysis.sts_eval import STSResult
+    from trainers.rundir import RunResult
+
+    sts = STSResult("<b>m</b>", "avg", {"STSBenchmark": 81.234, "avg": 81.234}, "test", "senteval", "all", None)
+    page = sts._repr_html_()
+    assert "<td>81.23</td>" in page and "&lt;b&gt;m&lt;/b&gt; [avg]" in page and "<b>" not in page
+    traj = [{"step": s, "stsb_spearman": v, "alignment": 0.1 * s, "uniformity": -s} for s, v in
+            [(0, 50.0), (10, 70.5), (20, 65.0)]]
+    run = RunResult("runs/x", "finished", {}, steps=20, best_step=10, best_stsb_spearman=70.5, trajectory=traj)
+    assert run.summary_rows() == [["start", 0, "50.00", "0.0000", "0.0000"], ["best", 10, "70.50", "1.0000", "-10.0000"],
+                                  ["last", 20, "65.00", "2.0000", "-20.0000"]]
+    page = run._repr_html_()
+    assert page.count("<tr>") == 4 and "<td>70.50</td>" in page and "runs/x: finished, 20 steps" in page

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,21 +91,13 @@ def _config(objective: str, **kw: Any):
                        data_dir=str(data_dir) if data_dir is not None else None, **kw)
 
 
-def _f(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
 def summary_table(result) -> str:
     """Steps, time, and STS-B dev / alignment / uniformity before training, at the best step and at the end."""
+    from trainers.rundir import SUMMARY_HEADERS
+
     from ..tables import format_table
 
-    rows = []
-    by_step = {e["step"]: e for e in result.trajectory}
-    for label, e in (("start", result.initial), ("best", by_step.get(result.best_step)), ("last", result.final)):
-        if e is not None:
-            rows.append([label, e["step"], _f(e["stsb_spearman"]), _f(e["alignment"], 4), _f(e["uniformity"], 4)])
-    table = format_table(["checkpoint", "step", "STS-B dev", "alignment", "uniformity"], rows,
-                         right=[False, True, True, True, True])
+    table = format_table(SUMMARY_HEADERS, result.summary_rows(), right=[False, True, True, True, True])
     minutes = (result.train_time_s or 0.0) / 60
     return (f"{table}\n\nsteps {result.steps}, training time {minutes:.1f} min\n"
             f"best: {result.best_dir}\nlast: {result.last_dir}")
