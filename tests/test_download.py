@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -33,20 +34,26 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """``(directory, base_url)`` of a throw-away HTTP server on 127.0.0.1."""
-    root = tmp_path / "www"
+@contextlib.contextmanager
+def serving(root: Path, handler: type = _QuietHandler):
+    """The base URL of a throw-away HTTP server on 127.0.0.1 serving ``root`` with ``handler``."""
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """``(directory, base_url)`` of a throw-away HTTP server on 127.0.0.1."""
+    with serving(tmp_path / "www") as url:
+        yield tmp_path / "www", url
 
 
 def sha256(path: Path) -> str:
@@ -253,18 +260,9 @@ def flaky(tmp_path, monkeypatch):
     import simcse_analysis.download as dl
 
     monkeypatch.setattr(dl, "BACKOFF_S", 0.01)
-    root = tmp_path / "flaky"
-    root.mkdir()
     _FlakyHandler.seen = {}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_FlakyHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(tmp_path / "flaky", _FlakyHandler) as url:
+        yield tmp_path / "flaky", url
 
 
 def test_a_transient_server_error_is_retried(flaky, tmp_path):
