@@ -51,3 +51,34 @@ def test_quiet_transformers_restores_verbosity_and_bars_after_an_error():
             assert hf_logging.get_verbosity() == hf_logging.INFO and hf_logging.is_progress_bar_enabled()
     finally:
         hf_logging.set_verbosity_warning()
+
+
+def _defaults(*path: str) -> dict:
+    import typer.main
+
+    from simcse_analysis.cli import app
+
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]
+    return {p.name: p.default for p in cmd.params}
+
+
+def test_analysis_and_report_option_defaults_agree_with_their_settings_dataclasses():
+    """These commands restate the defaults (their dataclasses live in modules that import numpy, which --help
+    must not load), so this test is what keeps the two in step."""
+    from reports.collect import ReportSettings
+    from reports.umap_map import UMAPSettings
+    from simcse_analysis.analysis import AnalysisSettings
+
+    a = AnalysisSettings()
+    report = _defaults("report")
+    assert report["umap_sentences"] == UMAPSettings().n_sentences and report["seed"] == a.seed
+    assert report["splits"].split(",") == list(a.splits) and report["variant"] == a.variant
+    assert report["layer_sentences"] == ReportSettings().layer_sentences and report["umap_colour"] == UMAPSettings().colour
+    au = _defaults("align-uniform")
+    assert (au["threshold"], au["alpha"], au["t"], au["seed"]) == (a.positive_threshold, a.alpha, a.t, a.seed)
+    assert au["uniformity_pairs"] == a.uniformity_pairs
+    assert [int(k) for k in _defaults("spectrum")["top_k"].split(",")] == list(a.top_k)
+    an = _defaults("anisotropy")
+    assert (an["pairs"], an["seed"], an["no_layers"]) == (a.cosine_pairs, a.seed, not a.layers)
