@@ -43,7 +43,7 @@ def _printed_json(cell: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory, tiny_bert_dir, small_data_dir):
+def executed(tmp_path_factory, tiny_bert_dir, small_data_dir, tiny_corpus):
     """The notebook executed on the tiny BERT, its run time, and the CLI's JSON for the same inputs."""
     tmp = tmp_path_factory.mktemp("notebook")
     cache_before = os.environ.get("SIMCSE_CACHE")
@@ -57,6 +57,7 @@ def executed(tmp_path_factory, tiny_bert_dir, small_data_dir):
 
     kernel = _kernel_spec_for_this_python(tmp)
     env = {"SA_MODEL": str(tiny_bert_dir), "SA_DATA": str(small_data_dir), "SA_OUT": str(tmp / "nb.json"),
+           "SA_TRAIN_FILE": str(tiny_corpus), "SA_RUN": str(tmp / "run"),
            "SIMCSE_CACHE": str(tmp / "cache-notebook"),
            "JUPYTER_PATH": str(tmp / "jupyter"), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
                "PYTHONPATH", "")]), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -127,3 +128,15 @@ def test_the_saved_record_reads_back(executed):
     assert _printed_json(_cell(nb, "analysis.save(OUT)")) == {"reloaded_equal": True}
     saved = json.loads((tmp / "nb.json").read_text())
     assert saved["schema"] == "simcse-analysis/report" and saved["version"] == 2
+
+
+def test_the_training_cell_runs_and_logs_to_tensorboard(executed):
+    nb, _, tmp = executed
+    _, data = _outputs(_cell(nb, "run = sa.train(config"))
+    page = data[0]["text/html"]
+    assert page.count("<tr>") == 4 and "finished, 2 steps" in page  # header + start, best, last
+    printed = _printed_json(_cell(nb, '"best_step": run.best_step'))
+    trajectory = [json.loads(line) for line in (tmp / "run" / "trajectory.jsonl").read_text().splitlines()]
+    assert printed["steps"] == [e["step"] for e in trajectory] == [0, 1, 2]
+    assert printed["best_stsb_spearman"] == max(e["stsb_spearman"] for e in trajectory)
+    assert list((tmp / "run" / "tensorboard").glob("events.out.tfevents.*"))
