@@ -278,6 +278,12 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32.
     Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
     modelling code runs only with ``trust_remote_code=True``.
+
+    >>> from simcse_analysis import load_encoder
+    >>> enc = load_encoder("all-MiniLM-L6-v2", pooler="avg", use_cache=False)
+    >>> x = enc.encode(["A man plays a guitar.", "Someone is playing music."], normalize=True)
+    >>> x.shape, x.dtype.name, round(float((x * x).sum(axis=1).min()), 4)
+    ((2, 384), 'float32', 1.0)
     """
     from transformers import AutoModel, AutoTokenizer
 

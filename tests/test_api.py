@@ -65,7 +65,8 @@ def test_an_unknown_attribute_is_an_attribute_error():
 
 
 # ----------------------------------------------------------------------------------------- docstring examples
-@pytest.mark.parametrize("module", ["simcse_analysis.records", "simcse_analysis.sts_eval", "reports.result"])
+@pytest.mark.parametrize("module", ["simcse_analysis.records", "simcse_analysis.sts_eval", "reports.result",
+                                    pytest.param("simcse_analysis.encoder", marks=pytest.mark.slow)])
 def test_docstring_examples_run(module, data_dir, monkeypatch):
     monkeypatch.setenv("SIMCSE_DATA", str(data_dir))
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

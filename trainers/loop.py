@@ -216,6 +216,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     :class:`InputError`. ``callbacks`` are extra ``TrainerCallback`` objects; ``log`` receives one-line
     status messages (default: none). ``model_factory(resolved_config, checkpoint_dir)`` replaces
     :func:`build_model` (e.g. a :class:`SimCSEModel` subclass with another ``embed_views``).
+
+    Example (the training cell of ``examples/quickstart.ipynb``, executed by ``tests/test_notebook.py``)::
+
+        run = train(TrainConfig("unsup", "all-MiniLM-L6-v2", ["wiki.txt"], "runs/x", max_steps=2,
+                                eval_steps=1, report_to=["tensorboard"]))
+        run.best_stsb_spearman, run.trajectory[-1]["alignment"]
     """
     with quiet_transformers(warnings=True):  # no "Loading weights" / "Writing model shards" bars at every save
         return _train(config, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks, log=log,
