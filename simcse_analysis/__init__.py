@@ -21,11 +21,14 @@ so the façade can never become a back door from the core to the layers above it
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
+# typing.TYPE_CHECKING without importing typing (~9 ms); mypy and pyright treat this name the same way
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from reports.result import (
         Analysis,
         AnalysisFigures,

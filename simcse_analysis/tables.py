@@ -3,7 +3,6 @@ same rows as an HTML table for a notebook cell (``_repr_html_`` of the result re
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 
@@ -21,6 +20,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right
 
 def format_html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], caption: str | None = None) -> str:
     """The rows as an HTML ``<table>`` (every cell escaped; ``None`` as an empty cell)."""
+    import html  # not at module top: the CLI imports this module for --help, html.entities costs ~1 ms
+
     def cell(tag: str, value: object) -> str:
         return f"<{tag}>{'' if value is None else html.escape(str(value))}</{tag}>"
 
