@@ -16,7 +16,8 @@ a page can be rebuilt, or several records merged, without re-encoding. Per check
 Embeddings come from the encoder's on-disk cache: every text list here is one the STS evaluation or the
 analyses already encode, so a report over evaluated checkpoints encodes nothing new.
 
-Record layout (``schema = "simcse-analysis/report"``, ``version = 1``)::
+Record layout (``schema = "simcse-analysis/report"``, ``version = 2``; typed in :mod:`simcse_analysis.records`,
+which also reads version 1)::
 
     {"schema", "version", "title": str | null,
      "provenance": [{"created" (UTC ISO 8601), "command", "packages": {name: version},
@@ -29,7 +30,7 @@ Record layout (``schema = "simcse-analysis/report"``, ``version = 1``)::
                  "align_uniform", "spectrum", "anisotropy" (its "layers" computed on ``layer_sentences`` sampled
                  sentences; a layer whose summary is undefined is null), "layers_note": str | null,
                  "random_pairs": {"edges", "counts", "mean",
-                 "n_pairs", "seed"}, "umap": {"x", "y"} | null}],
+                 "n_pairs", "seed"}, "umap": {"x", "y"} | null, "summary": ModelSummary.to_dict()}],
      "umap": {"colour", "sentences", "categories", "category_order"} | null,
      "trajectories": [{"label", "source", "model": index into models | null, "points": [{"step",
                        "alignment", "uniformity", "stsb_spearman", ...}]}]}
@@ -56,11 +57,21 @@ import numpy as np
 from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import finite_json as _finite
+from simcse_analysis.records import (
+    REPORT_FIX,
+    REPORT_READABLE,
+    REPORT_SCHEMA,
+    REPORT_VERSION,
+    ModelSummary,
+    SchemaError,
+    check_version,
+    upgrade_report,
+)
 
 from .umap_map import UMAPSettings
 
-SCHEMA = "simcse-analysis/report"
-SCHEMA_VERSION = 1
+SCHEMA = REPORT_SCHEMA
+SCHEMA_VERSION = REPORT_VERSION
 TRAJECTORY_FILE = "trajectory.jsonl"
 #: The Spearman key of a trajectory entry (``trainers.evaluation``), and an accepted alias.
 TRAJECTORY_SCORE_KEYS = ("stsb_spearman", "stsb_dev")
@@ -473,6 +484,7 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
             "encoder": describe, "sts_test": test.to_dict(), "sts_dev": dev.to_dict(),
             "dev_align_uniform": dev_au, "align_uniform": au.to_dict(), "spectrum": sp.to_dict(),
             "anisotropy": an, "layers_note": layers_note, "random_pairs": hist, "umap": panel})
+        entries[-1]["summary"] = ModelSummary.of_entry(entries[-1]).to_dict()
         del enc, source, emb
     _unique_labels(entries)
     record = {
@@ -557,22 +569,19 @@ _MODEL_KEYS = ("label", "model", "pooler", "sts_test", "sts_dev", "dev_align_uni
 
 
 def validate_record(record: Any, source: str = "record") -> dict[str, Any]:
-    """Check the record's schema and required keys; :class:`InputError` naming ``source`` otherwise."""
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        found = record.get("schema") if isinstance(record, dict) else type(record).__name__
-        raise InputError(f"{source} is not a report record (schema {found!r}, expected {SCHEMA!r}): pass a file "
-                         "written by `simcse-analyze report --json`")
-    if record.get("version") != SCHEMA_VERSION:
-        raise InputError(f"{source} has report record version {record.get('version')!r}; this version reads "
-                         f"{SCHEMA_VERSION}: rebuild it with `simcse-analyze report --json`")
+    """Check the record's schema, version and required keys and return it in the current layout (a
+    version-1 record is upgraded); :class:`~simcse_analysis.records.SchemaError` /
+    :class:`~simcse_analysis.records.SchemaVersionError` (both :class:`InputError`) naming ``source``."""
+    version = check_version(record, SCHEMA, REPORT_READABLE, source,
+                            fix="pass a file written by `simcse-analyze report --json`, or " + REPORT_FIX)
     for key in ("provenance", "settings", "data", "models", "trajectories"):
         if key not in record:
-            raise InputError(f"{source}: report record lacks {key!r}; rebuild it with `simcse-analyze report --json`")
+            raise SchemaError(f"{source}: report record lacks {key!r}; {REPORT_FIX}")
     for i, m in enumerate(record["models"]):
         missing = [k for k in _MODEL_KEYS if k not in m]
         if missing:
-            raise InputError(f"{source}: model {i} lacks {', '.join(missing)}; rebuild the record")
-    return record
+            raise SchemaError(f"{source}: model {i} lacks {', '.join(missing)}; {REPORT_FIX}")
+    return upgrade_report(record, version)
 
 
 def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,22 +1,99 @@
 """simcse-analysis: train SimCSE checkpoints and analyse sentence-embedding spaces.
 
-The public API is imported lazily so that ``import simcse_analysis`` (and the CLI's ``--help``)
-does not pull in torch or transformers.
+The notebook API, one entry point per job (each the function the matching CLI command calls)::
+
+    import simcse_analysis as sa
+
+    enc = sa.load_encoder("all-MiniLM-L6-v2")                 # an Encoder: .encode(sentences)
+    sts = sa.evaluate_sts("all-MiniLM-L6-v2", "STSBenchmark")   # STSResult: Spearman ×100 per task
+    a = sa.analyze(["all-MiniLM-L6-v2"], umap=False)          # Analysis: .models, .figures.align_uniform()
+    sa.report(a, out="out/minilm.html")                       # the HTML page (Report renders inline)
+    run = sa.train(sa.TrainConfig("unsup", "all-MiniLM-L6-v2", ["wiki.txt"], "runs/x"))  # RunResult
+
+This namespace is a façade (README, "Module map"): names resolve lazily (PEP 562) from the modules
+that define them, so ``import simcse_analysis`` loads neither torch nor plotly, and the
+``TYPE_CHECKING`` imports below give IDEs and type checkers the real signatures. ``train`` comes from
+``trainers`` and ``analyze``/``report`` from ``reports`` (layer 2); the import contract lets this
+namespace module (and the CLI) reach them, and forbids every library module to import the namespace,
+so the façade can never become a back door from the core to the layers above it.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
-# name -> module that defines it
+# typing.TYPE_CHECKING without importing typing (~9 ms); mypy and pyright treat this name the same way
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from reports.result import (
+        Analysis,
+        AnalysisFigures,
+        FigureNotAvailable,
+        Report,
+        analyze,
+        load_analysis,
+        report,
+    )
+    from simcse_analysis.encoder import Encoder, load_encoder
+    from simcse_analysis.errors import InputError
+    from simcse_analysis.pooling import POOLERS
+    from simcse_analysis.records import EmptyModelListError, ModelSummary, SchemaError, SchemaVersionError
+    from simcse_analysis.sts_eval import STSResult, evaluate_sts
+    from trainers.config import TrainConfig
+    from trainers.loop import train
+    from trainers.rundir import RunResult
+
+__all__ = [
+    "POOLERS",
+    "Analysis",
+    "AnalysisFigures",
+    "EmptyModelListError",
+    "Encoder",
+    "FigureNotAvailable",
+    "InputError",
+    "ModelSummary",
+    "Report",
+    "RunResult",
+    "STSResult",
+    "SchemaError",
+    "SchemaVersionError",
+    "TrainConfig",
+    "__version__",
+    "analyze",
+    "evaluate_sts",
+    "load_analysis",
+    "load_encoder",
+    "report",
+    "train",
+    # "compare": simcse_analysis.compare (add it here, to _LAZY and to the TYPE_CHECKING block)
+]
+
+# name -> module that defines it (the same pairs as the TYPE_CHECKING block; tests/test_api.py checks both)
 _LAZY = {
     "load_encoder": "simcse_analysis.encoder",
     "Encoder": "simcse_analysis.encoder",
     "InputError": "simcse_analysis.errors",
     "POOLERS": "simcse_analysis.pooling",
+    "evaluate_sts": "simcse_analysis.sts_eval",
+    "STSResult": "simcse_analysis.sts_eval",
+    "EmptyModelListError": "simcse_analysis.records",
+    "ModelSummary": "simcse_analysis.records",
+    "SchemaError": "simcse_analysis.records",
+    "SchemaVersionError": "simcse_analysis.records",
+    "analyze": "reports.result",
+    "load_analysis": "reports.result",
+    "report": "reports.result",
+    "Analysis": "reports.result",
+    "AnalysisFigures": "reports.result",
+    "FigureNotAvailable": "reports.result",
+    "Report": "reports.result",
+    "train": "trainers.loop",
+    "TrainConfig": "trainers.config",
+    "RunResult": "trainers.rundir",
 }
 
 
@@ -24,7 +101,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'simcse_analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
-__all__ = sorted(_LAZY) + ["__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

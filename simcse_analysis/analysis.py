@@ -68,9 +68,10 @@ from .metrics.anisotropy import (
     cosine_by_score_bin,
 )
 from .metrics.spectrum import DEFAULT_TOP_K, Spectrum, spectrum
+from .records import ANALYSIS_READABLE, ANALYSIS_SCHEMA, ANALYSIS_VERSION, SchemaError, check_version
 
-SCHEMA = "simcse-analysis/embedding-analysis"
-SCHEMA_VERSION = 1
+SCHEMA = ANALYSIS_SCHEMA
+SCHEMA_VERSION = ANALYSIS_VERSION
 ANALYSES: tuple[str, ...] = ("align_uniform", "spectrum", "anisotropy")
 DEFAULT_SPLITS: tuple[str, ...] = ("train", "dev", "test")
 
@@ -389,9 +390,12 @@ class AnalysisReport:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AnalysisReport:
-        if d.get("schema") != SCHEMA or d.get("analysis") not in _RESULT_TYPES:
-            raise InputError(f"not a {SCHEMA} document (schema={d.get('schema')!r}, analysis={d.get('analysis')!r})")
+    def from_dict(cls, d: dict[str, Any], source: str = "document") -> AnalysisReport:
+        fix = "rebuild it with `simcse-analyze align-uniform|spectrum|anisotropy MODEL --json FILE`"
+        check_version(d, SCHEMA, ANALYSIS_READABLE, source, fix=fix)
+        if d.get("analysis") not in _RESULT_TYPES:
+            raise SchemaError(f"{source}: unknown analysis {d.get('analysis')!r} (expected one of "
+                              f"{', '.join(_RESULT_TYPES)}): {fix}")
         kind = _RESULT_TYPES[d["analysis"]]
         return cls(d["analysis"], d["protocol"], AnalysisSettings.from_dict(d["settings"]), d["data"],
                    [kind.from_dict(r) for r in d["results"]])
@@ -404,9 +408,10 @@ class AnalysisReport:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AnalysisReport:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"cannot read analysis JSON {path}: {e}") from e
+        return cls.from_dict(doc, str(path))
 
 
 # ----------------------------------------------------------------------------------------- runners

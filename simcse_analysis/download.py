@@ -20,30 +20,34 @@ built-in ``sha256`` is ``None``: such a download is not verified, and its sha256
 pinned. Pin checksums (or point at mirrors) with a manifest file::
 
     {"base_url": "https://mirror.example/simcse",          # optional, replaces each URL's directory
+     "mirrors": ["https://backup.example/simcse"],         # optional, tried in order when a download fails
      "resources": {"stsb": {"sha256": "…", "url": "…"}}}  # per-resource overrides
 
-A download streams into a temporary file beside its destination while hashing it; on a checksum
-mismatch (:class:`InputError`) or any failure the temporary file and the staging directory are removed,
-so no partial file is ever left. Archives are extracted member by member through a whitelist of
+Downloads go through pooch (``pooch.retrieve``): streamed into a temporary file, checked against the
+pinned sha256, and only then moved into place; a connection error, a timeout or an HTTP 5xx is retried
+(:data:`RETRIES` times, growing waits), then the next mirror is tried. On a checksum mismatch
+(:class:`InputError`) or any failure the temporary file and the staging directory are removed, so no
+partial file is ever left. Archives are extracted member by member through a whitelist of
 ``(member regex, destination)`` rules (no path from the archive is used as is), into a staging directory
 that is moved into place only once every expected file is there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -81,6 +85,7 @@ class Resource:
     expects: tuple[str, ...]
     sha256: str | None = None
     description: str = ""
+    mirrors: tuple[str, ...] = ()  # tried in order when ``url`` fails
 
 
 def _sts_resource(task: str) -> Resource:
@@ -142,10 +147,20 @@ def select_resources(names: str | Iterable[str] | None, resources: Sequence[Reso
     return [r for r in resources if r.name in wanted]
 
 
+def _file_name(url: str) -> str:
+    return PurePosixPath(urllib.parse.urlparse(url).path).name
+
+
 def with_base_url(resources: Sequence[Resource], base_url: str) -> list[Resource]:
     """Replace each URL's directory by ``base_url``: ``base_url/<original file name>``."""
     base = base_url.rstrip("/")
-    return [replace(r, url=f"{base}/{PurePosixPath(urllib.parse.urlparse(r.url).path).name}") for r in resources]
+    return [replace(r, url=f"{base}/{_file_name(r.url)}") for r in resources]
+
+
+def with_mirrors(resources: Sequence[Resource], mirrors: Sequence[str]) -> list[Resource]:
+    """Add fallbacks ``mirror/<file name>`` (in the given order) after each resource's URL."""
+    bases = [m.rstrip("/") for m in mirrors]
+    return [replace(r, mirrors=(*r.mirrors, *(f"{b}/{_file_name(r.url)}" for b in bases))) for r in resources]
 
 
 def load_manifest(manifest: str | os.PathLike[str] | dict | None = None, base_url: str | None = None,
@@ -172,6 +187,10 @@ def load_manifest(manifest: str | os.PathLike[str] | dict | None = None, base_ur
     base = base_url or doc.get("base_url")
     if base:
         out = with_base_url(out, base)
+    mirrors = doc.get("mirrors", []) or []
+    if not isinstance(mirrors, list) or not all(isinstance(m, str) and m.strip() for m in mirrors):
+        raise InputError("manifest 'mirrors' must be a list of base URLs, tried in order when a download fails")
+    out = with_mirrors(out, mirrors)
     overrides = doc.get("resources", {}) or {}
     if not isinstance(overrides, dict):
         raise InputError("manifest 'resources' must map resource names to {'url': ..., 'sha256': ...}")
@@ -200,37 +219,105 @@ def missing_resources(data_dir: str | os.PathLike[str], resources: Sequence[Reso
 
 
 # ------------------------------------------------------------------------------- download
-def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, progress: bool = True,
-             timeout: float = 60.0, desc: str | None = None) -> str:
-    """Stream ``url`` to ``dest`` atomically and return the content's sha256 (hex).
+#: Extra attempts after a connection error, a timeout or an HTTP 5xx (not after a 4xx or a checksum mismatch).
+RETRIES = 2
+#: Seconds to wait before retry k (1-based): ``BACKOFF_S * k``.
+BACKOFF_S = 1.0
 
-    With ``sha256`` given, a mismatch raises :class:`InputError` and leaves nothing at ``dest``.
-    """
+
+@contextlib.contextmanager
+def _pooch_quiet() -> Iterator[None]:
+    """pooch logs every download at INFO level to stderr; the caller reports instead."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _fetch_once(url: str, known_hash: str | None, staging: Path, *, progress: bool, timeout: float,
+                retries: int, desc: str) -> Path:
+    """One URL through ``pooch.retrieve`` (streamed to a temporary file, hash-checked, then moved), retried
+    after transient failures. Raises ``ValueError`` (checksum) or a ``requests`` exception."""
+    import pooch
+    import requests
     from tqdm.auto import tqdm
 
+    for attempt in range(retries + 1):
+        try:
+            # pooch sets the total from Content-Length (a bar with total None would not be truthy for it)
+            bar = tqdm(total=1, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr,
+                       leave=False) if progress else False
+            with _pooch_quiet():
+                return Path(pooch.retrieve(url, known_hash=known_hash, fname="download", path=staging,
+                                           downloader=pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20,
+                                                                           timeout=timeout)))
+        except requests.exceptions.HTTPError as e:
+            status = e.response.status_code if e.response is not None else 0
+            if status < 500 or attempt == retries:
+                raise
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+            if attempt == retries:
+                raise
+        time.sleep(BACKOFF_S * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, progress: bool = True,
+             timeout: float = 60.0, desc: str | None = None, mirrors: Sequence[str] = (),
+             retries: int = RETRIES) -> str:
+    """Fetch ``url`` (else each of ``mirrors`` in turn) to ``dest`` atomically with pooch; return the sha256 (hex).
+
+    Each URL is retried ``retries`` times after a connection error, a timeout or an HTTP 5xx. With ``sha256``
+    given, a mismatch leaves nothing at ``dest``; when every URL fails, :class:`InputError` says why for each.
+    """
+    import requests
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    known = f"sha256:{sha256.lower()}" if sha256 else None
+    failures: list[str] = []
+    for source in [url, *mirrors]:
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        try:
+            got = _fetch_once(source, known, staging, progress=progress, timeout=timeout, retries=retries,
+                              desc=desc or dest.name)
+            digest = _file_sha256(got)
+            with atomic_path(dest) as tmp:  # same file system: a rename, with ordinary permissions
+                os.replace(got, tmp)
+            return digest
+        except ValueError as e:  # pooch: "... does not match the known hash: expected X but got Y ..."
+            m = re.search(r"but got (?:sha256:)?([0-9a-f]{64})", str(e))
+            failures.append(f"checksum mismatch for {source}: expected sha256 {sha256.lower() if sha256 else '?'}, "
+                            f"got {m.group(1) if m else 'another'}")
+        except requests.exceptions.RequestException as e:
+            failures.append(f"cannot download {source}: {_reason(e)}")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if failures[-1].startswith("checksum mismatch"):
+        fix = "nothing was kept: retry, or pin the new checksum with --manifest if the publisher changed the file"
+    else:
+        fix = "check the connection or pass --base-url pointing at a mirror"
+    raise InputError("; ".join(failures) + f"; {fix}")
+
+
+def _reason(e: Exception) -> str:
+    response = getattr(e, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code} {response.reason or ''}".strip()
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    try:
-        with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = resp.headers.get("Content-Length")
-            with open(tmp, "wb") as f, tqdm(total=int(total) if total and total.isdigit() else None, unit="B",
-                                            unit_scale=True, unit_divisor=1024, desc=desc or Path(dest).name,
-                                            disable=not progress, file=sys.stderr, leave=False) as bar:
-                while chunk := resp.read(1 << 20):
-                    f.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-                f.flush()
-                os.fsync(f.fileno())
-            digest = h.hexdigest()
-            if sha256 is not None and digest != sha256.lower():
-                raise InputError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
-                                 "nothing was kept: retry, or pin the new checksum with --manifest if the "
-                                 "publisher changed the file")
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise InputError(f"cannot download {url}: {reason}; check the connection or pass --base-url "
-                         "pointing at a mirror") from e
-    return digest
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _safe_rel(rel: str) -> str | None:
@@ -298,13 +385,13 @@ def fetch_resource(resource: Resource, data_dir: str | os.PathLike[str], *, prog
         dest = _safe_rel(resource.rules[0][1])
         assert dest is not None
         digest = download(resource.url, root / dest, sha256=resource.sha256, progress=progress, timeout=timeout,
-                          desc=resource.name)
+                          desc=resource.name, mirrors=resource.mirrors)
         return FetchReport(resource.name, resource.url, digest, resource.sha256 is not None, [dest])
     staging = Path(tempfile.mkdtemp(prefix=f".download-{resource.name}-", dir=root))
     try:
         archive = staging / "archive"
         digest = download(resource.url, archive, sha256=resource.sha256, progress=progress, timeout=timeout,
-                          desc=resource.name)
+                          desc=resource.name, mirrors=resource.mirrors)
         files = extract(resource, archive, staging / "files")
         lacking = [rel for rel in resource.expects if rel not in files]
         if lacking:

@@ -26,6 +26,7 @@ import torch
 from . import checkpoint as ckpt
 from .cache import EmbeddingCache, cache_key
 from .errors import InputError
+from .hf_logging import quiet_transformers
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
 
 DTYPES: dict[str, torch.dtype] = {
@@ -297,9 +298,14 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32.
     Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
     modelling code runs only with ``trust_remote_code=True``.
+
+    >>> from simcse_analysis import load_encoder
+    >>> enc = load_encoder("all-MiniLM-L6-v2", pooler="avg", use_cache=False)
+    >>> x = enc.encode(["A man plays a guitar.", "Someone is playing music."], normalize=True)
+    >>> x.shape, x.dtype.name, round(float((x * x).sum(axis=1).min()), 4)
+    ((2, 384), 'float32', 1.0)
     """
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
     path = ckpt.resolve_checkpoint(name_or_path)
     meta = ckpt.read_metadata(path)
@@ -307,13 +313,10 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     torch_dtype = resolve_dtype(dtype)
     dev = resolve_device(device)
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # we report missing pooler weights ourselves, below
-    hf_logging.disable_progress_bar()
     try:
-        model, info = AutoModel.from_pretrained(
-            str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
+        with quiet_transformers():  # we report missing pooler weights ourselves, below
+            model, info = AutoModel.from_pretrained(
+                str(path), dtype=torch_dtype, trust_remote_code=trust_remote_code, output_loading_info=True)
     except ValueError as e:
         if "trust_remote_code" in str(e):
             raise InputError(f"{name_or_path} ships its own modelling code; rerun with --trust-remote-code "
@@ -324,10 +327,6 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
         if err is None:
             raise
         raise err from e
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     if pooler == "cls" and any(k.startswith("pooler.") for k in info.get("missing_keys", [])):
         raise InputError(f"{name_or_path} has no trained pooler layer, so pooler 'cls' would be random: "
                          "use --pooler cls_before_pooler (or avg)")

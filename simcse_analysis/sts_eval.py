@@ -124,6 +124,14 @@ class STSResult:
         """Plain dict; non-finite numbers become ``None`` so the JSON is standard."""
         return _finite(asdict(self))
 
+    def _repr_html_(self) -> str:
+        """A notebook cell shows the scores as a table."""
+        from .tables import format_html_table
+
+        label = f"{self.model or '?'}" + (f" [{self.pooler}]" if self.pooler else "")
+        return format_html_table(["model", *self.scores], [[label, *(f"{v:.2f}" for v in self.scores.values())]],
+                                 caption=f"Spearman ×100 of cosine ({self.split}, {self.variant}, {self.aggregation})")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> STSResult:
         d = dict(d)
@@ -178,12 +186,24 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
     """Spearman ×100 of cosine similarity per task, and their mean ``avg``.
 
     ``encoder``: an :class:`~simcse_analysis.encoder.Encoder` (its embedding cache makes repeated calls
-    cheap), anything with ``.encode(list[str], batch_size=...)``, or a callable ``encode(list[str]) ->
-    (N, d) array``. ``tasks``: names or a comma-separated string; ``None`` = every task that has ``split``
+    cheap), a checkpoint name or directory (loaded with :func:`~simcse_analysis.encoder.load_encoder`,
+    ``pooler`` = its pooler), anything with ``.encode(list[str], batch_size=...)``, or a callable
+    ``encode(list[str]) -> (N, d) array``. ``tasks``: names or a comma-separated string; ``None`` = every task that has ``split``
     (all seven for ``test``; STS-B and SICK-R for ``train``/``dev``). STS12–16 are always test sets, so
     asking for them with another split raises :class:`InputError`. ``model``/``pooler`` label the result
     (default: the encoder's ``name``/``pooler``).
+
+    >>> import numpy as np
+    >>> from simcse_analysis.sts_eval import evaluate_sts
+    >>> random_vectors = lambda texts: np.random.default_rng(0).normal(size=(len(texts), 8))
+    >>> r = evaluate_sts(random_vectors, "STSBenchmark", split="dev", model="random")  # data: $SIMCSE_DATA
+    >>> sorted(r.scores), abs(r.scores["STSBenchmark"]) < 10    # random vectors: Spearman near 0
+    (['STSBenchmark', 'avg'], True)
     """
+    if isinstance(encoder, (str, os.PathLike)):
+        from .encoder import load_encoder
+
+        encoder = load_encoder(str(encoder), pooler=pooler)
     split, variant, aggregation = canonical_split(split), check_variant(variant), check_aggregation(aggregation)
     if tasks is None:
         chosen = [t for t in parse_tasks(None) if split == "test" or t not in SEMEVAL_TASKS]

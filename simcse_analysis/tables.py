@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal (used by the CLI and by the sweep summaries of ``trainers``)."""
+"""Plain-text tables for the terminal (used by the CLI and by the sweep summaries of ``trainers``), and the
+same rows as an HTML table for a notebook cell (``_repr_html_`` of the result records)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right
         return "  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()
 
     return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def format_html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], caption: str | None = None) -> str:
+    """The rows as an HTML ``<table>`` (every cell escaped; ``None`` as an empty cell)."""
+    import html  # not at module top: the CLI imports this module for --help, html.entities costs ~1 ms
+
+    def cell(tag: str, value: object) -> str:
+        return f"<{tag}>{'' if value is None else html.escape(str(value))}</{tag}>"
+
+    head = "".join(cell("th", h) for h in headers)
+    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

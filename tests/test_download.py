@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -11,6 +12,7 @@ import tarfile
 import threading
 import zipfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -32,20 +34,26 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """``(directory, base_url)`` of a throw-away HTTP server on 127.0.0.1."""
-    root = tmp_path / "www"
+@contextlib.contextmanager
+def serving(root: Path, handler: type = _QuietHandler):
+    """The base URL of a throw-away HTTP server on 127.0.0.1 serving ``root`` with ``handler``."""
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """``(directory, base_url)`` of a throw-away HTTP server on 127.0.0.1."""
+    with serving(tmp_path / "www") as url:
+        yield tmp_path / "www", url
 
 
 def sha256(path: Path) -> str:
@@ -230,3 +238,90 @@ def test_data_download_command_with_bad_checksum_exits_2_and_keeps_nothing(serve
     assert code == 2
     assert err.startswith("error: checksum mismatch") and err.strip().count("\n") == 0
     assert files_under(dest) == []
+
+
+# ------------------------------------------------------------------------------- pooch: retries and mirrors
+class _FlakyHandler(_QuietHandler):
+    """Answers 503 to the first ``failures`` requests of each path, then serves the file; counts requests."""
+
+    failures = 1
+    seen: ClassVar[dict[str, int]] = {}
+
+    def do_GET(self):
+        n = self.seen[self.path] = self.seen.get(self.path, 0) + 1
+        if n <= self.failures:
+            self.send_error(503, "busy")
+            return
+        super().do_GET()
+
+
+@pytest.fixture()
+def flaky(tmp_path, monkeypatch):
+    import simcse_analysis.download as dl
+
+    monkeypatch.setattr(dl, "BACKOFF_S", 0.01)
+    _FlakyHandler.seen = {}
+    with serving(tmp_path / "flaky", _FlakyHandler) as url:
+        yield tmp_path / "flaky", url
+
+
+def test_a_transient_server_error_is_retried(flaky, tmp_path):
+    www, url = flaky
+    body = "one\ntwo\n"
+    (www / "wiki1m_for_simcse.txt").write_text(body)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    [res] = select_resources("wiki1m", load_manifest({"resources": {"wiki1m": {"sha256": digest}}}, base_url=url))
+    report = fetch_resource(res, tmp_path / "data", progress=False)
+    assert report.verified and (tmp_path / "data/unsup/wiki1m_for_simcse.txt").read_text() == body
+    assert _FlakyHandler.seen == {"/wiki1m_for_simcse.txt": 2}  # one 503, one retry
+
+
+def test_retries_are_bounded_and_the_error_names_the_status(flaky, tmp_path):
+    from simcse_analysis.download import RETRIES
+
+    www, url = flaky
+    (www / "wiki1m_for_simcse.txt").write_text("x\n")
+    _FlakyHandler.failures = 99
+    try:
+        [res] = select_resources("wiki1m", load_manifest(None, base_url=url))
+        with pytest.raises(InputError, match=r"cannot download .*wiki1m_for_simcse.txt: HTTP 503"):
+            fetch_resource(res, tmp_path / "data", progress=False)
+    finally:
+        _FlakyHandler.failures = 1
+    assert _FlakyHandler.seen == {"/wiki1m_for_simcse.txt": 1 + RETRIES}
+    assert files_under(tmp_path / "data") == []
+
+
+def test_a_failing_source_falls_back_to_the_mirrors_in_order(served, small_data_dir, tmp_path):
+    www, url = served
+    (www / "good").mkdir()
+    digest = sha256(make_stsb_tar(small_data_dir, www / "good" / "Stsbenchmark.tar.gz"))
+    (www / "corrupt").mkdir()
+    (www / "corrupt" / "Stsbenchmark.tar.gz").write_bytes(b"not the archive")
+    manifest = {"base_url": f"{url}/missing", "mirrors": [f"{url}/corrupt", f"{url}/good/"],
+                "resources": {"stsb": {"sha256": digest}}}
+    [res] = select_resources("stsb", load_manifest(manifest))
+    assert res.mirrors == (f"{url}/corrupt/Stsbenchmark.tar.gz", f"{url}/good/Stsbenchmark.tar.gz")
+    report = fetch_resource(res, tmp_path / "data", progress=False)
+    assert report.verified and report.sha256 == digest
+    assert (tmp_path / "data/sts/stsb/sts-dev.csv").read_bytes() == (small_data_dir / "sts/stsb/sts-dev.csv").read_bytes()
+
+
+def test_when_every_source_fails_each_failure_is_named(served, tmp_path):
+    www, url = served
+    (www / "corrupt").mkdir()
+    (www / "corrupt" / "nli_for_simcse.csv").write_text("a,b,c\n")
+    manifest = {"base_url": f"{url}/missing", "mirrors": [f"{url}/corrupt"],
+                "resources": {"nli": {"sha256": "2" * 64}}}
+    [res] = select_resources("nli", load_manifest(manifest))
+    with pytest.raises(InputError) as e:
+        fetch_resource(res, tmp_path / "data", progress=False)
+    msg = str(e.value)
+    assert f"cannot download {url}/missing/nli_for_simcse.csv: HTTP 404" in msg
+    assert f"checksum mismatch for {url}/corrupt/nli_for_simcse.csv: expected sha256 {'2' * 64}" in msg
+    assert files_under(tmp_path / "data") == []
+
+
+def test_bad_mirrors_in_a_manifest_are_an_input_error():
+    with pytest.raises(InputError, match="'mirrors' must be a list of base URLs"):
+        load_manifest({"mirrors": "http://one"})

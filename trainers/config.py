@@ -71,6 +71,15 @@ def parse_dropout(token: str | float | None) -> tuple[float | None, bool]:
     return rate, fixed
 
 
+def parse_report_to(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``--report-to``: ``"tensorboard,wandb"`` or a list → ``["tensorboard", "wandb"]`` (order kept, duplicates
+    dropped); ``None``, ``""`` and ``"none"`` → ``[]``. Names are checked against the installed Hugging Face
+    integrations when training starts (:func:`trainers.loop.check_report_to`)."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    names = [str(v).strip().lower() for v in items if str(v).strip()]
+    return [n for n in dict.fromkeys(names) if n != "none"]
+
+
 def format_dropout(rate: float | None, fixed: bool) -> str | None:
     if rate is None:
         return None
@@ -119,9 +128,19 @@ class TrainConfig:
     data_dir: str | None = None
     keep_state: bool = False
     trust_remote_code: bool = False
+    #: Hugging Face Trainer integrations that also receive every evaluation (``tensorboard``, ``wandb``, …)
+    report_to: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.report_to = parse_report_to(self.report_to)
+
     # ------------------------------------------------------------------ defaults & checks
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each setting's default (``None``: the objective's paper default); the CLI's options read theirs here."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
     def resolved(self) -> TrainConfig:
         """A copy with the paper defaults filled in and every setting checked (:class:`InputError`)."""
         check_objective(self.objective)
@@ -192,7 +211,8 @@ class TrainConfig:
         """The settings that define *what* is trained (everything but where and how it is logged), used to
         decide whether an output directory holds the same run."""
         d = self.to_dict()
-        for key in ("output_dir", "keep_state", "device", "data_dir", "eval_batch_size", "trust_remote_code"):
+        for key in ("output_dir", "keep_state", "device", "data_dir", "eval_batch_size", "trust_remote_code",
+                    "report_to"):
             d.pop(key, None)
         return json.loads(json.dumps(d, sort_keys=True))
 
@@ -220,6 +240,8 @@ class TrainConfig:
                 continue
             if name == "mlp_only_train":
                 args.append("--mlp-only-train" if value else "--mlp-at-test")
+            elif name == "report_to":
+                args += ["--report-to", ",".join(value)]
             elif name in flags:
                 args.append(flags[name] if value else negative.get(name, ""))
             else:

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer, TrainerCallback
 
-from simcse_analysis import __version__
 from simcse_analysis.errors import InputError
+from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.io_utils import check_writable_dir
+from simcse_analysis.version import __version__
 
 from .checkpoint_io import save_checkpoint
 from .config import TrainConfig
@@ -74,141 +76,119 @@ def eval_max_length(path: Path, tokenizer: Any, config: Any) -> int:
     return min(length, int(pos)) if pos else length
 
 
-class _Schedule:
-    """Trainer callback: evaluate every ``eval_steps`` and at the last step; no state save at the last
-    step (the final weights go to ``last/``); evaluate at step 0 when asked."""
+class Schedule(TrainerCallback):
+    """Evaluate every ``eval_steps`` and at the last step; no state save at the last step (the final weights
+    go to ``last/``); evaluate at step 0 when asked."""
 
     def __init__(self, trainer: SimCSETrainer, eval_steps: int, eval_at_start: bool) -> None:
         self.trainer, self.eval_steps, self.eval_at_start = trainer, eval_steps, eval_at_start
 
-    def as_callback(self):
-        from transformers import TrainerCallback
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0 and self.eval_at_start:
+            self.trainer.evaluate()
+        return control
 
-        schedule = self
-
-        class Schedule(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                if state.global_step == 0 and schedule.eval_at_start:
-                    schedule.trainer.evaluate()
-                return control
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step % schedule.eval_steps == 0 or state.global_step >= state.max_steps:
-                    control.should_evaluate = True
-                if state.global_step >= state.max_steps:
-                    control.should_save = False
-                return control
-
-        return Schedule()
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.eval_steps == 0 or state.global_step >= state.max_steps:
+            control.should_evaluate = True
+        if state.global_step >= state.max_steps:
+            control.should_save = False
+        return control
 
 
-def _make_trainer_class():
-    from transformers import Trainer
+class SimCSETrainer(Trainer):
+    """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
 
-    class _SimCSETrainer(Trainer):
-        """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
+    def setup_simcse(self, *, run: RunDir, dev: DevSet, tokenizer: Any, config: TrainConfig,
+                     eval_length: int, metadata: dict[str, Any]) -> None:
+        self.run, self.dev, self.simcse_tokenizer, self.simcse_config = run, dev, tokenizer, config
+        self.eval_length, self.base_metadata = eval_length, metadata
+        self._window: list[torch.Tensor] = []
+        # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
+        # best_global_step would make the Trainer wait for the other processes at every save)
+        scores = [e["stsb_spearman"] for e in run.trajectory() if math.isfinite(e["stsb_spearman"])]
+        self.best_score: float | None = max(scores) if scores else None
 
-        def setup_simcse(self, *, run: RunDir, dev: DevSet, tokenizer: Any, config: TrainConfig,
-                         eval_length: int, metadata: dict[str, Any]) -> None:
-            self.run, self.dev, self.simcse_tokenizer, self.simcse_config = run, dev, tokenizer, config
-            self.eval_length, self.base_metadata = eval_length, metadata
-            self._window: list[torch.Tensor] = []
-            # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
-            # best_global_step would make the Trainer wait for the other processes at every save)
-            scores = [e["stsb_spearman"] for e in run.trajectory() if math.isfinite(e["stsb_spearman"])]
-            self.best_score: float | None = max(scores) if scores else None
+    # ---------------------------------------------------------------- loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        loss = outputs["loss"].detach()
+        if not bool(torch.isfinite(loss).all()):  # stop before backward: no update from a NaN/inf loss
+            raise TrainingDiverged(self.state.global_step + 1, f"the loss is {float(loss)}")
+        self._window.append(outputs["reported_loss"])
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
-        # ---------------------------------------------------------------- loss
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            outputs = model(**inputs)
-            loss = outputs["loss"].detach()
-            if not bool(torch.isfinite(loss).all()):  # stop before backward: no update from a NaN/inf loss
-                raise TrainingDiverged(self.state.global_step + 1, f"the loss is {float(loss)}")
-            self._window.append(outputs["reported_loss"])
-            return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        window, self._window = self._window, []
+        if not self.is_world_process_zero():
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics={})
+            return {}
+        from simcse_analysis.encoder import Encoder
 
-        # ---------------------------------------------------------------- evaluation
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-            window, self._window = self._window, []
-            if not self.is_world_process_zero():
-                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics={})
-                return {}
-            from simcse_analysis.encoder import Encoder
+        model: SimCSEModel = self.model
+        state = self.state
+        enc = Encoder.from_model(model.encoder, self.simcse_tokenizer, pooler=model.eval_pooler,
+                                 max_length=self.eval_length, name="training")
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
 
-            model: SimCSEModel = self.model
-            state = self.state
-            enc = Encoder.from_model(model.encoder, self.simcse_tokenizer, pooler=model.eval_pooler,
-                                     max_length=self.eval_length, name="training")
-            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-            def embed(texts: list[str]) -> Any:
-                import numpy as np
+        def embed(texts: list[str]) -> Any:
+            import numpy as np
 
-                emb = enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
-                if not np.isfinite(emb).all():
-                    raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf")
-                return emb
+            emb = enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
+            if not np.isfinite(emb).all():
+                raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf")
+            return emb
 
-            with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
-                m = dev_metrics(embed, self.dev)
-            losses = [float(x) for x in window]
-            entry = {"step": int(state.global_step), "epoch": round(float(state.epoch or 0.0), 6),
-                     "loss": (sum(losses) / len(losses)) if losses else None,
-                     "learning_rate": (float(self.lr_scheduler.get_last_lr()[0])
-                                       if self.lr_scheduler is not None else None),
-                     **{k: float(v) for k, v in m.items()}}
-            self.run.append_trajectory(entry)
-            score = entry["stsb_spearman"]
-            if math.isfinite(score) and (self.best_score is None or score > self.best_score):
-                self.best_score = score
-                self.export(self.run.best_dir, kind="best", entry=entry)
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in entry.items() if k not in ("step", "epoch")
-                       and v is not None}
-            self.log(metrics)
-            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
-            return metrics
+        with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
+            m = dev_metrics(embed, self.dev)
+        losses = [float(x) for x in window]
+        entry = {"step": int(state.global_step), "epoch": round(float(state.epoch or 0.0), 6),
+                 "loss": (sum(losses) / len(losses)) if losses else None,
+                 "learning_rate": (float(self.lr_scheduler.get_last_lr()[0])
+                                   if self.lr_scheduler is not None else None),
+                 **{k: float(v) for k, v in m.items()}}
+        self.run.append_trajectory(entry)
+        score = entry["stsb_spearman"]
+        if math.isfinite(score) and (self.best_score is None or score > self.best_score):
+            self.best_score = score
+            self.export(self.run.best_dir, kind="best", entry=entry)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in entry.items() if k not in ("step", "epoch")
+                   and v is not None}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+        return metrics
 
-        def export(self, out: Path, *, kind: str, entry: dict[str, Any] | None) -> None:
-            model: SimCSEModel = self.model
-            if not _all_finite(model.encoder):
-                raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
-            meta = {**self.base_metadata, "checkpoint": kind, "step": int(self.state.global_step),
-                    "epoch": float(self.state.epoch or 0.0), "dev": entry}
-            save_checkpoint(model.encoder, self.simcse_tokenizer, out, pooler=model.eval_pooler,
-                            max_length=self.eval_length, metadata=meta)
+    def export(self, out: Path, *, kind: str, entry: dict[str, Any] | None) -> None:
+        model: SimCSEModel = self.model
+        if not _all_finite(model.encoder):
+            raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
+        meta = {**self.base_metadata, "checkpoint": kind, "step": int(self.state.global_step),
+                "epoch": float(self.state.epoch or 0.0), "dev": entry}
+        save_checkpoint(model.encoder, self.simcse_tokenizer, out, pooler=model.eval_pooler,
+                        max_length=self.eval_length, metadata=meta)
 
-        # ---------------------------------------------------------------- resumable state
-        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-            from safetensors.torch import save_model
+    # ---------------------------------------------------------------- resumable state
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        from safetensors.torch import save_model
 
-            if not self.args.should_save:
-                return
-            output_dir = output_dir or self.args.output_dir
-            if not _all_finite(self.model):  # never leave a poisoned state to resume from
-                raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
-            os.makedirs(output_dir, exist_ok=True)
-            save_model(self.accelerator.unwrap_model(self.model), os.path.join(output_dir, "model.safetensors"))
+        if not self.args.should_save:
+            return
+        output_dir = output_dir or self.args.output_dir
+        if not _all_finite(self.model):  # never leave a poisoned state to resume from
+            raise TrainingDiverged(self.state.global_step, "the weights hold NaN or inf values")
+        os.makedirs(output_dir, exist_ok=True)
+        save_model(self.accelerator.unwrap_model(self.model), os.path.join(output_dir, "model.safetensors"))
 
-        def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-            from safetensors.torch import load_model
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        from safetensors.torch import load_model
 
-            target = self.accelerator.unwrap_model(model if model is not None else self.model)
-            weights = os.path.join(resume_from_checkpoint, "model.safetensors")
-            load_model(target, weights, device="cpu")
-            if not _all_finite(target):
-                raise InputError(f"the resumable state {weights} holds NaN or inf weights: the run cannot continue "
-                                 "from it; start over with --overwrite (and a lower --lr)")
-
-    return _SimCSETrainer
-
-
-SimCSETrainer: Any = None  # the class, built on first use (transformers is imported lazily)
-
-
-def _trainer_class():
-    global SimCSETrainer
-    if SimCSETrainer is None:
-        SimCSETrainer = _make_trainer_class()
-    return SimCSETrainer
+        target = self.accelerator.unwrap_model(model if model is not None else self.model)
+        weights = os.path.join(resume_from_checkpoint, "model.safetensors")
+        load_model(target, weights, device="cpu")
+        if not _all_finite(target):
+            raise InputError(f"the resumable state {weights} holds NaN or inf weights: the run cannot continue "
+                             "from it; start over with --overwrite (and a lower --lr)")
 
 
 def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: bool):
@@ -237,8 +217,8 @@ def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: b
         save_strategy="steps",
         save_steps=c.eval_steps,
         save_total_limit=1,
-        logging_strategy="no",
-        report_to="none",
+        logging_strategy="no",  # the evaluations log themselves (SimCSETrainer.evaluate -> self.log)
+        report_to=list(c.report_to) or "none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -270,17 +250,50 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     :class:`InputError`. ``callbacks`` are extra ``TrainerCallback`` objects; ``log`` receives one-line
     status messages (default: none). ``model_factory(resolved_config, checkpoint_dir)`` replaces
     :func:`build_model` (e.g. a :class:`SimCSEModel` subclass with another ``embed_views``).
-    """
-    from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars at every save
-    try:
+    Example (the training cell of ``examples/quickstart.ipynb``, executed by ``tests/test_notebook.py``)::
+
+        run = train(TrainConfig("unsup", "all-MiniLM-L6-v2", ["wiki.txt"], "runs/x", max_steps=2,
+                                eval_steps=1, report_to=["tensorboard"]))
+        run.best_stsb_spearman, run.trajectory[-1]["alignment"]
+    """
+    with quiet_transformers(warnings=True):  # no "Loading weights" / "Writing model shards" bars at every save
         return _train(config, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks, log=log,
                       model_factory=model_factory or build_model)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+
+
+#: Where ``--report-to tensorboard`` writes its event files, inside the run directory.
+TENSORBOARD_DIR = "tensorboard"
+
+
+def check_report_to(names: Sequence[str]) -> None:
+    """Every name must be a Hugging Face Trainer integration whose package is installed (``all`` = every
+    installed one); :class:`InputError` otherwise."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    available = set(get_available_reporting_integrations())
+    for name in names:
+        if name == "all":
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise InputError(f"--report-to {name!r} is not a Hugging Face Trainer integration; choose from "
+                             f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} (or none)")
+        if name not in available:
+            raise InputError(f"--report-to {name}: the {name} package is not installed here (pip install {name}), "
+                             "or drop the option")
+
+
+def _point_tensorboard_at(trainer: Any, log_dir: Path) -> None:
+    """TensorBoard event files go to ``RUN/tensorboard`` (the Trainer's own default lies inside the resumable
+    state, which is deleted after the run), unless ``$TENSORBOARD_LOGGING_DIR`` names another place."""
+    from transformers.integrations import TensorBoardCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and cb.logging_dir is None:
+            cb.logging_dir = str(log_dir)
 
 
 def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
@@ -305,6 +318,7 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
                          "CUDA_VISIBLE_DEVICES to one GPU")
     if c.fixed_dropout_mask and c.positive != "dropout":
         raise InputError("a fixed dropout mask needs --positive dropout (identical views)")
+    check_report_to(c.report_to)
     return per_device
 
 
@@ -384,10 +398,11 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
     args = _training_arguments(c, rd, per_device, progress)  # sets up the process group under torchrun
     if world > 1:
         resume_from = _agree_on_resume_point(resume_from)
-    trainer = _trainer_class()(model=model, args=args, train_dataset=RowDataset(len(data)),
+    trainer = SimCSETrainer(model=model, args=args, train_dataset=RowDataset(len(data)),
                                data_collator=collator, callbacks=list(callbacks))
     trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
-    trainer.add_callback(_Schedule(trainer, c.eval_steps, c.eval_at_start).as_callback())
+    trainer.add_callback(Schedule(trainer, c.eval_steps, c.eval_at_start))
+    _point_tensorboard_at(trainer, rd.root / TENSORBOARD_DIR)
     if not progress:
         from transformers.trainer_callback import PrinterCallback
 

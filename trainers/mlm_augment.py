@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simcse_analysis.errors import InputError
+from simcse_analysis.hf_logging import quiet_transformers
 
 from .augment import parse_ratio, stochastic_round
 from .views import register_positive
@@ -36,23 +37,19 @@ DEVICE_ENV = "SIMCSE_AUGMENT_DEVICE"
 def load_masked_lm(name: str) -> tuple[Any, Any]:
     """``(tokenizer, model)`` of a masked-LM checkpoint, in eval mode with gradients off."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     from simcse_analysis.checkpoint import resolve_checkpoint
 
     from .model import missing_head_keys
 
     path = resolve_checkpoint(name)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(str(path), output_loading_info=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        with quiet_transformers(progress_bars=True):
+            model, info = AutoModelForMaskedLM.from_pretrained(str(path), output_loading_info=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (ValueError, OSError) as e:
         raise InputError(f"--positive mlm:…@{name}: cannot load a masked LM from {path}: "
                          f"{str(e).splitlines()[0]}") from e
-    finally:
-        hf_logging.set_verbosity(verbosity)
     missing = missing_head_keys(model, info)
     if missing or tokenizer.mask_token_id is None:
         raise InputError(f"--positive mlm:…@{name}: {path} has no masked-LM head (missing "

@@ -32,6 +32,7 @@ from torch import nn
 
 from simcse_analysis.checkpoint import loading_error
 from simcse_analysis.errors import InputError
+from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
 from .objectives import DEFAULT_TEMPERATURE, contrastive_logits, gather_with_grad, scale_gradient, world
@@ -113,24 +114,20 @@ class SimCSEModel(nn.Module):
                         trust_remote_code: bool = False, two_encoders: bool = False) -> SimCSEModel:
         """Load the encoder from a checkpoint directory, set its dropout, prepare the MLP / MLM head."""
         from transformers import AutoConfig, AutoModel
-        from transformers.utils import logging as hf_logging
 
         check_pooler(pooler)
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         if dropout is not None:
             set_dropout(config, dropout)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the pooler may be missing or re-initialised: we handle it
         try:
-            encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
-            lm_head = _load_lm_head(path, config, trust_remote_code) if do_mlm else None
+            with quiet_transformers(progress_bars=True):  # the pooler may be missing or re-initialised: we handle it
+                encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+                lm_head = _load_lm_head(path, config, trust_remote_code) if do_mlm else None
         except Exception as e:  # OSError, torch's RuntimeError, safetensors' SafetensorError: the files are bad
             err = loading_error(Path(path), e)
             if err is None:
                 raise
             raise err from e
-        finally:
-            hf_logging.set_verbosity(verbosity)
         if pooler == "cls":
             dense = mlp_layer(encoder)
             g = torch.Generator().manual_seed(int(seed))

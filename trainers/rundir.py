@@ -17,6 +17,7 @@ one's. ``RunResult.load(OUT)`` reads a run back (e.g. to collect a sweep run els
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -170,6 +171,10 @@ def wipe_run_dir(rd: RunDir) -> None:
             p.unlink()
 
 
+#: Columns of :meth:`RunResult.summary_rows`.
+SUMMARY_HEADERS: tuple[str, ...] = ("checkpoint", "step", "STS-B dev", "alignment", "uniformity")
+
+
 @dataclass
 class RunResult:
     """What a run produced (JSON-able): where, how far, and its STS-B dev trajectory."""
@@ -199,6 +204,23 @@ class RunResult:
     def initial(self) -> dict[str, Any] | None:
         """The evaluation before training (step 0), if one was made."""
         return self.trajectory[0] if self.trajectory and self.trajectory[0]["step"] == 0 else None
+
+    def summary_rows(self) -> list[list[Any]]:
+        """``[checkpoint, step, STS-B dev, ℓ_align, ℓ_uniform]`` before training, at the best step and at the end."""
+        def f(x: Any, digits: int) -> str:
+            return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+        by_step = {e["step"]: e for e in self.trajectory}
+        return [[label, e["step"], f(e["stsb_spearman"], 2), f(e["alignment"], 4), f(e["uniformity"], 4)]
+                for label, e in (("start", self.initial), ("best", by_step.get(self.best_step)), ("last", self.final))
+                if e is not None]
+
+    def _repr_html_(self) -> str:
+        """A notebook cell shows start / best / last evaluations and where the checkpoints are."""
+        from simcse_analysis.tables import format_html_table
+
+        return format_html_table(SUMMARY_HEADERS, self.summary_rows(),
+                                 caption=f"{self.output_dir}: {self.status}, {self.steps} steps; best: {self.best_dir}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ import typer
 
 from ..io_utils import is_stdout
 from .options import JsonOut, check_outputs, write_output
-from .train import with_training_options
+from .train import DEFAULTS, with_training_options
 
 Model = Annotated[str | None, typer.Option(
     "--model", metavar="MODEL",
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
     @with_training_options
     def dropout_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, rates: Rates = None,
                     seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
-                    json_out: JsonOut = None, quiet: Quiet = False, positive: Positive = "dropout", *,
+                    json_out: JsonOut = None, quiet: Quiet = False, positive: Positive = DEFAULTS["positive"], *,
                     training: dict[str, Any]) -> None:
         """One unsupervised run per dropout rate (× seed): STS-B dev, ℓ_align, ℓ_uniform per rate and every run's
         trajectory in the align–uniform plane."""
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
     def grid_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, grid: Grid = None,
                  seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
                  json_out: JsonOut = None, quiet: Quiet = False, dropout: Dropout = None,
-                 positive: Positive = "dropout", *, training: dict[str, Any]) -> None:
+                 positive: Positive = DEFAULTS["positive"], *, training: dict[str, Any]) -> None:
         """One unsupervised run per grid point (× seed), e.g. --grid temperature=0.05,0.1 --grid pooler=cls,avg."""
         _execute("grid", grid if grid or not collect else None, seeds, out, dry_run=dry_run, collect=collect,
                  quiet=quiet, report=report, json_out=json_out, base_kw={

@@ -79,8 +79,9 @@ def register(app: typer.Typer) -> None:
         encoder: EncoderOptions,
     ) -> None:
         """Interactive HTML report comparing checkpoints: STS table, align-uniform plane, spectra, anisotropy, UMAP."""
-        from reports.collect import ReportSettings, collect_report, load_record, merge_records, save_record
+        from reports.collect import ReportSettings, merge_records, save_record
         from reports.html import write_report
+        from reports.result import analyze, load_analysis
         from reports.umap_map import UMAPSettings
 
         from ..analysis import AnalysisSettings, parse_splits
@@ -95,7 +96,7 @@ def register(app: typer.Typer) -> None:
         if not models and not from_json:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
         to_stderr = check_outputs(out, json_out)  # fail before any encoding
-        records = [load_record(p) for p in from_json or []]
+        records = [load_analysis(p).record for p in from_json or []]
         if models:
             settings = ReportSettings(
                 analysis=AnalysisSettings(splits=parse_splits(splits), variant=variant,
@@ -104,10 +105,10 @@ def register(app: typer.Typer) -> None:
                 layer_sentences=layer_sentences or None)
             argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # without main(): approximate
             command = invocation() or shlex.join(["simcse-analyze", *map(str, argv)])
-            records.insert(0, collect_report(
-                models, settings, data_dir=data_dir, batch_size=encoder.batch_size, trajectories=trajectory or [],
-                encoder_kwargs=encoder.load_kwargs,
-                command=command, title=title, log=lambda msg: typer.echo(msg, err=True)))
+            records.insert(0, analyze(
+                models, settings=settings, data_dir=data_dir, batch_size=encoder.batch_size,
+                trajectories=trajectory or [], encoder_kwargs=encoder.load_kwargs,
+                command=command, title=title, log=lambda msg: typer.echo(msg, err=True)).record)
         record = merge_records(records, title=title)
         if not umap:
             record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from trainers.config import TrainConfig
 
 from .options import (
     DataDir,
@@ -80,6 +81,10 @@ AlignSplits = Annotated[str, typer.Option(
     "--align-uniform-splits", help="STS-B splits whose pairs (gold > 4) and sentences give alignment and uniformity "
                                    "(train,dev,test = the align-uniform command's protocol; dev = one encoding per "
                                    "evaluation).")]
+ReportTo = Annotated[str, typer.Option(
+    "--report-to", help="Also send every evaluation (loss, learning rate, STS-B dev, alignment, uniformity) to these "
+                        "Hugging Face Trainer integrations: tensorboard (event files in OUT/tensorboard), wandb, "
+                        "mlflow, … comma-separated, or none.")]
 KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep the resumable optimiser state after the run.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last saved state.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")]
@@ -98,21 +103,13 @@ def _config(objective: str, **kw: Any):
                        data_dir=str(data_dir) if data_dir is not None else None, **kw)
 
 
-def _f(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
 def summary_table(result) -> str:
     """Steps, time, and STS-B dev / alignment / uniformity before training, at the best step and at the end."""
+    from trainers.rundir import SUMMARY_HEADERS
+
     from ..tables import format_table
 
-    rows = []
-    by_step = {e["step"]: e for e in result.trajectory}
-    for label, e in (("start", result.initial), ("best", by_step.get(result.best_step)), ("last", result.final)):
-        if e is not None:
-            rows.append([label, e["step"], _f(e["stsb_spearman"]), _f(e["alignment"], 4), _f(e["uniformity"], 4)])
-    table = format_table(["checkpoint", "step", "STS-B dev", "alignment", "uniformity"], rows,
-                         right=[False, True, True, True, True])
+    table = format_table(SUMMARY_HEADERS, result.summary_rows(), right=[False, True, True, True, True])
     minutes = (result.train_time_s or 0.0) / 60
     return (f"{table}\n\nsteps {result.steps}, training time {minutes:.1f} min\n"
             f"best: {result.best_dir}\nlast: {result.last_dir}")
@@ -137,23 +134,21 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
         write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
 
 
+#: The defaults of every training option: those of :class:`~trainers.config.TrainConfig` (one place).
+DEFAULTS = TrainConfig.defaults()
 #: Options of every command that trains (train unsup/sup, ablate dropout/grid), keyed by TrainConfig field.
 TRAINING_OPTIONS: list[SharedOption] = [
-    SharedOption("pooler", TrainPooler, "cls"), SharedOption("mlp_only_train", MlpOnlyTrain, None),
-    SharedOption("temperature", Temperature, 0.05), SharedOption("two_encoders", TwoEncoders, False),
-    SharedOption("do_mlm", DoMlm, False), SharedOption("mlm_weight", MlmWeight, 0.1),
-    SharedOption("mlm_probability", MlmProb, 0.15), SharedOption("batch_size", BatchSize, None),
-    SharedOption("lr", Lr, None, "learning_rate"), SharedOption("epochs", Epochs, None),
-    SharedOption("max_steps", MaxSteps, None), SharedOption("max_length", MaxLength, 32),
-    SharedOption("warmup_steps", Warmup, 0), SharedOption("weight_decay", WeightDecay, 0.0),
-    SharedOption("max_grad_norm", MaxGradNorm, 1.0), SharedOption("grad_accum", GradAccum, 1,
-                                                                  "gradient_accumulation_steps"),
-    SharedOption("precision", Precision, "fp32"), SharedOption("device", Device, None),
-    SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
-    SharedOption("eval_batch_size", EvalBatch, 128), SharedOption("align_uniform_splits", AlignSplits, "dev"),
-    SharedOption("data_dir", DataDir, None), SharedOption("keep_state", KeepState, False),
-    SharedOption("trust_remote_code", TrustRemoteCode, False),
-]
+    SharedOption(name, annotation, DEFAULTS[key or name], key) for name, annotation, key in (
+        ("pooler", TrainPooler, None), ("mlp_only_train", MlpOnlyTrain, None), ("temperature", Temperature, None),
+        ("two_encoders", TwoEncoders, None), ("do_mlm", DoMlm, None), ("mlm_weight", MlmWeight, None),
+        ("mlm_probability", MlmProb, None), ("batch_size", BatchSize, None), ("lr", Lr, "learning_rate"),
+        ("epochs", Epochs, None), ("max_steps", MaxSteps, None), ("max_length", MaxLength, None),
+        ("warmup_steps", Warmup, None), ("weight_decay", WeightDecay, None), ("max_grad_norm", MaxGradNorm, None),
+        ("grad_accum", GradAccum, "gradient_accumulation_steps"), ("precision", Precision, None),
+        ("device", Device, None), ("eval_steps", EvalSteps, None), ("eval_at_start", EvalAtStart, None),
+        ("eval_batch_size", EvalBatch, None), ("align_uniform_splits", AlignSplits, None),
+        ("data_dir", DataDir, None), ("keep_state", KeepState, None), ("trust_remote_code", TrustRemoteCode, None))
+] + [SharedOption("report_to", ReportTo, "none")]
 #: Give a command the training options; it receives them as ``training: dict`` (TrainConfig field names).
 with_training_options = shared_options(TRAINING_OPTIONS, "training")
 
@@ -166,7 +161,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("unsup")
     @with_training_options
     def unsup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
-              positive: Positive = "dropout", seed: Seed = 42, resume: Resume = False, overwrite: Overwrite = False,
+              positive: Positive = DEFAULTS["positive"], seed: Seed = DEFAULTS["seed"], resume: Resume = False,
+              overwrite: Overwrite = False,
               dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
               training: dict[str, Any]) -> None:
         """Unsupervised SimCSE: each sentence is its own positive under two dropout masks."""
@@ -175,7 +171,8 @@ def register(app: typer.Typer) -> None:
     @train_app.command("sup")
     @with_training_options
     def sup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
-            hard_negative_weight: HardNegWeight = 0.0, seed: Seed = 42, resume: Resume = False,
+            hard_negative_weight: HardNegWeight = DEFAULTS["hard_negative_weight"], seed: Seed = DEFAULTS["seed"],
+            resume: Resume = False,
             overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
             training: dict[str, Any]) -> None:
         """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
