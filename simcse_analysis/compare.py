@@ -324,22 +324,12 @@ def _interval(iv: stats.Interval, scale: float = 1.0) -> dict[str, Any]:
 def _task_intervals(models: Sequence[ModelScores], data_gold: dict[str, np.ndarray], settings: CompareSettings
                     ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Per-model Spearman ×100 with CIs per task and ``avg``; returns also the bootstrap draws ``(M, B)``."""
-    per_model: list[dict[str, Any]] = [{} for _ in models]
-    draws: dict[str, np.ndarray] = {}
-    for i, task in enumerate(models[0].tasks):
-        ts = [m.tasks[task] for m in models]
-        gold = data_gold[task]
-        draws[task] = stats.bootstrap_spearman([t.predictions for t in ts], gold, ts[0].bounds, settings.aggregation,
-                                               settings.resamples, settings.seed + 1000 * i)
-        for j, t in enumerate(ts):
-            value = stats.task_spearman(t.predictions, gold, t.bounds, settings.aggregation)
-            per_model[j][task] = _interval(stats.percentile_interval(value, draws[task][j], settings.alpha), 100.0)
-    tasks = list(draws)
-    avg_draws = np.mean([draws[t] for t in tasks], axis=0)  # tasks resampled independently
-    for j in range(len(models)):
-        value = float(np.mean([per_model[j][t]["value"] for t in tasks])) / 100.0
-        per_model[j]["avg"] = _interval(stats.percentile_interval(value, avg_draws[j], settings.alpha), 100.0)
-    return per_model, draws
+    tasks = list(models[0].tasks)
+    intervals, draws = stats.task_intervals(
+        [{t: m.tasks[t].predictions for t in tasks} for m in models], {t: data_gold[t] for t in tasks},
+        {t: models[0].tasks[t].bounds for t in tasks}, settings.aggregation, settings.resamples, settings.seed,
+        settings.alpha)
+    return [{k: _interval(iv, 100.0) for k, iv in per.items()} for per in intervals], draws
 
 
 def _sts_rows(models: Sequence[ModelScores], gold: dict[str, np.ndarray], draws: dict[str, np.ndarray],

@@ -317,6 +317,33 @@ def spearman_ci(pred: np.ndarray, gold: np.ndarray, bounds: Sequence[int] | None
     return percentile_interval(task_spearman(pred, gold, bounds, aggregation), dist, alpha, jack)
 
 
+def task_intervals(preds: Sequence[dict[str, np.ndarray]], gold: dict[str, np.ndarray],
+                   bounds: dict[str, Sequence[int]], aggregation: str = "all",
+                   n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, alpha: float = 0.05
+                   ) -> tuple[list[dict[str, Interval]], dict[str, np.ndarray]]:
+    """Spearman ρ with a percentile-bootstrap CI per task and for ``avg`` (the mean over tasks), per model.
+
+    ``preds[m][task]`` are model m's predictions on the task's pairs. Every model shares the resamples of a
+    task (so differences are paired); tasks are resampled independently (seed ``seed + 1000·i`` for the
+    i-th task), and ``avg_b`` is the mean of the tasks' ``ρ_b``. Returns the intervals
+    (``out[m][task]``, ``out[m]["avg"]``) and the bootstrap draws ``{task: (M, B)}``.
+    """
+    out: list[dict[str, Interval]] = [{} for _ in preds]
+    draws: dict[str, np.ndarray] = {}
+    for i, task in enumerate(gold):
+        draws[task] = bootstrap_spearman([p[task] for p in preds], gold[task], bounds[task], aggregation,
+                                         n_resamples, seed + 1000 * i)
+        for m, p in enumerate(preds):
+            value = task_spearman(p[task], gold[task], bounds[task], aggregation)
+            out[m][task] = percentile_interval(value, draws[task][m], alpha)
+    if draws:
+        avg_draws = np.mean(list(draws.values()), axis=0)
+        for m in range(len(preds)):
+            value = float(np.mean([out[m][t].value for t in draws]))
+            out[m]["avg"] = percentile_interval(value, avg_draws[m], alpha)
+    return out, draws
+
+
 # ------------------------------------------------------------------------------------------- paired
 def permutation_spearman(pred_a: np.ndarray, pred_b: np.ndarray, gold: np.ndarray,
                          bounds: Sequence[int] | None = None, aggregation: str = "all",
