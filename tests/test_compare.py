@@ -116,3 +116,28 @@ def test_scores_on_different_pairs_are_refused(comparison, run_cli, tiny_bert_di
                            small_data_dir, "--resamples", "100", "--k", "5")
     assert code == 2 and _one_error_line(err)
     assert "cannot pair" in err and "STS12" in err
+
+
+def test_comparison_page_has_verdicts_heatmap_and_a_searchable_movers_table(comparison):
+    from reports.compare_page import render_compare_page
+
+    _, doc = comparison
+    page = render_compare_page(doc)
+    assert 'id="verdict-table"' in page and 'id="movers-table"' in page and 'class="filter"' in page
+    assert 'id="fig-cka-0"' in page and 'id="fig-sts"' in page and 'id="fig-align-uniform"' in page
+    n_scripts = page.count("<script")
+    evil = "<img src=x onerror=alert(1)>"
+    doc = json.loads(json.dumps(doc))
+    doc["pairs"][0]["movers"][0]["sentence1"] = evil
+    doc["rows"][0]["other"] = doc["pairs"][0]["other"] = evil + "</script><script>"
+    page = render_compare_page(doc)
+    assert evil not in page and "</script><script>" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count("<script") == n_scripts  # user text never opens a script block
+
+
+def test_compare_out_writes_the_page(comparison, run_cli, small_data_dir, tmp_path):
+    out, _ = comparison
+    code, _, err = run_cli("compare", out / "scores" / "0.json", out / "scores" / "1.json", "--data-dir",
+                           small_data_dir, "--resamples", "100", "--k", "5", "--out", tmp_path / "c.html")
+    assert code == 0, err
+    assert "Checkpoint comparison" in (tmp_path / "c.html").read_text()
