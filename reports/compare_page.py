@@ -126,7 +126,7 @@ def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, A
         rows = [[_td(_e(p["other"])), _td(_n(p.get("knn_jaccard"), ".4f"), p.get("knn_jaccard")),
                  _td(", ".join(_n(v, ".3f") for v in (p.get("cka_debiased_diagonal") or [])))]
                 for p in doc["pairs"]]
-        parts += [f'<section id="similarity"><h2>Representational similarity to the baseline</h2>',
+        parts += ['<section id="similarity"><h2>Representational similarity to the baseline</h2>',
                   _table(["other", f"mutual kNN Jaccard@{_e(doc['settings'].get('k'))}",
                           "debiased CKA per layer (0 = embeddings)"], rows, "similarity-table"), "</section>"]
     movers = [(p["other"], m) for p in doc["pairs"] for m in p.get("movers", [])]
@@ -136,9 +136,9 @@ def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, A
                  _td(_n(m["rank_baseline"], ".0f"), m["rank_baseline"]), _td(_n(m["rank_other"], ".0f"), m["rank_other"]),
                  _td(_n(m["move"], "+.0f"), m["move"]), _td(_n(m["cos_baseline"], ".3f"), m["cos_baseline"]),
                  _td(_n(m["cos_other"], ".3f"), m["cos_other"])] for o, m in movers]
-        parts += ['<section id="movers"><h2>The pairs that moved</h2><p class="note">Rank 1 = most similar pair of '
-                  "its task by predicted cosine; move = rank under the other checkpoint − rank under the baseline. "
-                  "Click a header to sort; type to filter.</p>",
+        parts += [('<section id="movers"><h2>The pairs that moved</h2><p class="note">Rank 1 = most similar pair '
+                   "of its task by predicted cosine; move = rank under the other checkpoint − rank under the "
+                   "baseline. Click a header to sort; type to filter.</p>"),
                   _table(["other", "task", "subset", "sentence 1", "sentence 2", "gold", "rank (baseline)",
                           "rank (other)", "move", "cos (baseline)", "cos (other)"], rows, "movers-table", search=True),
                   "</section>"]
