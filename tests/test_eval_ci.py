@@ -55,3 +55,15 @@ def test_align_uniform_reports_standard_errors_of_both_figures(run_cli, tiny_ber
     assert r["alignment_stderr"] == pytest.approx(terms.std(ddof=1) / np.sqrt(len(terms)), rel=1e-6)
     assert r["uniformity_stderr"] > 0  # exact value, U-statistic se
     assert f"± {r['alignment_stderr']:.4f}" in stdout and f"± {r['uniformity_stderr']:.4f}" in stdout
+
+
+def test_report_sts_table_shows_each_ci_under_its_value():
+    from reports.html import STS_COLUMNS, sts_table
+
+    keys = [k for k, _ in STS_COLUMNS]
+    test = {"scores": {k: 70.0 + i for i, k in enumerate(keys)}, "variant": "senteval", "aggregation": "all",
+            "intervals": {k: {"low": 68.0 + i, "high": 72.25 + i} for i, k in enumerate(keys)}}
+    dev = {"scores": {"STSBenchmark": 80.0}, "intervals": {}}
+    html = sts_table({"models": [{"label": "m", "sts_test": test, "sts_dev": dev}]})
+    assert html.count('<small class="ci">') == len(keys)
+    assert '70.00<br><small class="ci">[68.0, 72.2]</small></td>' in html  # 72.25 → 72.2 (round half even)
