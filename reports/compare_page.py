@@ -106,9 +106,10 @@ def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
             continue
         z = p["cka"]
         hm = go.Figure(go.Heatmap(z=z, x=list(range(len(z[0]))), y=list(range(len(z))), zmin=0, zmax=1,
-                                  colorscale="Viridis", text=[[f"{v:.3f}" for v in row] for row in z],
+                                  colorscale="Viridis", text=[["n/a" if v is None else f"{v:.3f}" for v in row] for row in z],
                                   texttemplate="%{text}", colorbar={"title": "CKA"}))
-        hm.update_layout(title=f"Linear CKA: layers of {_e(p['baseline'])} (rows) vs {_e(p['other'])} (columns)",
+        hm.update_layout(title=(f"Linear CKA: layers of {_e(p['baseline'])} (rows) vs {_e(p['other'])} (columns); "
+                                "n/a = a constant layer (e.g. [CLS] at layer 0)"),
                          xaxis_title=f"layer of {_e(p['other'])} (0 = embeddings)",
                          yaxis_title=f"layer of {_e(p['baseline'])}")
         figs.append((f"cka-{i}", "CKA heatmap", hm))

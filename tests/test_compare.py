@@ -59,9 +59,11 @@ def test_compare_spearman_equals_eval(comparison, tiny_bert_dir, small_data_dir)
 def test_compare_reports_cka_per_layer_knn_overlap_and_movers(comparison):
     _, doc = comparison
     pair = doc["pairs"][0]
-    cka = np.array(pair["cka"])
+    cka = np.array([[np.nan if v is None else v for v in row] for row in pair["cka"]])
     assert cka.shape == (4, 4)  # embeddings + 3 layers on each side
-    assert np.all((cka >= -1e-9) & (cka <= 1 + 1e-9))
+    assert np.all(np.isnan(cka[:, 0]))  # [CLS] at layer 0 is one vector for every sentence: CKA undefined
+    ok = cka[np.isfinite(cka)]
+    assert ok.size == 12 and np.all((ok >= -1e-9) & (ok <= 1 + 1e-9))
     assert len(pair["cka_debiased_diagonal"]) == 4
     assert 0 <= pair["knn_jaccard"] <= 1
     assert len(pair["movers"]) == 3 * len(TASKS)

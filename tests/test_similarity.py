@@ -82,6 +82,14 @@ def test_cka_matrix_cells_equal_pairwise_cka(xy):
     assert d[0, 1] == pytest.approx(linear_cka(x, y, debiased=True), abs=1e-12)
 
 
+def test_cka_of_a_constant_representation_is_undefined(xy):
+    import math
+
+    x, _ = xy
+    const = np.tile(np.arange(12.0), (60, 1))  # the same vector for every sentence ([CLS] at layer 0)
+    assert math.isnan(linear_cka(x, const)) and math.isnan(cka_matrix([x], [const])[0, 0])
+
+
 def test_cka_needs_the_same_rows():
     with pytest.raises(InputError, match="same sentences"):
         linear_cka(np.ones((5, 2)), np.ones((6, 2)))

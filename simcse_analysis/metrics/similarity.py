@@ -23,6 +23,7 @@ Rows are the same N sentences in both matrices ``X (N, d₁)`` and ``Y (N, d₂)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,8 +33,13 @@ from ._checks import ROW_BLOCK, as_points, normalized
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
+    """Columns centred in float64; all zeros when the rows are one repeated vector (to rounding: the
+    centred energy ≤ 1e-20 of the raw), e.g. layer 0 of the [CLS] position, which is the same for every input."""
     x = x.astype(np.float64, copy=True)
+    raw = float(np.sum(x * x))
     x -= x.mean(axis=0, keepdims=True)
+    if float(np.sum(x * x)) <= 1e-20 * raw:
+        x[:] = 0.0
     return x
 
 
@@ -62,7 +68,7 @@ def _hsic_unbiased_terms(x: np.ndarray, y: np.ndarray, cross: np.ndarray) -> flo
 def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
     """Linear CKA of ``X (N, d₁)`` and ``Y (N, d₂)`` (same sentences by row); ``debiased`` uses HSIC₁.
 
-    Computed in float64 in feature space (O(N·d₁·d₂)). 0 when either side is constant.
+    Computed in float64 in feature space (O(N·d₁·d₂)). NaN (undefined) when either side is constant.
     """
     a, b = _same_rows(x, y, min_rows=4 if debiased else 2)
     a, b = _centred(a), _centred(b)
@@ -72,7 +78,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float
     else:
         num = float(np.sum((b.T @ a) ** 2))
         den = float(np.sum((a.T @ a) ** 2)) * float(np.sum((b.T @ b) ** 2))
-    return 0.0 if den <= 0 else num / float(np.sqrt(den))
+    return math.nan if den <= 0 else num / float(np.sqrt(den))
 
 
 def cka_matrix(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], *, debiased: bool = False) -> np.ndarray:
@@ -91,7 +97,7 @@ def cka_matrix(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], *, debiased: 
     else:
         sa = [float(np.sum((a.T @ a) ** 2)) for a in ca]
         sb = [float(np.sum((b.T @ b) ** 2)) for b in cb]
-    out = np.zeros((len(ca), len(cb)))
+    out = np.full((len(ca), len(cb)), math.nan)  # NaN where a side is constant (CKA undefined)
     for i, a in enumerate(ca):
         for j, b in enumerate(cb):
             den = sa[i] * sb[j]
