@@ -437,7 +437,8 @@ def compare_models(models: Sequence[ModelScores], settings: CompareSettings, dat
     rows = _sts_rows(models, gold, draws, per_model, settings)
     notes = [(f"Δ = other − baseline; {100 * (1 - settings.alpha):g}% CIs per row (not simultaneous); p-values "
               f"Holm-adjusted over all {{n}} rows; verdict at adjusted p < {settings.alpha:g}; "
-              f"{settings.resamples} bootstrap resamples / permutations, seed {settings.seed}.")]
+              f"{settings.resamples} bootstrap resamples / permutations, seed {settings.seed} (smallest "
+              f"permutation p = 1/{settings.resamples + 1}).")]
     if all(m.alignment_terms is not None and m.uniformity_rows is not None for m in models):
         rows += _space_rows(models, settings, per_model)
     elif any(m.alignment_terms is not None for m in models):
