@@ -52,15 +52,16 @@ def _align_uniform(doc: dict[str, Any]) -> tuple[list[Any], str]:
 
     fig = go.Figure()
     for r in doc["results"]:
-        se = r.get("uniformity_stderr")
-        fig.add_trace(go.Scatter(
+        se, a_se = r.get("uniformity_stderr"), r.get("alignment_stderr")
+        fig.add_trace(go.Scatter(  # error bars: 95% normal intervals, ±1.96 se
             x=[r["alignment"]], y=[r["uniformity"]], mode="markers+text", name=_model_label(r),
             text=[_model_label(r)], textposition="top center", marker={"size": 12},
-            error_y=None if se is None else {"type": "data", "array": [se], "visible": True}))
-    fig.update_layout(title="ℓ_align vs ℓ_uniform (lower is better for both)",
+            error_y=None if se is None else {"type": "data", "array": [1.96 * se], "visible": True},
+            error_x=None if a_se is None else {"type": "data", "array": [1.96 * a_se], "visible": True}))
+    fig.update_layout(title="ℓ_align vs ℓ_uniform (lower is better for both; bars: 95% CI)",
                       xaxis_title="ℓ_align  (positive pairs)", yaxis_title="ℓ_uniform  (all sentence pairs)")
     rows = [[_model_label(r), _num(r["alignment"]), _num(r["uniformity"]),
-             "exact" if r.get("uniformity_stderr") is None else f"± {_num(r['uniformity_stderr'])}",
+             "exact" if r.get("uniformity_stderr") is None else f"se {_num(r['uniformity_stderr'])}",
              _num(r["n_positive_pairs"], "d"), _num(r["n_sentences"], "d")] for r in doc["results"]]
     return [fig], _table(["model", "ℓ_align", "ℓ_uniform", "uniformity", "positive pairs", "sentences"], rows)
 

@@ -312,6 +312,10 @@ def random_pair_histogram(x: np.ndarray, n_pairs: int, seed: int, bins: int) -> 
             "mean": float(cos.mean()), "n_pairs": int(n_pairs), "seed": int(seed)}
 
 
+#: Bootstrap resamples of the STS CIs shown in the report's STS table (seed 0).
+STS_RESAMPLES = 1000
+
+
 def dev_align_uniform(encode: Callable[[list[str]], np.ndarray], data_dir: Any, variant: str,
                       threshold: float = 4.0) -> dict[str, Any]:
     """ℓ_align (pairs with gold > ``threshold``) and exact ℓ_uniform on STS-B dev: the trainer's protocol.
@@ -455,8 +459,10 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         meta = read_metadata(enc.path) if enc.path is not None else {}
         t0 = tick("load", t0)
         say(f"{spec.name}: STS evaluation")
-        test = evaluate_sts(enc, None, root, "test", a.variant, "all", batch_size, model=spec.name)
-        dev = evaluate_sts(enc, "STSBenchmark", root, "dev", a.variant, "all", batch_size, model=spec.name)
+        test = evaluate_sts(enc, None, root, "test", a.variant, "all", batch_size, model=spec.name,
+                            resamples=STS_RESAMPLES)
+        dev = evaluate_sts(enc, "STSBenchmark", root, "dev", a.variant, "all", batch_size, model=spec.name,
+                           resamples=STS_RESAMPLES)
         encode = lambda texts, e=enc: e.encode(texts, batch_size=batch_size)
         dev_au = dev_align_uniform(encode, root, a.variant, a.positive_threshold)
         t0 = tick("sts", t0)

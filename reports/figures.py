@@ -112,7 +112,8 @@ def align_uniform_plane(points: Sequence[dict[str, Any]], trajectories: Sequence
     """ℓ_uniform on x, ℓ_align on y (lower is better for both), as in SimCSE Fig. 2.
 
     ``points``: ``{"label", "alignment", "uniformity", "stsb_dev" (Spearman ×100 or None), "baseline"
-    (str or None), "colour" (optional), "text" (optional shorter in-plot label)}`` — one marker each, coloured by ``stsb_dev`` on a shared scale;
+    (str or None), "colour" (optional), "text" (optional shorter in-plot label), "alignment_stderr" /
+    "uniformity_stderr" (optional: 95% error bars, ±1.96 se)}`` — one marker each, coloured by ``stsb_dev`` on a shared scale;
     baselines are drawn as diamonds. ``trajectories``: ``{"label", "colour" (optional), "points": [{"step",
     "alignment", "uniformity", "stsb_spearman"}]}`` — a path per training run, markers coloured by the
     same scale, the step on hover, the last step marked with a ring.
@@ -163,6 +164,11 @@ def align_uniform_plane(points: Sequence[dict[str, Any]], trajectories: Sequence
             text=[esc(short(p.get("text") or p["label"], 32))], textposition="top center", textfont={"size": 11}, cliponaxis=False,
             marker={"size": 16, "symbol": symbol, "line": {"width": 2, "color": edge},
                     **({"color": [score], "coloraxis": "coloraxis"} if _finite(score) else {"color": NO_SCORE})},
+            # 95% intervals (±1.96 se) when the point carries standard errors
+            error_x=({"type": "data", "array": [1.96 * p["uniformity_stderr"]], "color": edge}
+                     if _finite(p.get("uniformity_stderr")) else None),
+            error_y=({"type": "data", "array": [1.96 * p["alignment_stderr"]], "color": edge}
+                     if _finite(p.get("alignment_stderr")) else None),
             hovertemplate=(f"<b>{tmpl(p['label'])}</b>" + (f"<br>baseline: {tmpl(base)}" if base else "")
                            + f"<br>ℓ_align %{{y:.4f}}<br>ℓ_uniform %{{x:.4f}}<br>STS-B dev {_fmt(score, '.2f')}"
                            "<extra></extra>")))

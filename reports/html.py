@@ -54,6 +54,13 @@ def _cell(x: Any, spec: str = ".2f", cls: str = "") -> str:
     return f'<td data-v="{repr(float(x)) if ok else ""}"{attr}>{_num(x, spec)}</td>'
 
 
+def _with_ci(cell: str, ci: dict[str, Any] | None) -> str:
+    """``cell`` with its 95% bootstrap interval under the value (when the result carries one)."""
+    if not ci or ci.get("low") is None or ci.get("high") is None:
+        return cell
+    return cell[:-len("</td>")] + f'<br><small class="ci">[{_num(ci["low"], ".1f")}, {_num(ci["high"], ".1f")}]</small></td>'
+
+
 def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{_e(colour)}"></span>'
 
@@ -87,14 +94,18 @@ def sts_table(record: dict[str, Any]) -> str:
     rows = []
     for k, m in enumerate(models):
         values = [c[k] for c in cols] + [dev[k]]
-        cells = "".join(_cell(v, ".2f", "best" if (b is not None and v == b) else "") for v, b in zip(values, best))
+        cis = [(m["sts_test"].get("intervals") or {}).get(key) for key, _ in STS_COLUMNS] + [
+            (m["sts_dev"].get("intervals") or {}).get("STSBenchmark")]
+        cells = "".join(_with_ci(_cell(v, ".2f", "best" if (b is not None and v == b) else ""), ci)
+                        for v, b, ci in zip(values, best, cis))
         rows.append(f"<tr>{_model_cell(m, k)}{cells}</tr>")
     headers = [("Model", "checkpoint [pooler]")] + [(short, f"{key}: Spearman ×100 of cosine, test set")
                                                    for key, short in STS_COLUMNS[:-1]]
     headers += [("Avg.", "mean of the 7 tasks"), ("STS-B dev", "STS Benchmark dev split: Spearman ×100")]
     a = models[0]["sts_test"] if models else {}
     caption = (f"STS: Spearman ×100 of cosine similarity (test sets; {_e(a.get('variant', ''))} data, "
-               f"“{_e(a.get('aggregation', ''))}” aggregation over STS12–16 sub-datasets). Click a column to sort.")
+               f"“{_e(a.get('aggregation', ''))}” aggregation over STS12–16 sub-datasets; under each value its 95% bootstrap CI over the pairs, when "
+               "computed). Click a column to sort.")
     return _sortable(headers, rows, caption, "sts-table")
 
 
@@ -161,7 +172,9 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
     out: list[tuple[str, str, Any, str]] = []
     points = [{"label": labels[k], "alignment": m["align_uniform"]["alignment"],
                "uniformity": m["align_uniform"]["uniformity"], "stsb_dev": m["sts_dev"]["scores"].get("STSBenchmark"),
-               "baseline": m.get("baseline"), "colour": F.colour(k), "text": m["label"]}
+               "baseline": m.get("baseline"), "colour": F.colour(k), "text": m["label"],
+               "alignment_stderr": m["align_uniform"].get("alignment_stderr"),
+               "uniformity_stderr": m["align_uniform"].get("uniformity_stderr")}
               for k, m in enumerate(models)]
     out.append(("align-uniform", "Alignment and uniformity (SimCSE Fig. 2)",
                 F.align_uniform_plane(points, title="ℓ_align vs ℓ_uniform, coloured by STS-B dev Spearman"),

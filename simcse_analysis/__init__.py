@@ -8,6 +8,7 @@ The notebook API, one entry point per job (each the function the matching CLI co
     sts = sa.evaluate_sts("all-MiniLM-L6-v2", "STSBenchmark")   # STSResult: Spearman ×100 per task
     a = sa.analyze(["all-MiniLM-L6-v2"], umap=False)          # Analysis: .models, .figures.align_uniform()
     sa.report(a, out="out/minilm.html")                       # the HTML page (Report renders inline)
+    c = sa.compare(["all-MiniLM-L6-v2@avg", "all-MiniLM-L6-v2@cls_before_pooler"])  # ComparisonReport
     run = sa.train(sa.TrainConfig("unsup", "all-MiniLM-L6-v2", ["wiki.txt"], "runs/x"))  # RunResult
 
 This namespace is a façade (README, "Module map"): names resolve lazily (PEP 562) from the modules
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         load_analysis,
         report,
     )
+    from simcse_analysis.comparison import CompareSettings, ComparisonReport, compare
     from simcse_analysis.encoder import Encoder, load_encoder
     from simcse_analysis.errors import InputError
     from simcse_analysis.pooling import POOLERS
@@ -51,6 +53,8 @@ __all__ = [
     "POOLERS",
     "Analysis",
     "AnalysisFigures",
+    "CompareSettings",
+    "ComparisonReport",
     "EmptyModelListError",
     "Encoder",
     "FigureNotAvailable",
@@ -64,12 +68,12 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "analyze",
+    "compare",
     "evaluate_sts",
     "load_analysis",
     "load_encoder",
     "report",
     "train",
-    # "compare": simcse_analysis.compare (add it here, to _LAZY and to the TYPE_CHECKING block)
 ]
 
 # name -> module that defines it (the same pairs as the TYPE_CHECKING block; tests/test_api.py checks both)
@@ -79,6 +83,9 @@ _LAZY = {
     "InputError": "simcse_analysis.errors",
     "POOLERS": "simcse_analysis.pooling",
     "evaluate_sts": "simcse_analysis.sts_eval",
+    "compare": "simcse_analysis.comparison",
+    "CompareSettings": "simcse_analysis.comparison",
+    "ComparisonReport": "simcse_analysis.comparison",
     "STSResult": "simcse_analysis.sts_eval",
     "EmptyModelListError": "simcse_analysis.records",
     "ModelSummary": "simcse_analysis.records",

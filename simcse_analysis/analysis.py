@@ -33,6 +33,7 @@ JSON schema (``AnalysisReport.to_dict()``; ``AnalysisReport.from_dict`` reads it
         {"model": {"model", "pooler", "dim", ...encoder.describe() or {"model", "embeddings", "sentences"}},
          # analysis == "align_uniform":
          "alignment": float, "uniformity": float, "uniformity_stderr": float | null,
+         "alignment_stderr": float | null,   # se over the positive pairs; uniformity's: U-statistic (exact)
          "n_positive_pairs": int, "n_sentences": int,
          # analysis == "spectrum":  Spectrum.to_dict() each (singular_values normalised to max 1)
          "uncentered": {...}, "centered": {...},
@@ -59,7 +60,7 @@ import numpy as np
 
 from .corpora import split_lines
 from .errors import InputError
-from .metrics.align_uniform import alignment, uniformity, uniformity_sampled
+from .metrics.align_uniform import alignment, uniformity_sampled, uniformity_with_rows
 from .metrics.anisotropy import (
     DEFAULT_SCORE_EDGES,
     AnisotropySummary,
@@ -68,6 +69,7 @@ from .metrics.anisotropy import (
     cosine_by_score_bin,
 )
 from .metrics.spectrum import DEFAULT_TOP_K, Spectrum, spectrum
+from .metrics.stats import alignment_terms, mean_interval
 from .records import ANALYSIS_READABLE, ANALYSIS_SCHEMA, ANALYSIS_VERSION, SchemaError, check_version
 
 SCHEMA = ANALYSIS_SCHEMA
@@ -324,13 +326,16 @@ class AlignUniformResult:
     uniformity_stderr: float | None
     n_positive_pairs: int
     n_sentences: int
+    #: se of the alignment (``s/√n`` over its positive pairs); the uniformity's is ``uniformity_stderr``
+    #: (Hoeffding/delta method for the exact value, Monte-Carlo for the sampled one).
+    alignment_stderr: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlignUniformResult:
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -428,13 +433,15 @@ def run_align_uniform(source: Any, data: ProtocolData, settings: AnalysisSetting
     pos = _positives(data, settings)
     emb = source.embed(data.sentences)
     a = alignment(emb[pos[:, 0]], emb[pos[:, 1]], alpha=settings.alpha)
+    a_se = mean_interval(alignment_terms(emb[pos[:, 0]], emb[pos[:, 1]], settings.alpha)).stderr
     if settings.uniformity_pairs is None:
-        u, se = uniformity(emb, t=settings.t), None
+        exact = uniformity_with_rows(emb, t=settings.t)
+        u, se = exact.value, (exact.stderr if math.isfinite(exact.stderr) else None)
     else:
         est = uniformity_sampled(emb, t=settings.t, n_pairs=settings.uniformity_pairs, seed=settings.seed)
         u, se = est.value, est.stderr
     return AlignUniformResult(model=source.describe(), alignment=a, uniformity=u, uniformity_stderr=se,
-                              n_positive_pairs=len(pos), n_sentences=len(data.sentences))
+                              n_positive_pairs=len(pos), n_sentences=len(data.sentences), alignment_stderr=a_se)
 
 
 def run_spectrum(source: Any, data: ProtocolData, settings: AnalysisSettings) -> SpectrumResult:

@@ -119,6 +119,11 @@ class STSResult:
     subsets: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
     encoder: dict[str, Any] | None = None
+    #: ``intervals[task] = {"low", "high", "stderr"}`` (×100) of a percentile-bootstrap CI over the pairs
+    #: (STS12–16 resampled within each sub-dataset), and ``intervals["avg"]``; empty without ``resamples``.
+    intervals: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: How the intervals were computed: ``{"method", "resamples", "seed", "alpha"}`` (None without them).
+    ci: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict; non-finite numbers become ``None`` so the JSON is standard."""
@@ -182,7 +187,8 @@ def score_task(encode: EncodeFn, subsets: Sequence[STSSubset]) -> list[np.ndarra
 def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
                  data_dir: str | os.PathLike[str] | None = None, split: str = "test",
                  variant: str = "senteval", aggregation: str = "all", batch_size: int = 64, *,
-                 model: str | None = None, pooler: str | None = None) -> STSResult:
+                 model: str | None = None, pooler: str | None = None, resamples: int | None = None,
+                 seed: int = 0, alpha: float = 0.05) -> STSResult:
     """Spearman ×100 of cosine similarity per task, and their mean ``avg``.
 
     ``encoder``: an :class:`~simcse_analysis.encoder.Encoder` (its embedding cache makes repeated calls
@@ -191,7 +197,8 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
     ``encode(list[str]) -> (N, d) array``. ``tasks``: names or a comma-separated string; ``None`` = every task that has ``split``
     (all seven for ``test``; STS-B and SICK-R for ``train``/``dev``). STS12–16 are always test sets, so
     asking for them with another split raises :class:`InputError`. ``model``/``pooler`` label the result
-    (default: the encoder's ``name``/``pooler``).
+    (default: the encoder's ``name``/``pooler``). ``resamples`` (≥ 100): also a ``1 − alpha`` percentile-
+    bootstrap CI per task and for ``avg`` (:func:`~simcse_analysis.metrics.stats.task_intervals`, seeded).
 
     >>> import numpy as np
     >>> from simcse_analysis.sts_eval import evaluate_sts
@@ -214,13 +221,22 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
 
     scores: dict[str, float] = {}
     per_subset: dict[str, dict[str, dict[str, float]]] = {}
+    predictions: dict[str, np.ndarray] = {}
+    if resamples is not None:
+        from .metrics.stats import check_resamples
+
+        check_resamples(resamples)
     for task, subsets in data.items():
         system = score_task(encode, subsets)
+        predictions[task] = np.concatenate(system)
         gold = [s.scores for s in subsets]
         scores[task] = 100.0 * aggregate(system, gold, aggregation)
         per_subset[task] = {s.subset: {"spearman": 100.0 * spearman(c, s.scores), "n": len(s)}
                             for s, c in zip(subsets, system)}
     scores["avg"] = float(np.mean([scores[t] for t in data])) if data else math.nan
+    intervals, ci = {}, None
+    if resamples is not None and data:
+        intervals, ci = _intervals(predictions, data, aggregation, resamples, seed, alpha)
 
     from .datadir import resolve_data_dir
 
@@ -233,7 +249,21 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
         subsets=per_subset,
         variants={t: subsets[0].variant for t, subsets in data.items()},
         encoder=_describe(encoder),
+        intervals=intervals, ci=ci,
     )
+
+
+def _intervals(predictions: dict[str, np.ndarray], data: dict[str, list[STSSubset]], aggregation: str,
+               resamples: int, seed: int, alpha: float) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
+    from .metrics.stats import task_intervals
+
+    gold = {t: np.concatenate([s.scores for s in subsets]) for t, subsets in data.items()}
+    bounds = {t: [0, *np.cumsum([len(s) for s in subsets]).tolist()] for t, subsets in data.items()}
+    (per,), _ = task_intervals([predictions], gold, bounds, aggregation, resamples, seed, alpha)
+    out = {t: {"low": 100 * iv.low, "high": 100 * iv.high, "stderr": None if iv.stderr is None else 100 * iv.stderr}
+           for t, iv in per.items()}
+    return out, {"method": "percentile bootstrap over pairs (stratified by sub-dataset)", "resamples": resamples,
+                 "seed": seed, "alpha": alpha}
 
 
 def _describe(encoder: Any) -> dict[str, Any] | None:

@@ -2,8 +2,13 @@
 
 * per run: the best STS-B dev Spearman over its trajectory, the step where it occurred, ℓ_align and
   ℓ_uniform there, and the change of ℓ_align / ℓ_uniform from the first to the last evaluation;
-* per point: mean ± sample standard deviation (ddof = 1) of those over seeds, and the per-step mean
-  trajectory (what Fig. 2 plots in the align–uniform plane).
+* per point: mean ± sample standard deviation (ddof = 1) of those over seeds with a 95% Student-t
+  interval of the mean (``x̄ ± t_{n−1, .975} s/√n``), and the per-step mean trajectory (what Fig. 2 plots
+  in the align–uniform plane);
+* per point after the first: the paired difference to the first point over the seeds both ran
+  (``d_s = x_point,s − x_first,s``; mean with its 95% t-interval), for the best STS-B dev and ℓ_align /
+  ℓ_uniform at the best step — seeds share data order and initialisation, so pairing removes their
+  variation from the comparison.
 """
 
 from __future__ import annotations
@@ -27,25 +32,60 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass
 class Stat:
-    """Mean and sample standard deviation (ddof = 1; ``None`` for a single value) of ``values``."""
+    """Mean, sample standard deviation (ddof = 1; ``None`` for a single value) and the 95% Student-t interval
+    of the mean (``ci_low``, ``ci_high``; ``None`` for fewer than two values) of ``values``."""
 
     mean: float | None
     std: float | None
     values: list[float]
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Stat:
+        from simcse_analysis.metrics.stats import t_interval
+
         vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
         if not vals:
             return cls(None, None, [])
         mean = sum(vals) / len(vals)
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
-        return cls(mean, std, vals)
+        if len(vals) < 2:
+            return cls(mean, std, vals)
+        ci = t_interval(vals)
+        return cls(mean, std, vals, ci.low, ci.high)
 
     def format(self, digits: int = 2) -> str:
         if self.mean is None:
             return "n/a"
         return f"{self.mean:.{digits}f}" + ("" if self.std is None else f" ± {self.std:.{digits}f}")
+
+    def format_ci(self, digits: int = 2) -> str:
+        """``[low, high]`` of the 95% t-interval, or ``-`` without one."""
+        if self.ci_low is None or self.ci_high is None:
+            return "-"
+        return f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
+
+
+#: Figures whose paired differences between points the summary reports.
+DIFF_FIELDS = ("best_stsb_spearman", "alignment_at_best", "uniformity_at_best")
+
+
+def paired_differences(points: Sequence[PointSummary], fields: Sequence[str] = DIFF_FIELDS) -> list[dict[str, Any]]:
+    """Each point after the first against the first, paired by seed: ``{label, baseline, seeds, field: Stat}``."""
+    if len(points) < 2:
+        return []
+    base = points[0]
+    out = []
+    for p in points[1:]:
+        by_seed = {r["seed"]: r for r in base.runs}
+        common = [r for r in p.runs if r["seed"] in by_seed]
+        diffs: dict[str, Any] = {"label": p.label, "baseline": base.label, "seeds": [r["seed"] for r in common]}
+        for f in fields:
+            diffs[f] = Stat.of(None if r.get(f) is None or by_seed[r["seed"]].get(f) is None
+                               else r[f] - by_seed[r["seed"]][f] for r in common)
+        out.append(diffs)
+    return out
 
 
 def run_figures(result: RunResult) -> dict[str, Any]:
@@ -119,8 +159,15 @@ class SweepSummary:
     missing: list[str] = field(default_factory=list)
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def differences(self) -> list[dict[str, Any]]:
+        """Paired differences of every point to the first (:func:`paired_differences`)."""
+        return paired_differences(self.points)
+
     def to_dict(self) -> dict[str, Any]:
+        diffs = [{k: (asdict(v) if isinstance(v, Stat) else v) for k, v in d.items()} for d in self.differences]
         return {"kind": self.kind, "keys": self.keys, "points": [p.to_dict() for p in self.points],
+                "differences": diffs,
                 "common_settings": self.common_settings, "varying_settings": self.varying_settings,
                 "data_files": self.data_files, "skipped": self.skipped, "missing": self.missing,
                 "provenance": self.provenance}
@@ -193,21 +240,34 @@ def format_summary(summary: SweepSummary) -> str:
     """Plain-text table: one row per point (mean ± std over seeds)."""
     from simcse_analysis.tables import format_table
 
-    headers = [*summary.keys, "seeds", "STS-B dev (best)", "best step", "ℓ_align @best", "ℓ_uniform @best",
-               "Δℓ_align", "Δℓ_uniform"]
+    headers = [*summary.keys, "seeds", "STS-B dev (best)", "95% CI", "best step", "ℓ_align @best",
+               "ℓ_uniform @best", "Δℓ_align", "Δℓ_uniform"]
     rows = []
     for p in summary.points:
         s = p.stats
         rows.append([*(p.settings[k] for k in summary.keys), len(p.seeds), s["best_stsb_spearman"].format(2),
-                     s["best_step"].format(0), s["alignment_at_best"].format(4), s["uniformity_at_best"].format(4),
-                     s["alignment_change"].format(4), s["uniformity_change"].format(4)])
-    table = format_table(headers, rows, right=[False] * len(summary.keys) + [True] * 7)
-    notes = ["", ("mean ± sample std over seeds; best = highest STS-B dev Spearman ×100 over the evaluations; "
-                 "Δ = last − first evaluation (ℓ_align rising = positives drifting apart)")]
+                     s["best_stsb_spearman"].format_ci(2), s["best_step"].format(0), s["alignment_at_best"].format(4),
+                     s["uniformity_at_best"].format(4), s["alignment_change"].format(4),
+                     s["uniformity_change"].format(4)])
+    table = format_table(headers, rows, right=[False] * len(summary.keys) + [True] * 8)
+    diffs = summary.differences
+    if diffs:
+        drows = [[d["label"], len(d["seeds"]), *(f"{_signed(d[f].mean, n)} {d[f].format_ci(n)}"
+                                                 for f, n in zip(DIFF_FIELDS, (2, 4, 4)))] for d in diffs]
+        table += (f"\n\npaired differences to {diffs[0]['baseline']} over common seeds (mean, 95% t-interval):\n"
+                  + format_table(["point", "seeds", "Δ STS-B dev", "Δ ℓ_align @best", "Δ ℓ_uniform @best"], drows,
+                                 right=[False, True, True, True, True]))
+    notes = ["", ("mean ± sample std over seeds, 95% CI = Student-t interval of the mean; best = highest STS-B dev "
+                  "Spearman ×100 over the evaluations; Δ = last − first evaluation (ℓ_align rising = positives "
+                  "drifting apart)")]
     if summary.missing:
         notes.append(f"{len(summary.missing)} planned run(s) not finished: " + "; ".join(summary.missing[:5])
                      + (" …" if len(summary.missing) > 5 else ""))
     return table + "\n".join(notes)
+
+
+def _signed(x: float | None, digits: int) -> str:
+    return "n/a" if x is None else f"{x:+.{digits}f}"
 
 
 def write_summary(summary: SweepSummary, path: str | os.PathLike[str]) -> Path:

@@ -49,6 +49,7 @@ from .sweep_plan import (
 from .sweep_run import check_run_dirs, run_sweep
 from .sweep_settings import run_command, run_settings, split_settings
 from .sweep_stats import (
+    DIFF_FIELDS,
     STAT_FIELDS,
     SUMMARY_FILE,
     PointSummary,
@@ -56,6 +57,7 @@ from .sweep_stats import (
     SweepSummary,
     format_summary,
     mean_trajectory,
+    paired_differences,
     run_figures,
     summarize,
     write_summary,
@@ -64,7 +66,7 @@ from .sweep_stats import (
 REPORT_FILE = "report.html"
 
 __all__ = [
-    "GRID_ALIASES", "GRID_KEYS", "PAPER_RATES", "REPORT_FILE", "STAT_FIELDS", "SUMMARY_FILE", "SWEEP_FILE",
+    "DIFF_FIELDS", "paired_differences", "GRID_ALIASES", "GRID_KEYS", "PAPER_RATES", "REPORT_FILE", "STAT_FIELDS", "SUMMARY_FILE", "SWEEP_FILE",
     "GridKey", "PlannedRun", "PointSummary", "Stat", "Sweep", "SweepPoint", "SweepSummary",
     "check_run_dirs", "collect_runs", "find_run_dirs", "format_summary", "grid_key", "load_manifest",
     "mean_trajectory", "parse_grid", "parse_rates", "parse_seeds", "plan_dropout_sweep", "plan_grid_sweep",

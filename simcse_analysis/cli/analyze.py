@@ -153,9 +153,10 @@ def align_uniform_table(report: Any) -> str:
     rows = []
     for r in report.results:
         se = "" if r.uniformity_stderr is None else f" ± {r.uniformity_stderr:.4f}"
-        rows.append([*_label(r.model), _fmt(r.alignment), _fmt(r.uniformity) + se, r.n_positive_pairs,
+        a_se = "" if getattr(r, "alignment_stderr", None) is None else f" ± {r.alignment_stderr:.4f}"
+        rows.append([*_label(r.model), _fmt(r.alignment) + a_se, _fmt(r.uniformity) + se, r.n_positive_pairs,
                      r.n_sentences])
-    return format_table(["model", "pooler", "align", "uniform", "positives", "sentences"], rows,
+    return format_table(["model", "pooler", "align ± se", "uniform ± se", "positives", "sentences"], rows,
                         right=[False, False, True, True, True, True])
 
 

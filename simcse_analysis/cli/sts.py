@@ -29,6 +29,11 @@ Aggregation = Annotated[str, typer.Option(
     "--aggregation", help="STS12-16 over sub-datasets: all (SimCSE: one Spearman over all pairs) | mean | wmean.")]
 
 
+Resamples = Annotated[int, typer.Option(
+    "--resamples", help="Bootstrap resamples for the 95% CIs (>= 100; 0 = no CIs).")]
+CISeed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
 
@@ -42,6 +47,20 @@ def sts_table(results: Sequence) -> str:
     return format_table(headers, rows, right=[False, False] + [True] * (len(tasks) + 1))
 
 
+def ci_table(results: Sequence) -> str:
+    """The CIs of :func:`sts_table`, compact: ``low–high`` per task and ``avg`` (empty without intervals)."""
+    with_ci = [r for r in results if getattr(r, "intervals", None)]
+    if not with_ci:
+        return ""
+    tasks = [t for t in with_ci[0].scores if t != "avg"] + ["avg"]
+    ci = with_ci[0].ci or {}
+    level = 100 * (1 - float(ci.get("alpha", 0.05)))
+    rows = [[r.model, r.pooler, *(f"{_fmt(r.intervals.get(t, {}).get('low'))}-{_fmt(r.intervals.get(t, {}).get('high'))}"
+                                  for t in tasks)] for r in with_ci]
+    head = f"{level:g}% CI ({ci.get('method', 'bootstrap')}, {ci.get('resamples')} resamples, seed {ci.get('seed')}):"
+    return head + "\n" + format_table(["model", "pooler", *tasks], rows, right=[False, False] + [True] * len(tasks))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     @with_encoder_options
@@ -53,16 +72,22 @@ def register(app: typer.Typer) -> None:
         aggregation: Aggregation = "all",
         json_out: JsonOut = None,
         data_dir: DataDir = None,
+        resamples: Resamples = 1000,
+        seed: CISeed = 0,
         *,
         encoder: EncoderOptions,
     ) -> None:
-        """STS Spearman ×100 of cosine similarity per task and their average, one row per model."""
+        """STS Spearman ×100 of cosine similarity per task and their average (with 95% CIs), one row per model."""
         from ..sts_data import SEMEVAL_TASKS, canonical_split, check_variant, load_sts, parse_tasks
         from ..sts_eval import check_aggregation, evaluate_sts, results_to_json
 
         to_stderr = check_outputs(json_out)
         split_c, variant_c = canonical_split(split), check_variant(variant)
         check_aggregation(aggregation)
+        if resamples:
+            from ..metrics.stats import check_resamples
+
+            check_resamples(resamples)
         chosen = parse_tasks(tasks) if tasks is not None else [
             t for t in parse_tasks(None) if split_c == "test" or t not in SEMEVAL_TASKS]
         for t in chosen:  # fail on missing/malformed data before loading any model
@@ -75,8 +100,11 @@ def register(app: typer.Typer) -> None:
         results = []
         for name in models:
             enc = load_encoder(name, **encoder.load_kwargs)
-            results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, encoder.batch_size))
+            results.append(evaluate_sts(enc, chosen, data_dir, split_c, variant_c, aggregation, encoder.batch_size,
+                                        resamples=resamples or None, seed=seed))
             del enc
         typer.echo(sts_table(results), err=to_stderr)
+        if resamples:
+            typer.echo(ci_table(results), err=to_stderr)
         if json_out is not None:
             write_output(json_out, json.dumps(results_to_json(results), indent=2) + "\n", to_stderr=to_stderr)

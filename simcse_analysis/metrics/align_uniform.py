@@ -119,6 +119,40 @@ def uniformity(x: np.ndarray, t: float = 2.0, *, normalize: bool = True, precisi
 
     Returns: ``ℓ_uniform`` (nats; in ``[−4t, 0]`` for normalised inputs).
     """
+    return _uniformity_pass(x, t, normalize=normalize, precision=precision, block_size=block_size,
+                            with_rows=False).value
+
+
+@dataclass(frozen=True)
+class UniformityRows:
+    """Exact ``ℓ_uniform = log U`` with what its standard error needs (:func:`uniformity_with_rows`).
+
+    ``row_means[i] = (1/(N−1)) Σ_{j≠i} exp(−t‖x_i − x_j‖²)`` (the Hoeffding projection estimates),
+    ``kernel_var`` = variance of the kernel over the distinct pairs, ``stderr`` = se of ``log U`` by the
+    Hoeffding decomposition and the delta method (:func:`simcse_analysis.metrics.stats.u_statistic_log_se`).
+    """
+
+    value: float
+    stderr: float
+    row_means: np.ndarray | None
+    kernel_var: float | None
+
+
+def uniformity_with_rows(x: np.ndarray, t: float = 2.0, *, normalize: bool = True,
+                         precision: Precision = "float32", block_size: int = UNIFORMITY_BLOCK) -> UniformityRows:
+    """:func:`uniformity` plus its standard error, from per-sentence row means accumulated in the same
+    tiled pass (each tile's exponentiated values summed along both axes) and the kernel's second moment."""
+    from .stats import u_statistic_log_se
+
+    out = _uniformity_pass(x, t, normalize=normalize, precision=precision, block_size=block_size, with_rows=True)
+    u = math.exp(out.value)
+    se = u_statistic_log_se(out.row_means, u, out.kernel_var)
+    return UniformityRows(out.value, se, out.row_means, out.kernel_var)
+
+
+def _uniformity_pass(x: np.ndarray, t: float, *, normalize: bool, precision: Precision, block_size: int,
+                     with_rows: bool) -> UniformityRows:
+    """The tiled exact pass of :func:`uniformity`; ``with_rows`` also accumulates row means and Σh²."""
     import torch  # elementwise exp/sum in place on all threads; numpy's float32 exp is much slower
 
     x = as_points(x, "x", min_rows=2)
@@ -135,6 +169,8 @@ def uniformity(x: np.ndarray, t: float = 2.0, *, normalize: bool = True, precisi
     buf = np.empty(b * b, dtype=dtype)
     lower = torch.ones(b, b, dtype=torch.bool).tril()  # i ≥ j inside a diagonal tile
     log_terms: list[float] = []  # log of each tile's kernel sum
+    row_log = np.full(n, -np.inf)  # with_rows: log Σ_{j≠i} h_ij, accumulated tile by tile
+    sq_terms: list[float] = []  # with_rows: log of each tile's Σ h²
     for r0 in range(0, n, b):
         rows = y[r0:r0 + b]
         left = np.empty_like(rows)
@@ -157,11 +193,26 @@ def uniformity(x: np.ndarray, t: float = 2.0, *, normalize: bool = True, precisi
                 if shift:
                     g.sub_(shift)
             g.exp_()
-            s = float(g.sum(dim=1).to(torch.float64).sum())
+            by_row = g.sum(dim=1).to(torch.float64)
+            s = float(by_row.sum())
             log_terms.append(shift + math.log(s) if s > 0 else -math.inf)
+            if with_rows:  # the tile holds pairs (i, j) for its rows i and its columns j alike
+                with np.errstate(divide="ignore"):
+                    sl_r, sl_c = slice(r0, r0 + g.shape[0]), slice(c0, c0 + g.shape[1])
+                    row_log[sl_r] = np.logaddexp(row_log[sl_r], shift + np.log(by_row.numpy()))
+                    cols = g.sum(dim=0).to(torch.float64).numpy()
+                    row_log[sl_c] = np.logaddexp(row_log[sl_c], shift + np.log(cols))
+                sq = float(g.to(torch.float64).square().sum())
+                sq_terms.append(2 * shift + math.log(sq) if sq > 0 else -math.inf)
     n_pairs = n * (n - 1) / 2
     m = max(log_terms)
-    return m + math.log(math.fsum(math.exp(v - m) for v in log_terms)) - math.log(n_pairs)
+    value = m + math.log(math.fsum(math.exp(v - m) for v in log_terms)) - math.log(n_pairs)
+    if not with_rows:
+        return UniformityRows(value, math.nan, None, None)
+    row_means = np.exp(row_log - math.log(n - 1))
+    m2 = max(sq_terms)
+    second = math.exp(m2 + math.log(math.fsum(math.exp(v - m2) for v in sq_terms)) - math.log(n_pairs))
+    return UniformityRows(value, math.nan, row_means, max(second - math.exp(2 * value), 0.0))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""Benchmark: the statistics of ``compare`` against the encoding they reuse (same run, same machine).
+
+- **bootstrap**: Spearman CIs with ``--resamples`` (default 1,000) resamples on all 7 STS tasks for 3
+  checkpoints (one shared, stratified bootstrap per task, as ``compare`` does), plus the paired
+  permutation tests of the 2 checkpoints against the baseline;
+- **CKA**: linear CKA between every layer of two checkpoints (7 × 7 for MiniLM: embeddings + 6 layers)
+  on the distinct STS-B sentences (train + dev + test, ~15k);
+- **encoding** (the peer): the same checkpoint encoding the 7 tasks' distinct sentences, and the STS-B
+  sentences with every hidden layer pooled, with the embedding cache off. One checkpoint is timed and the
+  figure multiplied by the number of checkpoints that need it (3 for the tasks, 2 for the layers) — every
+  checkpoint here has the same architecture, so the cost per checkpoint is the same.
+
+Prints the CPU, thread counts and each ratio statistics / encoding. Inputs for the statistics are the
+checkpoints' cached embeddings (encoded once beforehand if the cache is cold; that time is not counted).
+
+Usage: ``python benchmarks/bench_compare.py [--models A@avg B@cls_before_pooler C@cls_before_pooler]
+[--resamples 1000] [--data-dir D]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_MODELS = ["all-MiniLM-L6-v2@avg", "all-MiniLM-L6-v2@cls_before_pooler",
+                  "/work/runs/minilm-unsup-48/best@cls_before_pooler"]
+
+
+def cpu_description() -> str:
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model}; {os.cpu_count()} logical CPUs; SIMD: {', '.join(simd) or '?'}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args()
+
+    import torch
+
+    from simcse_analysis.analysis import EncoderSource
+    from simcse_analysis.cli.compare import _split_pooler
+    from simcse_analysis.comparison import CompareSettings, load_compare_data
+    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.metrics import stats
+    from simcse_analysis.metrics.similarity import cka_matrix
+    from simcse_analysis.sts_eval import score_task, unique_pairs
+
+    print(f"CPU: {cpu_description()}")
+    print(f"threads: torch {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print("timings are wall-clock on a shared machine (other jobs running): compare the ratios, not the seconds")
+    settings = CompareSettings(resamples=args.resamples)
+    data = load_compare_data(settings, args.data_dir)
+    sentences = data.protocol.sentences
+    n_task_sentences = sum(len(unique_pairs(s)[0]) for s in data.tasks.values())
+    n_pairs = sum(len(data.gold(t)) for t in data.tasks)
+    print(f"data: {len(data.tasks)} tasks, {n_pairs:,} scored pairs, {n_task_sentences:,} distinct task sentences "
+          f"(per task); {len(sentences):,} distinct STS-B sentences")
+
+    # ---------------------------------------------------------------- peer: encoding, cache off
+    name, pooler = _split_pooler(args.models[0])
+    cold = load_encoder(name, pooler=pooler, use_cache=False)
+    encode_cold = functools.partial(cold.encode, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    for subsets in data.tasks.values():
+        score_task(encode_cold, subsets)
+    t_enc_tasks = time.perf_counter() - t0
+    layer_pooler = EncoderSource(cold).layer_pooler
+    t0 = time.perf_counter()
+    cold.encode_layers(sentences, batch_size=args.batch_size, pooler=layer_pooler)
+    t_enc_layers = time.perf_counter() - t0
+    cold = encode_cold = None  # free the model before loading the cached ones
+    print(f"encoding (1 checkpoint, cache off): 7 tasks {t_enc_tasks:.1f} s; STS-B layers {t_enc_layers:.1f} s")
+
+    # ---------------------------------------------------------------- inputs of the statistics (cached)
+    preds, layers = [], []
+    for spec in args.models:
+        name, pooler = _split_pooler(spec)
+        enc = load_encoder(name, pooler=pooler)
+        src = EncoderSource(enc, args.batch_size)
+        preds.append({t: np.concatenate(score_task(src.embed, s)) for t, s in data.tasks.items()})
+        if len(layers) < 2:
+            layers.append(src.embed_layers(sentences))
+    gold = {t: data.gold(t) for t in data.tasks}
+    bounds = {t: data.bounds(t) for t in data.tasks}
+
+    # ---------------------------------------------------------------- statistics
+    t0 = time.perf_counter()
+    stats.task_intervals(preds, gold, bounds, "all", args.resamples, 0)
+    t_boot = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for other in preds[1:]:
+        for t in data.tasks:
+            stats.permutation_spearman(preds[0][t], other[t], gold[t], bounds[t], "all", args.resamples, 1)
+    t_perm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = cka_matrix(list(layers[0]), list(layers[1]))
+    t_cka = time.perf_counter() - t0
+
+    k = len(args.models)
+    enc_tasks, enc_layers = k * t_enc_tasks, 2 * t_enc_layers
+    print(f"\nbootstrap, {args.resamples} resamples x 7 tasks x {k} checkpoints: {t_boot:.2f} s"
+          f"   vs encoding the tasks for {k} checkpoints {enc_tasks:.1f} s   ratio {t_boot / enc_tasks:.3f}")
+    print(f"paired permutation tests, {args.resamples} permutations x 7 tasks x {k - 1} pairs: {t_perm:.2f} s"
+          f"   ratio to the same encoding {t_perm / enc_tasks:.3f}")
+    print(f"CKA {m.shape[0]}x{m.shape[1]} layers on {len(sentences):,} sentences: {t_cka:.2f} s"
+          f"   vs encoding the layers of 2 checkpoints {enc_layers:.1f} s   ratio {t_cka / enc_layers:.3f}")
+    total_stats, total_enc = t_boot + t_perm + t_cka, enc_tasks + enc_layers
+    print(f"all statistics {total_stats:.1f} s vs all encoding {total_enc:.1f} s: ratio {total_stats / total_enc:.3f} "
+          f"({'statistics cheaper' if total_stats < total_enc else 'STATISTICS DEARER'})")
+    print("CKA diagonal: " + ", ".join(f"{m[i, i]:.3f}" for i in range(min(m.shape))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The comparison page (``simcse-analyze compare … --out F.html``), rendered from ``ComparisonReport.to_dict()``.
+
+Sections (:func:`comparison_section` returns them as HTML plus plotly figures, so a larger page can embed
+them): the verdict table (Δ, CI, Holm-adjusted p, verdict), STS Spearman per checkpoint with 95% error
+bars, the Δ forest plot, alignment–uniformity with 95% error bars, one CKA heatmap (layer × layer) per
+checkpoint against the baseline, the mutual kNN overlap, and a sortable, searchable table of the pairs
+whose predicted-similarity rank moved most. plotly.js is inlined once; all user text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+SPACE_METRICS = ("alignment", "uniformity")
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _n(x: Any, spec: str = ".2f") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return format(x, spec) if isinstance(x, (int, float)) else _e(x)
+
+
+def _table(headers: list[str], rows: list[list[str]], table_id: str, *, search: bool = False) -> str:
+    """A sortable table (click a header); cells are pre-escaped; ``data-v`` holds the numeric sort key."""
+    head = "".join(f'<th scope="col" tabindex="0">{_e(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(rows_cell for rows_cell in r) + "</tr>" for r in rows)
+    box = (f'<input type="search" class="filter" data-table="{table_id}" placeholder="search sentences, tasks…" '
+           'aria-label="filter rows">' if search else "")
+    return (f'{box}<div class="table-wrap"><table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def _td(text: str, value: Any = None) -> str:
+    key = f' data-v="{value}"' if isinstance(value, (int, float)) and math.isfinite(value) else ""
+    return f"<td{key}>{text}</td>"
+
+
+def verdict_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in doc["rows"]:
+        spec = ".4f" if r["metric"] in SPACE_METRICS else ".2f"
+        cls = {"better": "better", "worse": "worse"}.get(r["verdict"], "")
+        rows.append([_td(_e(r["other"])), _td(_e(r["metric"])), _td(_n(r["baseline_value"], spec), r["baseline_value"]),
+                     _td(_n(r["other_value"], spec), r["other_value"]),
+                     _td(_n(r["delta"], "+" + spec), r["delta"]),
+                     _td(f"[{_n(r['low'], spec)}, {_n(r['high'], spec)}]", r["low"]),
+                     _td(_n(r["p_holm"], ".3g"), r["p_holm"]),
+                     f'<td class="{cls}">{_e(r["verdict"])}</td>'])
+    return rows
+
+
+def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    import plotly.graph_objects as go
+
+    figs: list[tuple[str, str, Any]] = []
+    models = doc["models"]
+    tasks = [k for k in models[0]["scores"] if k not in SPACE_METRICS] if models else []
+    sts = go.Figure()
+    for m in models:
+        s = m["scores"]
+        sts.add_trace(go.Bar(
+            x=tasks, y=[s[t]["value"] for t in tasks], name=_e(m["label"]),
+            error_y={"type": "data", "symmetric": False, "array": [s[t]["high"] - s[t]["value"] for t in tasks],
+                     "arrayminus": [s[t]["value"] - s[t]["low"] for t in tasks]}))
+    level = 100 * (1 - float(doc["settings"].get("alpha", 0.05)))
+    sts.update_layout(barmode="group", title=f"STS Spearman ×100 with {level:g}% bootstrap CIs",
+                      yaxis_title="Spearman ×100")
+    figs.append(("sts", "STS with error bars", sts))
+
+    forest = go.Figure()
+    for other in dict.fromkeys(r["other"] for r in doc["rows"]):
+        rs = [r for r in doc["rows"] if r["other"] == other and r["metric"] not in SPACE_METRICS]
+        forest.add_trace(go.Scatter(
+            x=[r["delta"] for r in rs], y=[r["metric"] for r in rs], mode="markers", name=_e(other),
+            error_x={"type": "data", "symmetric": False, "array": [r["high"] - r["delta"] for r in rs],
+                     "arrayminus": [r["delta"] - r["low"] for r in rs]}))
+    forest.add_vline(x=0, line_dash="dot")
+    forest.update_layout(title="Δ Spearman ×100 against the baseline (paired bootstrap CIs)", xaxis_title="Δ")
+    figs.append(("forest", "Differences", forest))
+
+    if all("alignment" in m["scores"] for m in models):
+        au = go.Figure()
+        for m in models:
+            a, u = m["scores"]["alignment"], m["scores"]["uniformity"]
+            au.add_trace(go.Scatter(
+                x=[a["value"]], y=[u["value"]], mode="markers+text", name=_e(m["label"]), text=[_e(m["label"])],
+                textposition="top center", marker={"size": 12},
+                error_x={"type": "data", "symmetric": False, "array": [a["high"] - a["value"]],
+                         "arrayminus": [a["value"] - a["low"]]},
+                error_y={"type": "data", "symmetric": False, "array": [u["high"] - u["value"]],
+                         "arrayminus": [u["value"] - u["low"]]}))
+        au.update_layout(title=f"ℓ_align vs ℓ_uniform with {level:g}% CIs (lower is better for both)",
+                         xaxis_title="ℓ_align", yaxis_title="ℓ_uniform")
+        figs.append(("align-uniform", "Alignment and uniformity", au))
+
+    for i, p in enumerate(doc["pairs"]):
+        if not p.get("cka"):
+            continue
+        z = p["cka"]
+        hm = go.Figure(go.Heatmap(z=z, x=list(range(len(z[0]))), y=list(range(len(z))), zmin=0, zmax=1,
+                                  colorscale="Viridis", text=[["n/a" if v is None else f"{v:.3f}" for v in row] for row in z],
+                                  texttemplate="%{text}", colorbar={"title": "CKA"}))
+        hm.update_layout(title=(f"Linear CKA: layers of {_e(p['baseline'])} (rows) vs {_e(p['other'])} (columns); "
+                                "n/a = a constant layer (e.g. [CLS] at layer 0)"),
+                         xaxis_title=f"layer of {_e(p['other'])} (0 = embeddings)",
+                         yaxis_title=f"layer of {_e(p['baseline'])}")
+        figs.append((f"cka-{i}", "CKA heatmap", hm))
+    return figs
+
+
+def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, Any]]]:
+    """HTML of the verdict, kNN and movers tables, and the ``(anchor, heading, figure)`` list, for ``doc``."""
+    parts = ['<section id="verdicts"><h2>Verdicts</h2>',
+             _table(["other", "metric", "baseline", "other", "Δ", "CI", "p (Holm)", "verdict"], verdict_rows(doc),
+                    "verdict-table"),
+             "".join(f'<p class="note">{_e(n)}</p>' for n in doc.get("notes", [])), "</section>"]
+    knn = [p for p in doc["pairs"] if p.get("knn_jaccard") is not None]
+    if knn or any(p.get("cka_debiased_diagonal") for p in doc["pairs"]):
+        rows = [[_td(_e(p["other"])), _td(_n(p.get("knn_jaccard"), ".4f"), p.get("knn_jaccard")),
+                 _td(", ".join(_n(v, ".3f") for v in (p.get("cka_debiased_diagonal") or [])))]
+                for p in doc["pairs"]]
+        parts += ['<section id="similarity"><h2>Representational similarity to the baseline</h2>',
+                  _table(["other", f"mutual kNN Jaccard@{_e(doc['settings'].get('k'))}",
+                          "debiased CKA per layer (0 = embeddings)"], rows, "similarity-table"), "</section>"]
+    movers = [(p["other"], m) for p in doc["pairs"] for m in p.get("movers", [])]
+    if movers:
+        rows = [[_td(_e(o)), _td(_e(m["task"])), _td(_e(m.get("subset", ""))), _td(_e(m["sentence1"])),
+                 _td(_e(m["sentence2"])), _td(_n(m["gold"]), m["gold"]),
+                 _td(_n(m["rank_baseline"], ".0f"), m["rank_baseline"]), _td(_n(m["rank_other"], ".0f"), m["rank_other"]),
+                 _td(_n(m["move"], "+.0f"), m["move"]), _td(_n(m["cos_baseline"], ".3f"), m["cos_baseline"]),
+                 _td(_n(m["cos_other"], ".3f"), m["cos_other"])] for o, m in movers]
+        parts += [('<section id="movers"><h2>The pairs that moved</h2><p class="note">Rank 1 = most similar pair '
+                   "of its task by predicted cosine; move = rank under the other checkpoint − rank under the "
+                   "baseline. Click a header to sort; type to filter.</p>"),
+                  _table(["other", "task", "subset", "sentence 1", "sentence 2", "gold", "rank (baseline)",
+                          "rank (other)", "move", "cos (baseline)", "cos (other)"], rows, "movers-table", search=True),
+                  "</section>"]
+    return "\n".join(parts), _figures(doc)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px}
+th{cursor:pointer;background:#f6f6f6}td[data-v]{text-align:right}.better{color:#1a7f37;font-weight:600}
+.worse{color:#b42318;font-weight:600}.note{color:#555}.table-wrap{overflow-x:auto}
+input.filter{padding:4px 8px;width:24em}"""
+
+_JS = """(function(){
+  function key(td){ var v = td.getAttribute('data-v'); return v === null ? td.textContent.toLowerCase() : parseFloat(v); }
+  document.querySelectorAll('table.sortable').forEach(function(table){
+    table.querySelectorAll('th').forEach(function(th, col){
+      function sort(){
+        var asc = th.getAttribute('aria-sort') !== 'ascending';
+        table.querySelectorAll('th').forEach(function(h){ h.removeAttribute('aria-sort'); });
+        th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function(a, b){ var x = key(a.cells[col]), y = key(b.cells[col]);
+          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); });
+        rows.forEach(function(r){ body.appendChild(r); });
+      }
+      th.addEventListener('click', sort);
+      th.addEventListener('keydown', function(e){ if (e.key === 'Enter' || e.key === ' '){ e.preventDefault(); sort(); } });
+    });
+  });
+  document.querySelectorAll('input.filter').forEach(function(box){
+    box.addEventListener('input', function(){
+      var q = box.value.toLowerCase(), table = document.getElementById(box.getAttribute('data-table'));
+      Array.prototype.forEach.call(table.tBodies[0].rows, function(r){
+        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none'; });
+    });
+  });
+})();"""
+
+
+def render_compare_page(doc: dict[str, Any]) -> str:
+    """The full self-contained page for a ``ComparisonReport.to_dict()`` document."""
+    import plotly.io as pio
+
+    tables, figs = comparison_section(doc)
+    divs = [f'<section id="{a}"><h2>{_e(h)}</h2>'
+            + pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{a}") + "</section>"
+            for i, (a, h, f) in enumerate(figs)]
+    base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
+    settings = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in doc.get("settings", {}).items())
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Checkpoint comparison</title>"
+            f"<style>{_CSS}</style></head><body>\n<h1>Checkpoint comparison</h1>\n"
+            f"<p>baseline: <b>{_e(base)}</b>; {len(doc['models']) - 1} checkpoint(s) compared against it.</p>\n"
+            + tables + "\n" + "\n".join(divs)
+            + f"\n<h2>Settings</h2><table>{settings}</table>\n<script>{_JS}</script>\n</body></html>\n")
+
+
+def write_compare_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Render :func:`render_compare_page` and write it atomically to ``path``."""
+    from simcse_analysis.io_utils import write_output_text
+
+    return write_output_text(path, render_compare_page(doc))

@@ -1,0 +1,102 @@
+"""``simcse-analyze compare A B [C …]``: is checkpoint B really better than A? (paired tests, CIs, CKA, movers)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import DataDir, EncoderOptions, HtmlOut, JsonOut, with_encoder_options
+from .sts import Aggregation, Split, Tasks, Variant
+
+Checkpoints = Annotated[list[str], typer.Argument(
+    metavar="MODEL", help="Checkpoints (first = baseline): hub ids, aliases or directories, optionally NAME@POOLER "
+         "(e.g. all-MiniLM-L6-v2@avg), or scores files written by --save-scores.", show_default=False)]
+Resamples = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and permutations (>= 100).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
+Alpha = Annotated[float, typer.Option("--alpha", help="Level: CIs are 1 - alpha; verdicts at Holm-adjusted p < alpha.")]
+K = Annotated[int, typer.Option("--k", help="Neighbours per sentence for the mutual kNN overlap (Jaccard@k).")]
+Movers = Annotated[int, typer.Option("--movers", help="Pairs per task listed as the ones whose rank moved most.")]
+NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the layer-by-layer CKA (no hidden states).")]
+NoSpace = Annotated[bool, typer.Option(
+    "--no-embedding-space", help="STS only: skip alignment, uniformity, kNN overlap and CKA on the STS-B sentences.")]
+SaveScores = Annotated[Path | None, typer.Option(
+    "--save-scores", metavar="DIR", help="Write each checkpoint's scores (predictions, alignment terms, uniformity rows) "
+                          "to DIR/<n>.json, to compare again later without encoding.")]
+
+
+def _f(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def verdict_table(report: Any) -> str:
+    """Terminal table: one row per (checkpoint, metric) with Δ, CI, Holm-adjusted p and the verdict."""
+    from ..tables import format_table
+
+    rows = []
+    for r in report.rows:
+        spec = ".2f" if r.metric not in ("alignment", "uniformity") else ".4f"
+        rows.append([r.other, r.metric, _f(r.baseline_value, spec), _f(r.other_value, spec),
+                     ("+" if r.delta > 0 else "") + _f(r.delta, spec), f"[{_f(r.low, spec)}, {_f(r.high, spec)}]",
+                     _f(r.p_holm, ".3g"), r.verdict])
+    level = 100 * (1 - float(report.settings.get("alpha", 0.05)))
+    head = ["other", "metric", "baseline", "other", "delta", f"{level:g}% CI", "p (Holm)", "verdict"]
+    lines = [f"baseline: {report.rows[0].baseline}" if report.rows else "baseline: -",
+             format_table(head, rows, right=[False, False, True, True, True, True, True, False])]
+    lines += [f"note: {n}" for n in report.notes]
+    for p in report.pairs:
+        if p.cka is not None:
+            diag = ", ".join(_f(p.cka[i][i], ".3f") for i in range(min(len(p.cka), len(p.cka[0]))))
+            lines.append(f"CKA diagonal (layer i of baseline vs layer i of {p.other}; 0 = embeddings): {diag}")
+        if p.knn_jaccard is not None:
+            lines.append(f"mutual kNN Jaccard@{report.settings.get('k')} ({p.other} vs baseline): {p.knn_jaccard:.4f}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    @with_encoder_options
+    def compare_cmd(
+        checkpoints: Checkpoints,
+        tasks: Tasks = None,
+        split: Split = "test",
+        variant: Variant = "senteval",
+        aggregation: Aggregation = "all",
+        resamples: Resamples = 1000,
+        seed: Seed = 0,
+        alpha: Alpha = 0.05,
+        k: K = 10,
+        movers: Movers = 25,
+        no_layers: NoLayers = False,
+        no_embedding_space: NoSpace = False,
+        save_scores: SaveScores = None,
+        json_out: JsonOut = None,
+        html_out: HtmlOut = None,
+        data_dir: DataDir = None,
+        *,
+        encoder: EncoderOptions,
+    ) -> None:
+        """Paired comparison of checkpoints against the first: CIs, permutation tests (Holm), CKA, kNN, movers."""
+        from ..comparison import CompareSettings, compare
+        from ..io_utils import check_writable, write_output_text
+
+        settings = CompareSettings(tasks=None if tasks is None else tuple(tasks.split(",")), split=split,
+                                   variant=variant, aggregation=aggregation, resamples=resamples, seed=seed,
+                                   alpha=alpha, k=k, movers=movers, layers=not no_layers,
+                                   embedding_space=not no_embedding_space)
+        for out in (json_out, html_out):
+            if out is not None:
+                check_writable(out)
+        report = compare(checkpoints, settings, data_dir=data_dir, encoder_kwargs=encoder.load_kwargs,
+                         batch_size=encoder.batch_size, save_scores=save_scores)
+        typer.echo(verdict_table(report))
+        if json_out is not None:
+            write_output_text(json_out, report.to_json())
+            typer.echo(f"wrote {json_out}")
+        if html_out is not None:
+            from reports.compare_page import write_compare_page
+
+            write_compare_page(report.to_dict(), html_out)
+            typer.echo(f"wrote {html_out}")
