@@ -347,8 +347,10 @@ def _header(record: dict[str, Any]) -> str:
         f"<tbody>{file_rows}</tbody></table></details></div></div></section>")
 
 
-def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str:
-    """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy)."""
+def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
+                  extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> str:
+    """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy);
+    ``extra_sections`` (``(anchor, heading, figure, note)``, e.g. :func:`reports.token_page.token_sections`) follow."""
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
@@ -357,7 +359,7 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str
         raise InputError("the report record holds no checkpoints")
     title = record.get("title") or f"Sentence-embedding comparison of {len(models)} checkpoint" + (
         "s" if len(models) != 1 else "")
-    figs = build_figures(record)
+    figs = build_figures(record) + list(extra_sections)
     sections = []
     for anchor, heading, fig, note in figs:
         div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{anchor}",
@@ -401,6 +403,7 @@ def _check_scripts(page: str, expected: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------- writing
-def write_report(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def write_report(record: dict[str, Any], path: str | os.PathLike[str],
+                 extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> Path:
     """Render :func:`render_report` and write it atomically to ``path``."""
-    return write_output_text(path, render_report(record))
+    return write_output_text(path, render_report(record, extra_sections=extra_sections))

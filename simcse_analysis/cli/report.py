@@ -48,6 +48,12 @@ Trajectory = Annotated[list[Path] | None, typer.Option(
     "--trajectory", help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
                          "repeatable (runs given as MODEL are picked up automatically).")]
 Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
+Tokens = Annotated[bool, typer.Option(
+    "--tokens", help="Add the Token level section: token analysis of the MODELs (see `simcse-analyze tokens`).")]
+TokenSentences = Annotated[int, typer.Option(
+    "--token-sentences", min=0, help="With --tokens: a seeded sample of this many STS-B sentences (0: all).")]
+TokensFrom = Annotated[Path | None, typer.Option(
+    "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +76,9 @@ def register(app: typer.Typer) -> None:
         trajectory: Trajectory = None,
         title: Title = None,
         data_dir: DataDir = None,
+        tokens: Tokens = False,
+        token_sentences: TokenSentences = 2000,
+        tokens_from: TokensFrom = None,
         *,
         encoder: EncoderOptions,
     ) -> None:
@@ -92,6 +101,10 @@ def register(app: typer.Typer) -> None:
             if target is not None:
                 check_writable(target)
         records = [load_record(p) for p in from_json or []]
+        from .tokens import report_token_document
+
+        token_doc = report_token_document(list(models or []) if tokens else [], token_sentences or None, seed,
+                                          tokens_from, data_dir, encoder)
         if models:
             settings = ReportSettings(
                 analysis=AnalysisSettings(splits=parse_splits(splits), variant=variant,
@@ -105,6 +118,9 @@ def register(app: typer.Typer) -> None:
                 encoder_kwargs=encoder.load_kwargs,
                 command=command, title=title, log=lambda msg: typer.echo(msg, err=True)))
         record = merge_records(records, title=title)
+        token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
+        if token_doc is not None:
+            record["tokens"] = token_doc
         if not umap:
             record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}
         typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]))
@@ -112,5 +128,7 @@ def register(app: typer.Typer) -> None:
             save_record(record, json_out)
             typer.echo(f"wrote {json_out}")
         if out is not None:
-            write_report(record, out)
+            from reports.token_page import token_sections
+
+            write_report(record, out, extra_sections=token_sections(token_doc) if token_doc else ())
             typer.echo(f"wrote {out}")
