@@ -562,7 +562,7 @@ def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: Tok
     say = log or (lambda msg: None)
     results = []
     for enc in models:
-        say(f"token analysis of {enc.name} on {len(corpus.sentences):,} sentences")
         results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
+        say(f"analysed the tokens of {len(corpus.sentences):,} sentences with {enc.name}")
     data = {"source": corpus.source, "files": corpus.files, "n_sentences": len(corpus.sentences)}
     return TokenReport(describe_protocol(settings, corpus), settings, data, results)
