@@ -182,12 +182,14 @@ def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, w: Wh
 
 def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening, out: str | os.PathLike[str], *,
                              pooler: str, max_length: int, encoder_model: Any | None = None,
-                             metadata: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+                             metadata: dict[str, Any] | None = None, overwrite: bool = False,
+                             baseline: str = "whitening") -> Path:
     """Write ``out``: the base checkpoint's files (hard links where the filesystem allows), the whitening
     tensors and metadata; atomically (built beside ``out`` and swapped in).
 
     ``encoder_model`` (the loaded base transformer) enables the sentence-transformers module files.
-    Refuses a non-empty ``out`` unless ``overwrite``.
+    Refuses a non-empty ``out`` unless ``overwrite``. ``baseline`` names the transform in the metadata (any
+    affine map ``(x − mean) @ matrix`` is written the same way, e.g. the standardisation of ``trainers.standardize``).
     """
     from safetensors.numpy import save_file
 
@@ -215,7 +217,7 @@ def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening,
         st = _st_files(tmp, pooler, encoder_model, max_length, whitening) if encoder_model is not None else False
         base_meta = {k: v for k, v in read_metadata(base).items() if k != "post_transform"}
         meta = {**base_meta, **(metadata or {}), "pooler": pooler, "max_length": int(max_length),
-                "baseline": "whitening", "sentence_transformers": st,
+                "baseline": baseline, "sentence_transformers": st,
                 "post_transform": {"type": "affine", "file": WHITENING_FILE}}
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         replace_dir(tmp, out)
