@@ -44,7 +44,7 @@ from ._checks import as_points, normalized, row_norms
 DEFAULT_RANK_EDGES: tuple[int, ...] = (100, 500, 5000)
 
 #: Rows per block of the nearest-neighbour search (block × V float32 distances).
-KNN_BLOCK = 512
+KNN_BLOCK = 256
 
 
 # ------------------------------------------------------------------------------------ contextual
@@ -134,8 +134,9 @@ def mean_vector_share(matrix: np.ndarray) -> float:
 def knn_distances(matrix: np.ndarray, rows: np.ndarray, k: int = 3, block: int = KNN_BLOCK) -> np.ndarray:
     """Mean Euclidean distance from each ``matrix[rows[i]]`` to its ``k`` nearest *other* rows, ``(len(rows),)``.
 
-    Squared distances ``‖a‖² + ‖b‖² − 2 a·b`` in float32 blocks of ``block`` query rows (memory
-    ``block × V``), the query row itself excluded; float64 for the final square roots.
+    Squared distances ``‖a‖² + ‖b‖² − 2 a·b`` in float32 blocks of ``block`` query rows (memory about
+    ``2 · block × V`` floats with the partition's copy), the query row itself excluded; float64 for the final
+    square roots.
     """
     e = as_points(matrix, "matrix", min_rows=2)
     rows = np.asarray(rows, dtype=np.int64)
@@ -146,7 +147,10 @@ def knn_distances(matrix: np.ndarray, rows: np.ndarray, k: int = 3, block: int =
     out = np.empty(rows.size, dtype=np.float64)
     for start in range(0, rows.size, block):
         q = rows[start:start + block]
-        d2 = sq[q, None] + sq[None, :] - 2.0 * (e32[q] @ e32.T)
+        d2 = e32[q] @ e32.T  # in place from here: one block-sized temporary
+        d2 *= -2.0
+        d2 += sq[None, :]
+        d2 += sq[q, None]
         d2[np.arange(q.size), q] = np.inf
         part = np.partition(d2, k - 1, axis=1)[:, :k].astype(np.float64)
         out[start:start + block] = np.sqrt(np.clip(part, 0.0, None)).mean(axis=1)
