@@ -81,6 +81,10 @@ def test_standardization_gives_zero_mean_unit_variance_dimensions():
     z = standardize(x, mean, std)
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-10)
     np.testing.assert_allclose(z.std(0), 1, atol=1e-10)
-    x[:, 2] = 3.0
-    with pytest.raises(InputError, match="dimension 2 is constant"):
-        fit_standardization(x)
+    x[:, 2] = 3.0  # constant: centred, not scaled
+    mean, std = fit_standardization(x)
+    z = standardize(x, mean, std)
+    np.testing.assert_allclose(z[:, 2], 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.delete(z, 2, axis=1).std(0), 1, atol=1e-10)
+    with pytest.raises(InputError, match="every dimension is constant"):
+        standardize(x, mean, np.zeros(6))

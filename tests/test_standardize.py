@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from simcse_analysis.encoder import load_encoder
+from simcse_analysis.metrics.rogue import fit_standardization
 from trainers.standardize import standardization_transform, standardize_checkpoint
 
 
@@ -19,12 +20,17 @@ def corpus(tmp_path_factory, data_dir):
     return f, lines
 
 
-def test_the_transform_is_the_z_score_of_every_dimension():
+def test_the_transform_is_the_z_score_of_every_dimension_and_centres_constant_ones():
     x = np.random.default_rng(0).normal(size=(300, 5)) * np.array([0.1, 1, 5, 20, 2]) + 3
-    t = standardization_transform(x)
+    t = standardization_transform(*fit_standardization(x), len(x))
     z = t.transform(x).astype(np.float64)
     np.testing.assert_allclose(z, (x - x.mean(0)) / x.std(0), atol=1e-5)
     assert t.explained_variance == pytest.approx(1.0)
+    x[:, 1] = 7.25  # a dead dimension (e.g. a LayerNorm weight of 0)
+    t = standardization_transform(*fit_standardization(x), len(x))
+    z = t.transform(x).astype(np.float64)
+    np.testing.assert_allclose(z[:, 1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(z[:, [0, 2, 3, 4]].std(0), 1.0, atol=1e-5)
 
 
 def test_standardised_checkpoint_encodes_z_scores_of_the_base_embeddings(tmp_path, tiny_bert_dir, corpus):

@@ -28,17 +28,17 @@ from .whitening import Whitening, sample_corpus, save_whitened_checkpoint
 BASELINE = "standardize"
 
 
-def standardization_transform(embeddings: np.ndarray) -> Whitening:
-    """``(x − μ) @ diag(1/σ)`` fitted on ``embeddings`` (N × d), as the affine record the checkpoint stores.
+def standardization_transform(mean: np.ndarray, std: np.ndarray, n_samples: int) -> Whitening:
+    """``(x − μ) @ diag(1/s)`` (``s`` = :func:`~simcse_analysis.metrics.rogue.standardization_scale` of ``σ``:
+    dimensions constant on the corpus are centred, not scaled), as the affine record the checkpoint stores.
 
     ``variances`` holds the per-dimension variances ``σ_k²`` in decreasing order (so the record's
     ``explained_variance`` is 1: no dimension is dropped).
     """
-    from simcse_analysis.metrics.rogue import fit_standardization
+    from simcse_analysis.metrics.rogue import standardization_scale
 
-    mean, std = fit_standardization(embeddings)
-    return Whitening(mean=mean, matrix=np.diag(1.0 / std), variances=np.sort(std ** 2)[::-1],
-                     n_samples=int(np.asarray(embeddings).shape[0]))
+    return Whitening(mean=np.asarray(mean, dtype=np.float64), matrix=np.diag(1.0 / standardization_scale(std)),
+                     variances=np.sort(np.asarray(std, dtype=np.float64) ** 2)[::-1], n_samples=int(n_samples))
 
 
 @dataclass
@@ -53,6 +53,7 @@ class StandardizationResult:
     dim: int
     std_min: float
     std_max: float
+    constant_dims: list[int] = field(default_factory=list)
     corpus: list[dict[str, Any]] = field(default_factory=list)
     sentence_transformers: bool = False
 
@@ -85,16 +86,19 @@ def standardize_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str |
     enc = load_encoder(model, **(encoder_kwargs or {}))
     (log or (lambda m: None))(f"encoding {len(texts)} sentences with {model} ({enc.pooler}, max length "
                               f"{enc.max_length})")
-    transform = standardization_transform(enc.encode(texts, batch_size=batch_size))
-    std = 1.0 / np.diag(transform.matrix)
+    from simcse_analysis.metrics.rogue import fit_standardization, standardization_scale
+
+    mean, std = fit_standardization(enc.encode(texts, batch_size=batch_size))
+    transform = standardization_transform(mean, std, len(texts))
+    constant = [int(k) for k in np.flatnonzero(standardization_scale(std) != std)]
     meta = {"standardize": {
         "method": "Timkey & van Schijndel 2021: z = (x - mean) / std per dimension, fitted on the corpus",
         "base_model": str(model), "base_path": str(path), "base_fingerprint": weights_fingerprint(path),
         "corpus": records, "n_sentences": len(texts), "max_sentences": max_sentences, "seed": seed,
-        "dim": transform.dim}}
+        "dim": transform.dim, "constant_dims": constant}}
     save_whitened_checkpoint(path, transform, outp, pooler=enc.pooler, max_length=enc.max_length,
                              encoder_model=enc.model, metadata=meta, overwrite=overwrite, baseline=BASELINE)
     return StandardizationResult(output_dir=str(outp), base_model=str(model), pooler=enc.pooler,
                                  max_length=enc.max_length, n_sentences=len(texts), dim=transform.dim,
-                                 std_min=float(std.min()), std_max=float(std.max()), corpus=records,
+                                 std_min=float(std.min()), std_max=float(std.max()), constant_dims=constant, corpus=records,
                                  sentence_transformers=bool(read_metadata(outp).get("sentence_transformers")))

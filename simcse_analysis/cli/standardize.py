@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
                                         batch_size=encoder.batch_size, overwrite=overwrite,
                                         encoder_kwargs=encoder.load_kwargs, log=lambda msg: typer.echo(msg, err=True))
         typer.echo(f"standardised {result.base_model} ({result.pooler}) on {result.n_sentences} sentences: "
-                   f"{result.dim} dimensions, σ from {result.std_min:.4g} to {result.std_max:.4g}")
+                   f"{result.dim} dimensions, σ from {result.std_min:.4g} to {result.std_max:.4g}"
+                   + (f"; {len(result.constant_dims)} constant on the corpus (centred, not scaled): "
+                      f"{', '.join(map(str, result.constant_dims))}" if result.constant_dims else ""))
         typer.echo(f"wrote {result.output_dir}"
                    + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"))
         if json_out is not None:

@@ -21,7 +21,8 @@ when ``E[cos] ≤ 0``: nothing to share); the share of each dimension in the var
 (``dims_50 ≈ d/2``); a rogue dimension carries most of it alone.
 
 Standardisation (Timkey & van Schijndel §6): ``z_k = (x_k − μ_k) / σ_k`` with the mean and standard
-deviation of each dimension fitted on a corpus (:func:`fit_standardization`, :func:`standardize`).
+deviation of each dimension fitted on a corpus (:func:`fit_standardization`, :func:`standardize`); a
+dimension that is constant on the corpus is centred but not scaled (:func:`standardization_scale`).
 """
 
 from __future__ import annotations
@@ -137,35 +138,38 @@ def rogue_dimensions(x: np.ndarray, *, top: int = 10) -> RogueDimensions:
 
 
 # ------------------------------------------------------------------------------------ standardisation
-def fit_standardization(x: np.ndarray, *, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean ``μ`` and population standard deviation ``σ`` of ``x`` (float64, ``(d,)`` each).
-
-    A dimension with ``σ_k ≤ floor · max_j σ_j`` (constant on the corpus) raises :class:`InputError`:
-    dividing by it would only amplify rounding noise.
-    """
+def fit_standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean ``μ`` and population standard deviation ``σ`` of ``x`` (float64, ``(d,)`` each; two passes,
+    so ``σ`` does not suffer the cancellation of ``E[x²] − μ²``)."""
     x = as_points(x, "x", min_rows=2)
     n = x.shape[0]
     s = np.zeros(x.shape[1])
+    for start in range(0, n, ROW_BLOCK):
+        s += x[start:start + ROW_BLOCK].sum(axis=0, dtype=np.float64)
+    mean = s / n
     q = np.zeros(x.shape[1])
     for start in range(0, n, ROW_BLOCK):
-        b = x[start:start + ROW_BLOCK].astype(np.float64)
-        s += b.sum(axis=0)
-        q += (b * b).sum(axis=0)
-    mean = s / n
-    centred_q = np.zeros(x.shape[1])
-    for start in range(0, n, ROW_BLOCK):  # second pass: Σ (x − μ)², exact where q/n − μ² would cancel
         b = x[start:start + ROW_BLOCK].astype(np.float64) - mean
-        centred_q += (b * b).sum(axis=0)
-    std = np.sqrt(centred_q / n)
-    top = float(std.max())
-    flat = np.flatnonzero(std <= floor * top) if top > 0 else np.arange(x.shape[1])
-    if flat.size:
-        raise InputError(f"dimension {int(flat[0])} is constant on the corpus ({flat.size} such), so it cannot be "
-                         "standardised: use a larger or more varied corpus")
-    return mean, std
+        q += (b * b).sum(axis=0)
+    return mean, np.sqrt(q / n)
+
+
+def standardization_scale(std: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """The divisor of each dimension: ``σ_k``, or 1 where ``σ_k ≤ floor · max_j σ_j``.
+
+    Such a dimension is constant on the corpus (e.g. all-MiniLM-L6-v2's last LayerNorm has weight ≈ 0 on
+    dimensions 127, 223 and 319, so they always equal the bias): it is centred (to ≈ 0) but not scaled,
+    which would only blow up rounding noise. Raises :class:`InputError` if every dimension is constant.
+    """
+    sd = np.asarray(std, dtype=np.float64)
+    top = float(sd.max()) if sd.size else 0.0
+    if not top > 0:
+        raise InputError("every dimension is constant on the corpus, so nothing can be standardised: use a more "
+                         "varied corpus")
+    return np.where(sd > floor * top, sd, 1.0)
 
 
 def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``(x − μ) / σ`` per dimension, float64."""
+    """``(x − μ) / s`` per dimension with ``s`` = :func:`standardization_scale` of ``std``, float64."""
     x = as_points(x, "x", min_rows=1)
-    return (x.astype(np.float64) - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+    return (x.astype(np.float64) - np.asarray(mean, dtype=np.float64)) / standardization_scale(std)
