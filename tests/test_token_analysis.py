@@ -170,3 +170,25 @@ def test_precomputed_vectors_have_no_tokens_exit_2(tmp_path, tiny_bert_dir, run_
 def test_bad_units_exit_2(tiny_bert_dir, corpus, run_cli):
     code, _, err = run_cli("tokens", tiny_bert_dir, "--corpus", corpus, "--units", "letters")
     assert code == 2 and err.startswith("error: --units")
+
+
+def test_report_adds_the_token_level_section_from_a_saved_document(tmp_path, tiny_encoder, report_record, run_cli):
+    from reports.collect import save_record
+    from simcse_analysis.token_analysis import TokenCorpus, run_token_analysis
+
+    doc = run_token_analysis([tiny_encoder], TokenCorpus(SENTENCES * 2, "test", []), TokenSettings(min_count=3))
+    tj, rec = tmp_path / "tokens.json", tmp_path / "record.json"
+    doc.save(tj)
+    save_record(report_record, rec)
+    out, rec2 = tmp_path / "page.html", tmp_path / "record2.json"
+    code, _, err = run_cli("report", "--from-json", rec, "--tokens-from", tj, "--out", out, "--json", rec2)
+    assert code == 0, err
+    page = out.read_text()
+    for anchor in ("token-layers", "token-rogue", "token-spectrum", "token-frequency"):
+        assert f'href="#{anchor}"' in page and f'id="fig-{anchor}"' in page
+    again = tmp_path / "again.html"
+    code, _, err = run_cli("report", "--from-json", rec2, "--out", again)  # the record carries the tokens
+    assert code == 0, err
+    assert 'id="fig-token-layers"' in again.read_text()
+    code, _, err = run_cli("report", "--from-json", rec, "--tokens-from", tmp_path / "missing.json", "--out", out)
+    assert code == 2 and err.startswith("error:") and "missing.json" in err
