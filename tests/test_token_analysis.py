@@ -54,6 +54,15 @@ def _direct_units(enc, sentences, merge=True):
     return layers, np.asarray(ctx), keys
 
 
+def _qualifying(enc, keys, min_count=3):
+    """Occurrence indices of each type seen ``min_count`` times, punctuation (here "." and "!") excluded."""
+    types: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        types.setdefault(k, []).append(i)
+    return [ix for k, ix in types.items()
+            if len(ix) >= min_count and enc.tokenizer.decode(list(k)).strip() not in (".", "!")]
+
+
 def test_word_pieces_of_one_word_form_one_unit_and_special_tokens_none(tiny_encoder):
     tok = tiny_encoder.tokenizer
     u = build_units(tok, ["the hyperparameterization ."], 128, "word")
@@ -72,11 +81,7 @@ def test_streamed_measures_equal_a_direct_computation(tiny_encoder):
     layers, ctx, keys = _direct_units(tiny_encoder, SENTENCES)
     assert res.n_units == layers.shape[1]
     assert len(res.layers) == tiny_encoder.model.config.num_hidden_layers + 1
-    types: dict[tuple, list[int]] = {}
-    for i, k in enumerate(keys):
-        types.setdefault(k, []).append(i)
-    text = {k: tiny_encoder.tokenizer.decode(list(k)).strip() for k in types}
-    qual = [ix for k, ix in types.items() if len(ix) >= 3 and text[k] not in (".", "!")]
+    qual = _qualifying(tiny_encoder, keys)
     assert res.n_types == len(qual) > 3
     for lay, got in zip(layers, res.layers):
         base = baseline_anisotropy(lay, ctx)
@@ -109,11 +114,7 @@ def test_mev_with_every_occurrence_stored_matches_the_direct_computation(tiny_en
 
     res = analyze_tokens(tiny_encoder, SENTENCES, TokenSettings(min_count=3, mev_cap=1000), batch_size=5)
     layers, _, keys = _direct_units(tiny_encoder, SENTENCES)
-    types: dict[tuple, list[int]] = {}
-    for i, k in enumerate(keys):
-        types.setdefault(k, []).append(i)
-    text = {k: tiny_encoder.tokenizer.decode(list(k)).strip() for k in types}
-    qual = [ix for k, ix in types.items() if len(ix) >= 3 and text[k] not in (".", "!")]
+    qual = _qualifying(tiny_encoder, keys)
     for lay, got in zip(layers, res.layers):
         assert got.mev == pytest.approx(np.mean([maximum_explainable_variance(lay[ix]) for ix in qual]), abs=1e-5)
 

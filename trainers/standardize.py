@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simcse_analysis.errors import InputError
-
-from .whitening import Whitening, sample_corpus, save_whitened_checkpoint
+from .whitening import Whitening, WhiteningResult, encode_corpus, save_whitened_checkpoint
 
 BASELINE = "standardize"
 
@@ -42,23 +40,13 @@ def standardization_transform(mean: np.ndarray, std: np.ndarray, n_samples: int)
 
 
 @dataclass
-class StandardizationResult:
-    """What :func:`standardize_checkpoint` did (JSON-able)."""
+class StandardizationResult(WhiteningResult):
+    """What :func:`standardize_checkpoint` did (JSON-able): the whitening record's fields (``n_components`` =
+    ``dim``, ``explained_variance`` = 1), the range of ``σ`` and the dimensions constant on the corpus."""
 
-    output_dir: str
-    base_model: str
-    pooler: str
-    max_length: int
-    n_sentences: int
-    dim: int
-    std_min: float
-    std_max: float
+    std_min: float = float("nan")
+    std_max: float = float("nan")
     constant_dims: list[int] = field(default_factory=list)
-    corpus: list[dict[str, Any]] = field(default_factory=list)
-    sentence_transformers: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def standardize_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.PathLike[str]],
@@ -72,33 +60,22 @@ def standardize_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str |
     are stored in the output. Bad input (corpus, model, a checkpoint that already applies a post-transform,
     a non-empty ``out``) is refused before ``out`` is written.
     """
-    from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint, weights_fingerprint
-    from simcse_analysis.encoder import load_encoder
-
-    outp = Path(out)
-    if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
-        raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
-    texts, records = sample_corpus(corpus, max_sentences, seed)
-    path = resolve_checkpoint(model)
-    if read_metadata(path).get("post_transform"):
-        raise InputError(f"{model} already applies a post-transform (whitened or standardised): standardise its "
-                         "base model instead")
-    enc = load_encoder(model, **(encoder_kwargs or {}))
-    (log or (lambda m: None))(f"encoding {len(texts)} sentences with {model} ({enc.pooler}, max length "
-                              f"{enc.max_length})")
+    from simcse_analysis.checkpoint import read_metadata
     from simcse_analysis.metrics.rogue import fit_standardization, standardization_scale
 
-    mean, std = fit_standardization(enc.encode(texts, batch_size=batch_size))
+    fitted = encode_corpus(model, corpus, out, max_sentences=max_sentences, seed=seed, batch_size=batch_size,
+                           overwrite=overwrite, encoder_kwargs=encoder_kwargs, log=log)
+    path, enc, texts, outp = fitted.path, fitted.encoder, fitted.texts, Path(out)
+    mean, std = fit_standardization(fitted.embeddings)
     transform = standardization_transform(mean, std, len(texts))
     constant = [int(k) for k in np.flatnonzero(standardization_scale(std) != std)]
     meta = {"standardize": {
         "method": "Timkey & van Schijndel 2021: z = (x - mean) / std per dimension, fitted on the corpus",
-        "base_model": str(model), "base_path": str(path), "base_fingerprint": weights_fingerprint(path),
-        "corpus": records, "n_sentences": len(texts), "max_sentences": max_sentences, "seed": seed,
-        "dim": transform.dim, "constant_dims": constant}}
+        **fitted.provenance(), "dim": transform.dim, "constant_dims": constant}}
     save_whitened_checkpoint(path, transform, outp, pooler=enc.pooler, max_length=enc.max_length,
                              encoder_model=enc.model, metadata=meta, overwrite=overwrite, baseline=BASELINE)
     return StandardizationResult(output_dir=str(outp), base_model=str(model), pooler=enc.pooler,
                                  max_length=enc.max_length, n_sentences=len(texts), dim=transform.dim,
-                                 std_min=float(std.min()), std_max=float(std.max()), constant_dims=constant, corpus=records,
-                                 sentence_transformers=bool(read_metadata(outp).get("sentence_transformers")))
+                                 n_components=transform.dim, explained_variance=1.0, corpus=fitted.records,
+                                 sentence_transformers=bool(read_metadata(outp).get("sentence_transformers")),
+                                 std_min=float(std.min()), std_max=float(std.max()), constant_dims=constant)

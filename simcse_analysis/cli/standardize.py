@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .options import EncoderOptions, JsonOut, with_encoder_options
+from .whiten import MaxSentences, Overwrite, Seed
 
 Model = Annotated[str, typer.Argument(help="Checkpoint to standardise: Hugging Face id, alias or directory.",
                                       show_default=False)]
@@ -18,10 +19,6 @@ Corpus = Annotated[list[Path], typer.Option(
     show_default=False)]
 Out = Annotated[Path, typer.Option("--out", help="Directory of the standardised checkpoint (new or empty).",
                                    show_default=False)]
-MaxSentences = Annotated[int | None, typer.Option(
-    "--max-sentences", min=2, help="Fit on a uniform random sample of this many corpus sentences.", show_default=False)]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the --max-sentences sample.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 
 
 def register(app: typer.Typer) -> None:
