@@ -193,3 +193,25 @@ def test_report_adds_the_token_level_section_from_a_saved_document(tmp_path, tin
     assert 'id="fig-token-layers"' in again.read_text()
     code, _, err = run_cli("report", "--from-json", rec, "--tokens-from", tmp_path / "missing.json", "--out", out)
     assert code == 2 and err.startswith("error:") and "missing.json" in err
+
+
+def test_report_token_document_analyses_fresh_models_and_appends_them_to_a_saved_document(
+        tmp_path, tiny_bert_dir, small_data_dir):
+    from simcse_analysis.cli.options import EncoderOptions
+    from simcse_analysis.cli.tokens import report_token_document
+    from simcse_analysis.errors import InputError
+
+    opts = EncoderOptions(device="cpu", no_cache=True)
+    doc = report_token_document([f"{tiny_bert_dir}@cls_before_pooler"], None, 0, None, small_data_dir, opts)
+    assert doc["results"][0]["model"]["pooler"] == "cls_before_pooler"
+    assert doc["results"][0]["layer_pooler"] == "cls_before_pooler"
+    saved = tmp_path / "t.json"
+    saved.write_text(json.dumps(doc))
+    both = report_token_document([str(tiny_bert_dir)], None, 0, saved, small_data_dir, opts)
+    assert [r["model"]["pooler"] for r in both["results"]] == ["cls_before_pooler", "cls"]
+    sampled = report_token_document([str(tiny_bert_dir)], 30, 0, saved, small_data_dir, opts)  # saved settings win
+    assert [r["n_sentences"] for r in sampled["results"]] == [doc["data"]["n_sentences"]] * 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**doc, "protocol": "something else"}))
+    with pytest.raises(InputError, match="another protocol"):
+        report_token_document([str(tiny_bert_dir)], None, 0, other, small_data_dir, opts)

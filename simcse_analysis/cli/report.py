@@ -53,7 +53,8 @@ Tokens = Annotated[bool, typer.Option(
 TokenSentences = Annotated[int, typer.Option(
     "--token-sentences", min=0, help="With --tokens: a seeded sample of this many STS-B sentences (0: all).")]
 TokensFrom = Annotated[Path | None, typer.Option(
-    "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document.")]
+    "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document "
+                          "(with --tokens, the MODELs are analysed under its settings and added to it).")]
 
 
 def register(app: typer.Typer) -> None:
