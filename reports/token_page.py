@@ -6,6 +6,7 @@
   (solid; raw dotted), and the maximum explainable variance, per layer and checkpoint;
 - :func:`frequency_norm_scatter` — corpus frequency (log x) vs embedding norm of each word piece (hover:
   the token), with the kNN distance per frequency bucket beside it (Li et al. 2020);
+- :func:`frequent_word_heatmaps` — self-similarity of the most frequent words per layer;
 - :func:`rogue_bars` — the largest per-dimension contributions to the random-pair cosine at the last layer
   (tokens and sentences), and per layer the number of dimensions carrying 50% of it (Timkey & van
   Schijndel 2021);
@@ -126,6 +127,28 @@ def rogue_bars(results: list[dict[str, Any]]) -> Any:
     return fig
 
 
+def frequent_word_heatmaps(results: list[dict[str, Any]]) -> Any:
+    """Self-similarity of the most frequent word types (rows) per layer (columns), one panel per checkpoint."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[F.esc(_label(r)) for r in results],
+                        horizontal_spacing=0.08)
+    for k, r in enumerate(results):
+        words = r.get("frequent_types") or []
+        fig.add_trace(go.Heatmap(
+            z=[w["self_similarity"] for w in words], x=[lay["layer"] for lay in r["layers"]],
+            y=[F.esc(f"{w['type']} ({w['count']:,})") for w in words], zmin=0, zmax=1, colorscale="Viridis",
+            showscale=k == 0, colorbar={"title": "self-sim"},
+            hovertemplate="%{y}<br>layer %{x}<br>self-similarity %{z:.3f}<extra>" + F.tmpl(_label(r)) + "</extra>"),
+            row=1, col=k + 1)
+        fig.update_yaxes(autorange="reversed", row=1, col=k + 1)
+    fig.update_xaxes(title_text="layer", dtick=1)
+    fig.update_layout(height=160 + 22 * max((len(r.get("frequent_types") or []) for r in results), default=1),
+                      margin={"t": 60, "l": 50, "r": 20, "b": 40}, font={"size": 12})
+    return fig
+
+
 def token_sections(doc: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
     """``[(anchor, heading, figure, note)]`` of the Token level part (empty without results)."""
     results = doc.get("results") or []
@@ -143,6 +166,9 @@ def token_sections(doc: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
         ("token-layers", "Token level: contextual anisotropy per layer (Ethayarajh 2019)", layer_curves(results),
          ("Lower self-similarity = more context-specific representations; the baseline is what two unrelated "
          f"tokens share, so the adjusted curves subtract it. Protocol: {proto}")),
+        ("token-words", "Token level: self-similarity of the most frequent words", frequent_word_heatmaps(results),
+         ("Ethayarajh found stopwords among the most context-specific words (lowest self-similarity) in upper layers; "
+         "rows are the most frequent word types (count in brackets), columns the layers.")),
         ("token-rogue", "Token level: rogue dimensions (Timkey & van Schijndel 2021)", rogue_bars(results),
          ("Each dimension's contribution E[u_k v_k] to the expected cosine of random pairs, as a share of it: "
          "a few dimensions carrying most of it means cosine similarity is dominated by them.")),

@@ -185,7 +185,7 @@ def test_report_adds_the_token_level_section_from_a_saved_document(tmp_path, tin
     code, _, err = run_cli("report", "--from-json", rec, "--tokens-from", tj, "--out", out, "--json", rec2)
     assert code == 0, err
     page = out.read_text()
-    for anchor in ("token-layers", "token-rogue", "token-spectrum", "token-frequency"):
+    for anchor in ("token-layers", "token-words", "token-rogue", "token-spectrum", "token-frequency"):
         assert f'href="#{anchor}"' in page and f'id="fig-{anchor}"' in page
     again = tmp_path / "again.html"
     code, _, err = run_cli("report", "--from-json", rec2, "--out", again)  # the record carries the tokens
