@@ -471,11 +471,11 @@ def analyze_tokens(encoder: Any, sentences: Sequence[str], settings: TokenSettin
                 if tt is not None:
                     inputs["token_type_ids"] = torch.from_numpy(tt).to(device)
                 out = model(**inputs, output_hidden_states=True, return_dict=True)
-                hs = torch.stack([h.float() for h in out.hidden_states])  # (L+1, B, T, d)
+                hs = out.hidden_states  # L+1 tensors (B, T, d); never stacked: only unit positions are gathered
                 if layer_pooler == "avg":
-                    sent_vecs = torch.stack([masked_mean(h, inputs["attention_mask"]) for h in hs])
+                    sent_vecs = torch.stack([masked_mean(h.float(), inputs["attention_mask"]) for h in hs])
                 else:
-                    sent_vecs = hs[:, :, 0]
+                    sent_vecs = torch.stack([h[:, 0].float() for h in hs])
                 flat = np.concatenate([r * width + units.positions[i] for r, i in enumerate(idx)])
                 counts_b = [int(units.unit_type[i].size) for i in idx]
                 base = np.cumsum([0] + counts_b)
@@ -486,7 +486,8 @@ def analyze_tokens(encoder: Any, sentences: Sequence[str], settings: TokenSettin
                             len(idx), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
                             sent_vecs.cpu())
                     continue
-                hf = hs.reshape(n_layers, -1, dim)[:, torch.from_numpy(flat).to(device)]
+                flat_t = torch.from_numpy(flat).to(device)
+                hf = torch.stack([h.reshape(-1, dim)[flat_t].float() for h in hs])  # (L+1, P, d)
                 ui = torch.from_numpy(unit_idx).to(device)
                 v = torch.zeros(n_layers, n_u, dim, device=device).index_add_(1, ui, hf)
                 pieces = torch.bincount(ui, minlength=n_u).to(v.dtype)
