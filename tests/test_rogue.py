@@ -86,5 +86,8 @@ def test_standardization_gives_zero_mean_unit_variance_dimensions():
     z = standardize(x, mean, std)
     np.testing.assert_allclose(z[:, 2], 0.0, atol=1e-12)
     np.testing.assert_allclose(np.delete(z, 2, axis=1).std(0), 1, atol=1e-10)
+    x[:, 2] = 3.0 + 1e-6 * np.random.default_rng(6).normal(size=500)  # alive, but 1e-6 of the others: dead
+    mean, std = fit_standardization(x)
+    np.testing.assert_allclose(standardize(x, mean, std)[:, 2], 0.0, atol=1e-5)
     with pytest.raises(InputError, match="every dimension is constant"):
         standardize(x, mean, np.zeros(6))

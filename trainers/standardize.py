@@ -28,7 +28,7 @@ BASELINE = "standardize"
 
 def standardization_transform(mean: np.ndarray, std: np.ndarray, n_samples: int) -> Whitening:
     """``(x − μ) @ diag(1/s)`` (``s`` = :func:`~simcse_analysis.metrics.rogue.standardization_scale` of ``σ``:
-    dimensions constant on the corpus are centred, not scaled), as the affine record the checkpoint stores.
+    dimensions dead on the corpus are centred, not scaled), as the affine record the checkpoint stores.
 
     ``variances`` holds the per-dimension variances ``σ_k²`` in decreasing order (so the record's
     ``explained_variance`` is 1: no dimension is dropped).
@@ -42,11 +42,11 @@ def standardization_transform(mean: np.ndarray, std: np.ndarray, n_samples: int)
 @dataclass
 class StandardizationResult(WhiteningResult):
     """What :func:`standardize_checkpoint` did (JSON-able): the whitening record's fields (``n_components`` =
-    ``dim``, ``explained_variance`` = 1), the range of ``σ`` and the dimensions constant on the corpus."""
+    ``dim``, ``explained_variance`` = 1), the range of ``σ`` and the dimensions dead on the corpus (centred, not scaled)."""
 
     std_min: float = float("nan")
     std_max: float = float("nan")
-    constant_dims: list[int] = field(default_factory=list)
+    dead_dims: list[int] = field(default_factory=list)
 
 
 def standardize_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.PathLike[str]],
@@ -68,14 +68,14 @@ def standardize_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str |
     path, enc, texts, outp = fitted.path, fitted.encoder, fitted.texts, Path(out)
     mean, std = fit_standardization(fitted.embeddings)
     transform = standardization_transform(mean, std, len(texts))
-    constant = [int(k) for k in np.flatnonzero(standardization_scale(std) != std)]
+    dead = [int(k) for k in np.flatnonzero(standardization_scale(std) != std)]
     meta = {"standardize": {
         "method": "Timkey & van Schijndel 2021: z = (x - mean) / std per dimension, fitted on the corpus",
-        **fitted.provenance(), "dim": transform.dim, "constant_dims": constant}}
+        **fitted.provenance(), "dim": transform.dim, "dead_dims": dead}}
     save_whitened_checkpoint(path, transform, outp, pooler=enc.pooler, max_length=enc.max_length,
                              encoder_model=enc.model, metadata=meta, overwrite=overwrite, baseline=BASELINE)
     return StandardizationResult(output_dir=str(outp), base_model=str(model), pooler=enc.pooler,
                                  max_length=enc.max_length, n_sentences=len(texts), dim=transform.dim,
                                  n_components=transform.dim, explained_variance=1.0, corpus=fitted.records,
                                  sentence_transformers=bool(read_metadata(outp).get("sentence_transformers")),
-                                 std_min=float(std.min()), std_max=float(std.max()), constant_dims=constant)
+                                 std_min=float(std.min()), std_max=float(std.max()), dead_dims=dead)

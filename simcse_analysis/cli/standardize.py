@@ -44,8 +44,8 @@ def register(app: typer.Typer) -> None:
                                         encoder_kwargs=encoder.load_kwargs, log=lambda msg: typer.echo(msg, err=True))
         typer.echo(f"standardised {result.base_model} ({result.pooler}) on {result.n_sentences} sentences: "
                    f"{result.dim} dimensions, σ from {result.std_min:.4g} to {result.std_max:.4g}"
-                   + (f"; {len(result.constant_dims)} constant on the corpus (centred, not scaled): "
-                      f"{', '.join(map(str, result.constant_dims))}" if result.constant_dims else ""))
+                   + (f"; {len(result.dead_dims)} dead on the corpus (σ ≤ 1e-4 of the largest: centred, not scaled): "
+                      f"{', '.join(map(str, result.dead_dims))}" if result.dead_dims else ""))
         typer.echo(f"wrote {result.output_dir}"
                    + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"))
         if json_out is not None:

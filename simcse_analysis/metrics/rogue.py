@@ -22,7 +22,8 @@ when ``E[cos] ≤ 0``: nothing to share); the share of each dimension in the var
 
 Standardisation (Timkey & van Schijndel §6): ``z_k = (x_k − μ_k) / σ_k`` with the mean and standard
 deviation of each dimension fitted on a corpus (:func:`fit_standardization`, :func:`standardize`); a
-dimension that is constant on the corpus is centred but not scaled (:func:`standardization_scale`).
+dimension that is dead on the corpus (``σ_k ≤ 10⁻⁴ max_j σ_j``) is centred but not scaled
+(:func:`standardization_scale`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import numpy as np
 
 from ..errors import InputError
 from ._checks import ROW_BLOCK, as_points, normalized
+
+#: A dimension whose standard deviation is at most this share of the largest is left unscaled by standardisation.
+DEAD_DIMENSION_FLOOR = 1e-4
 
 #: Shares for which the number of dimensions needed is reported.
 DEFAULT_SHARES: tuple[float, ...] = (0.5, 0.9)
@@ -154,12 +158,14 @@ def fit_standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(q / n)
 
 
-def standardization_scale(std: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """The divisor of each dimension: ``σ_k``, or 1 where ``σ_k ≤ floor · max_j σ_j``.
+def standardization_scale(std: np.ndarray, floor: float = DEAD_DIMENSION_FLOOR) -> np.ndarray:
+    """The divisor of each dimension: ``σ_k``, or 1 where ``σ_k ≤ floor · max_j σ_j`` (default 1e-4).
 
-    Such a dimension is constant on the corpus (e.g. all-MiniLM-L6-v2's last LayerNorm has weight ≈ 0 on
-    dimensions 127, 223 and 319, so they always equal the bias): it is centred (to ≈ 0) but not scaled,
-    which would only blow up rounding noise. Raises :class:`InputError` if every dimension is constant.
+    Such a dimension is dead on the corpus (it holds under 1e-8 of the largest variance): e.g.
+    all-MiniLM-L6-v2's last LayerNorm has weight ≈ 1e-33 on dimensions 127, 223 and 319, so they always
+    equal the bias, and after 48 SimCSE steps the weight is ≈ 1e-6 there — a leak of the rogue dimension
+    223 of the layer below that z-scoring would blow up to unit variance. It is centred (to ≈ 0) but not
+    scaled. Raises :class:`InputError` if every dimension is constant.
     """
     sd = np.asarray(std, dtype=np.float64)
     top = float(sd.max()) if sd.size else 0.0
