@@ -413,8 +413,10 @@ def render_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], main:
     return head + js + body
 
 
-def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str:
-    """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy)."""
+def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
+                  extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> str:
+    """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy);
+    ``extra_sections`` (``(anchor, heading, figure, note)``, e.g. :func:`reports.token_page.token_sections`) follow."""
     import plotly.io as pio
 
     models = record["models"]
@@ -422,7 +424,7 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None) -> str
         raise InputError("the report record holds no checkpoints")
     title = record.get("title") or f"Sentence-embedding comparison of {len(models)} checkpoint" + (
         "s" if len(models) != 1 else "")
-    figs = build_figures(record)
+    figs = build_figures(record) + list(extra_sections)
     sections = []
     for anchor, heading, fig, note in figs:
         div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{anchor}",
@@ -456,6 +458,7 @@ def _check_scripts(page: str, expected: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------- writing
-def write_report(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def write_report(record: dict[str, Any], path: str | os.PathLike[str],
+                 extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> Path:
     """Render :func:`render_report` and write it atomically to ``path``."""
-    return write_output_text(path, render_report(record))
+    return write_output_text(path, render_report(record, extra_sections=extra_sections))

@@ -183,12 +183,14 @@ def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, w: Wh
 
 def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening, out: str | os.PathLike[str], *,
                              pooler: str, max_length: int, encoder_model: Any | None = None,
-                             metadata: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+                             metadata: dict[str, Any] | None = None, overwrite: bool = False,
+                             baseline: str = "whitening") -> Path:
     """Write ``out``: the base checkpoint's files (hard links where the filesystem allows), the whitening
     tensors and metadata; atomically (built beside ``out`` and swapped in).
 
     ``encoder_model`` (the loaded base transformer) enables the sentence-transformers module files.
-    Refuses a non-empty ``out`` unless ``overwrite``.
+    Refuses a non-empty ``out`` unless ``overwrite``. ``baseline`` names the transform in the metadata (any
+    affine map ``(x − mean) @ matrix`` is written the same way, e.g. the standardisation of ``trainers.standardize``).
     """
     from safetensors.numpy import save_file
 
@@ -216,7 +218,7 @@ def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening,
         st = _st_files(tmp, pooler, encoder_model, max_length, whitening) if encoder_model is not None else False
         base_meta = {k: v for k, v in read_metadata(base).items() if k != "post_transform"}
         meta = {**base_meta, **(metadata or {}), "pooler": pooler, "max_length": int(max_length),
-                "baseline": "whitening", "sentence_transformers": st,
+                "baseline": baseline, "sentence_transformers": st,
                 "post_transform": {"type": "affine", "file": WHITENING_FILE}}
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         replace_dir(tmp, out)
@@ -224,6 +226,56 @@ def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+@dataclass
+class CorpusEncoding:
+    """What a post-transform is fitted on: the base checkpoint, its loaded encoder, the corpus sentences (and
+    a record per file) and their embeddings."""
+
+    model: str
+    path: Path
+    encoder: Any
+    texts: list[str]
+    records: list[dict[str, Any]]
+    embeddings: np.ndarray
+    max_sentences: int | None
+    seed: int
+
+    def provenance(self) -> dict[str, Any]:
+        """The base checkpoint and corpus, for the output's metadata."""
+        from simcse_analysis.checkpoint import weights_fingerprint
+
+        return {"base_model": self.model, "base_path": str(self.path),
+                "base_fingerprint": weights_fingerprint(self.path), "corpus": self.records, "n_sentences": len(self.texts), "max_sentences": self.max_sentences,
+                "seed": self.seed}
+
+
+def encode_corpus(model: str | os.PathLike[str], corpus: Sequence[str | os.PathLike[str]],
+                  out: str | os.PathLike[str], *, max_sentences: int | None = None, seed: int = 0, batch_size: int = 64, overwrite: bool = False,
+                  encoder_kwargs: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
+                  check: Callable[[Any], None] | None = None) -> CorpusEncoding:
+    """Check ``out`` and the corpus, load ``model`` (refusing one that already applies a post-transform), run
+    ``check(encoder)`` and encode the (sampled) corpus: the common start of every fitted post-transform."""
+    from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint
+    from simcse_analysis.encoder import load_encoder
+
+    outp = Path(out)
+    if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
+        raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
+    check_writable_dir(outp)
+    texts, records = sample_corpus(corpus, max_sentences, seed)
+    path = resolve_checkpoint(model)
+    if read_metadata(path).get("post_transform"):
+        raise InputError(f"{model} already applies a post-transform (it is whitened or standardised): fit on its "
+                         "base model instead")
+    enc = load_encoder(model, **(encoder_kwargs or {}))
+    if check is not None:
+        check(enc)
+    (log or (lambda msg: None))(f"encoding {len(texts)} sentences with {model} ({enc.pooler}, max length "
+                                f"{enc.max_length})")
+    emb = enc.encode(texts, batch_size=batch_size)
+    return CorpusEncoding(str(model), path, enc, texts, records, emb, max_sentences, seed)
 
 
 @dataclass
@@ -257,30 +309,21 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
     and are stored in the output so it encodes the same way. Everything the user can get wrong (corpus,
     model, output directory, K) is checked before ``out`` is written.
     """
-    from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint, weights_fingerprint
-    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.checkpoint import read_metadata
 
-    say = log or (lambda msg: None)
-    outp = Path(out)
-    if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
-        raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
-    check_writable_dir(outp)
-    texts, records = sample_corpus(corpus, max_sentences, seed)
-    path = resolve_checkpoint(model)
-    if read_metadata(path).get("post_transform"):
-        raise InputError(f"{model} already applies a post-transform (it is whitened): whiten its base model instead")
-    enc = load_encoder(model, **(encoder_kwargs or {}))
-    dim = int(enc.model.config.hidden_size)
-    if n_components is not None and not 1 <= n_components <= dim:
-        raise InputError(f"--n-components {n_components}: must be between 1 and the embedding dimension {dim}")
-    say(f"encoding {len(texts)} sentences with {model} ({enc.pooler}, max length {enc.max_length})")
-    emb = enc.encode(texts, batch_size=batch_size)
+    def check(enc: Any) -> None:
+        dim = int(enc.model.config.hidden_size)
+        if n_components is not None and not 1 <= n_components <= dim:
+            raise InputError(f"--n-components {n_components}: must be between 1 and the embedding dimension {dim}")
+
+    fitted = encode_corpus(model, corpus, out, max_sentences=max_sentences, seed=seed, batch_size=batch_size,
+                           overwrite=overwrite, encoder_kwargs=encoder_kwargs, log=log, check=check)
+    outp, path, enc, texts, records, emb = (Path(out), fitted.path, fitted.encoder, fitted.texts, fitted.records,
+                                            fitted.embeddings)
     w = fit_whitening(emb, n_components)
     meta = {"whitening": {
         "method": "Su et al. 2021: (x - mean) @ U diag(1/sqrt(s))[:, :K], SVD of the corpus covariance",
-        "base_model": str(model), "base_path": str(path), "base_fingerprint": weights_fingerprint(path),
-        "corpus": records, "n_sentences": len(texts), "max_sentences": max_sentences, "seed": seed,
-        "dim": w.dim, "n_components": w.n_components, "explained_variance": w.explained_variance}}
+        **fitted.provenance(), "dim": w.dim, "n_components": w.n_components, "explained_variance": w.explained_variance}}
     try:
         save_whitened_checkpoint(path, w, outp, pooler=enc.pooler, max_length=enc.max_length,
                                  encoder_model=enc.model, metadata=meta, overwrite=overwrite)

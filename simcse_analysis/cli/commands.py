@@ -16,6 +16,8 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.ablate",
     "simcse_analysis.cli.report",
     "simcse_analysis.cli.compare",
+    "simcse_analysis.cli.tokens",
+    "simcse_analysis.cli.standardize",
 ]
 
 

@@ -80,23 +80,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Paired comparison of checkpoints against the first: CIs, permutation tests (Holm), CKA, kNN, movers."""
         from ..comparison import CompareSettings, compare
-        from ..io_utils import check_writable, write_output_text
+        from .options import check_outputs, write_output
 
         settings = CompareSettings(tasks=None if tasks is None else tuple(tasks.split(",")), split=split,
                                    variant=variant, aggregation=aggregation, resamples=resamples, seed=seed,
                                    alpha=alpha, k=k, movers=movers, layers=not no_layers,
                                    embedding_space=not no_embedding_space)
-        for out in (json_out, html_out):
-            if out is not None:
-                check_writable(out)
+        to_stderr = check_outputs(json_out, html_out)  # fail before any encoding
         report = compare(checkpoints, settings, data_dir=data_dir, encoder_kwargs=encoder.load_kwargs,
                          batch_size=encoder.batch_size, save_scores=save_scores)
-        typer.echo(verdict_table(report))
+        typer.echo(verdict_table(report), err=to_stderr)
         if json_out is not None:
-            write_output_text(json_out, report.to_json())
-            typer.echo(f"wrote {json_out}")
+            write_output(json_out, report.to_json(), to_stderr=to_stderr)
         if html_out is not None:
-            from reports.compare_page import write_compare_page
+            from reports.compare_page import render_compare_page
 
-            write_compare_page(report.to_dict(), html_out)
-            typer.echo(f"wrote {html_out}")
+            write_output(html_out, render_compare_page(report.to_dict()), to_stderr=to_stderr)

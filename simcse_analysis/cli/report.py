@@ -53,6 +53,13 @@ Trajectory = Annotated[list[Path] | None, typer.Option(
     help="A training run directory or trajectory.jsonl to draw in the align-uniform plane; "
          "repeatable (runs given as MODEL are picked up automatically).")]
 Title = Annotated[str | None, typer.Option("--title", help="Page title.")]
+Tokens = Annotated[bool, typer.Option(
+    "--tokens", help="Add the Token level section: token analysis of the MODELs (see `simcse-analyze tokens`).")]
+TokenSentences = Annotated[int, typer.Option(
+    "--token-sentences", min=0, help="With --tokens: a seeded sample of this many STS-B sentences (0: all).")]
+TokensFrom = Annotated[Path | None, typer.Option(
+    "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document "
+                          "(with --tokens, the MODELs are analysed under its settings and added to it).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +82,9 @@ def register(app: typer.Typer) -> None:
         trajectory: Trajectory = None,
         title: Title = None,
         data_dir: DataDir = None,
+        tokens: Tokens = False,
+        token_sentences: TokenSentences = 2000,
+        tokens_from: TokensFrom = None,
         *,
         encoder: EncoderOptions,
     ) -> None:
@@ -97,6 +107,10 @@ def register(app: typer.Typer) -> None:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
         to_stderr = check_outputs(out, json_out)  # fail before any encoding
         records = [load_analysis(p).record for p in from_json or []]
+        from .tokens import report_token_document
+
+        token_doc = report_token_document(list(models or []) if tokens else [], token_sentences or None, seed,
+                                          tokens_from, data_dir, encoder)
         if models:
             settings = ReportSettings(
                 analysis=AnalysisSettings(splits=parse_splits(splits), variant=variant,
@@ -110,12 +124,20 @@ def register(app: typer.Typer) -> None:
                 trajectories=trajectory or [], encoder_kwargs=encoder.load_kwargs,
                 command=command, title=title, log=lambda msg: typer.echo(msg, err=True)).record)
         record = merge_records(records, title=title)
+        token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
+        if token_doc is not None:
+            record["tokens"] = token_doc
         if not umap:
             record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}
         typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]),
                    err=to_stderr)
-        for target, write in ((json_out, save_record), (out, write_report)):
-            if target is not None:
-                write(record, target)  # both through io_utils.write_output_text
-                if not is_stdout(target):
-                    typer.echo(f"wrote {target}", err=to_stderr)
+        if json_out is not None:
+            save_record(record, json_out)  # through io_utils.write_output_text
+            if not is_stdout(json_out):
+                typer.echo(f"wrote {json_out}", err=to_stderr)
+        if out is not None:
+            from reports.token_page import token_sections
+
+            write_report(record, out, extra_sections=token_sections(token_doc) if token_doc else ())
+            if not is_stdout(out):
+                typer.echo(f"wrote {out}", err=to_stderr)
