@@ -146,6 +146,19 @@ def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, A
     return "\n".join(parts), _figures(doc)
 
 
+def comparison_report_parts(doc: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, Any, str]]]:
+    """The comparison as a section of the main report (``report --compare-from``): ``extra_blocks`` (the
+    verdict, similarity and movers tables) and ``extra_sections`` (the figures, anchors prefixed ``cmp-``)
+    of :func:`reports.html.render_report`."""
+    tables, figs = comparison_section(doc)
+    base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
+    intro = (f'<section id="comparison"><h2>Comparison with the baseline {_e(base)}</h2><p class="note">Paired '
+             "tests of every checkpoint against the baseline (simcse-analyze compare): bootstrap CIs over the "
+             "pairs, permutation p-values, Holm-adjusted.</p></section>")
+    return ([("comparison", "Comparison", intro + tables)],
+            [(f"cmp-{a}", f"Comparison: {h}", f, "") for a, h, f in figs])
+
+
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px}
 th{cursor:pointer;background:#f6f6f6}td[data-v]{text-align:right}.better{color:#1a7f37;font-weight:600}

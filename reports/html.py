@@ -321,6 +321,13 @@ _SORT_JS = """
       });
     });
   });
+  Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function(box){
+    box.addEventListener("input", function(){
+      var q = box.value.toLowerCase(), table = document.getElementById(box.getAttribute("data-table"));
+      Array.prototype.forEach.call(table.tBodies[0].rows, function(r){
+        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none"; });
+    });
+  });
 })();
 """
 
@@ -414,9 +421,12 @@ def render_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], main:
 
 
 def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
-                  extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> str:
+                  extra_sections: Sequence[tuple[str, str, Any, str]] = (),
+                  extra_blocks: Sequence[tuple[str, str, str]] = ()) -> str:
     """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy);
-    ``extra_sections`` (``(anchor, heading, figure, note)``, e.g. :func:`reports.token_page.token_sections`) follow."""
+    ``extra_blocks`` (``(anchor, nav label, html)``: pre-escaped HTML, e.g. the comparison tables of
+    :func:`reports.compare_page.comparison_report_parts`) follow the isotropy table, then ``extra_sections``
+    (``(anchor, heading, figure, note)``, e.g. :func:`reports.token_page.token_sections`) after the figures."""
     import plotly.io as pio
 
     models = record["models"]
@@ -433,7 +443,7 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
                         + (f'<p class="note">{_e(note)}</p>' if note else "")
                         + f'<div class="figure">{div}</div></section>')
     nav = [("provenance", "Provenance"), ("sts", "STS table"), ("isotropy", "Isotropy")] + [
-        (a, h.split(" (")[0]) for a, h, _, _ in figs]
+        (a, label) for a, label, _ in extra_blocks] + [(a, h.split(" (")[0]) for a, h, _, _ in figs]
     created = (record.get("provenance") or [{}])[-1].get("created", "")
     main = (
         _header(record)
@@ -442,6 +452,7 @@ def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
         + ("".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
                    if m.get("layers_note")) if not any(a == "layers" for a, _, _, _ in figs) else "")
         + "</section>\n"
+        + "".join(block + "\n" for _, _, block in extra_blocks)
         + "\n".join(sections))
     subtitle = (f"{len(models)} checkpoint{'s' if len(models) != 1 else ''} · generated {created} by "
                 "simcse-analyze report")
@@ -459,6 +470,7 @@ def _check_scripts(page: str, expected: int) -> None:
 
 # ----------------------------------------------------------------------------------------- writing
 def write_report(record: dict[str, Any], path: str | os.PathLike[str],
-                 extra_sections: Sequence[tuple[str, str, Any, str]] = ()) -> Path:
+                 extra_sections: Sequence[tuple[str, str, Any, str]] = (),
+                 extra_blocks: Sequence[tuple[str, str, str]] = ()) -> Path:
     """Render :func:`render_report` and write it atomically to ``path``."""
-    return write_output_text(path, render_report(record, extra_sections=extra_sections))
+    return write_output_text(path, render_report(record, extra_sections=extra_sections, extra_blocks=extra_blocks))

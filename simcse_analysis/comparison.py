@@ -326,6 +326,25 @@ class ComparisonReport:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def load_comparison(path: str | os.PathLike[str]) -> ComparisonReport:
+    """Read a ``compare --json`` document (schema and version checked; the error names the file)."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such comparison file (write one with simcse-analyze compare --json F)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable comparison JSON ({e})") from e
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        raise InputError(f"{path}: not a {SCHEMA} document (write one with simcse-analyze compare --json F)")
+    if d.get("version") != SCHEMA_VERSION:
+        raise InputError(f"{path}: comparison version {d.get('version')!r} is not readable by this release "
+                         f"(reads {SCHEMA_VERSION}); re-run simcse-analyze compare")
+    try:
+        return ComparisonReport.from_dict(d)
+    except (KeyError, TypeError) as e:
+        raise InputError(f"{path}: malformed comparison document ({e}); re-run simcse-analyze compare") from e
+
+
 # ----------------------------------------------------------------------------------------- statistics
 def _interval(iv: stats.Interval, scale: float = 1.0) -> dict[str, Any]:
     d = iv.to_dict()

@@ -156,3 +156,29 @@ def test_compare_is_the_library_entry_point_and_renders_in_a_notebook(tiny_bert_
     row = VerdictRow("a", "b", "STSBenchmark", 80.0, 81.0, 1.0, 0.2, 1.8, 0.01, 0.02, "better")
     page = ComparisonReport({}, [], [row], [])._repr_html_()
     assert "<table>" in page and "STSBenchmark" in page and "better" in page and "+1.000" in page
+
+
+def test_report_adds_the_comparison_section_from_a_saved_document(comparison, report_record, run_cli, tmp_path):
+    """``report --compare-from F.json`` embeds the verdicts, similarity and movers tables (sortable, the movers
+    searchable) and the comparison's figures; the record keeps the document, so ``--from-json`` shows it again."""
+    from reports.collect import save_record
+
+    out_dir, doc = comparison
+    rec, rec2, page_path = tmp_path / "record.json", tmp_path / "record2.json", tmp_path / "page.html"
+    save_record(report_record, rec)
+    code, _, err = run_cli("report", "--from-json", rec, "--compare-from", out_dir / "c.json", "--out", page_path,
+                           "--json", rec2)
+    assert code == 0, err
+    page = page_path.read_text()
+    assert 'href="#comparison"' in page and 'id="verdicts"' in page and 'id="movers-table"' in page
+    assert 'class="filter"' in page and 'querySelectorAll("input.filter")' in page
+    for row in doc["rows"]:
+        assert row["metric"] in page
+    assert 'id="fig-cmp-forest"' in page and 'id="fig-sts"' not in page.replace('id="fig-cmp-sts"', "")
+    again = tmp_path / "again.html"
+    code, _, err = run_cli("report", "--from-json", rec2, "--out", again)
+    assert code == 0, err
+    assert 'id="verdicts"' in again.read_text()
+    code, _, err = run_cli("report", "--from-json", rec, "--compare-from", out_dir / "scores" / "0.json",
+                           "--out", again)
+    assert code == 2 and _one_error_line(err) and "0.json" in err and "compare --json" in err

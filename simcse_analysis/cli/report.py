@@ -57,6 +57,10 @@ Tokens = Annotated[bool, typer.Option(
     "--tokens", help="Add the Token level section: token analysis of the MODELs (see `simcse-analyze tokens`).")]
 TokenSentences = Annotated[int, typer.Option(
     "--token-sentences", min=0, help="With --tokens: a seeded sample of this many STS-B sentences (0: all).")]
+CompareFrom = Annotated[Path | None, typer.Option(
+    "--compare-from", metavar="FILE",
+    help="Add the Comparison section (verdicts, CKA, kNN overlap, the pairs that moved) from a saved "
+         "`simcse-analyze compare --json` document.")]
 TokensFrom = Annotated[Path | None, typer.Option(
     "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document "
                           "(with --tokens, the MODELs are analysed under its settings and added to it).")]
@@ -85,6 +89,7 @@ def register(app: typer.Typer) -> None:
         tokens: Tokens = False,
         token_sentences: TokenSentences = 2000,
         tokens_from: TokensFrom = None,
+        compare_from: CompareFrom = None,
         *,
         encoder: EncoderOptions,
     ) -> None:
@@ -95,6 +100,7 @@ def register(app: typer.Typer) -> None:
         from reports.umap_map import UMAPSettings
 
         from ..analysis import AnalysisSettings, parse_splits
+        from ..comparison import load_comparison
         from ..errors import InputError
         from ..io_utils import is_stdout
         from ..sts_eval import STSResult
@@ -127,6 +133,10 @@ def register(app: typer.Typer) -> None:
         token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
         if token_doc is not None:
             record["tokens"] = token_doc
+        compare_doc = (load_comparison(compare_from).to_dict() if compare_from is not None
+                       else next((r["comparison"] for r in records if r.get("comparison")), None))
+        if compare_doc is not None:
+            record["comparison"] = compare_doc
         if not umap:
             record = {**record, "umap": None, "models": [{**m, "umap": None} for m in record["models"]]}
         typer.echo(sts_table([STSResult.from_dict({**m["sts_test"], "model": m["model"]}) for m in record["models"]]),
@@ -136,8 +146,11 @@ def register(app: typer.Typer) -> None:
             if not is_stdout(json_out):
                 typer.echo(f"wrote {json_out}", err=to_stderr)
         if out is not None:
+            from reports.compare_page import comparison_report_parts
             from reports.token_page import token_sections
 
-            write_report(record, out, extra_sections=token_sections(token_doc) if token_doc else ())
+            blocks, cmp_figs = comparison_report_parts(compare_doc) if compare_doc else ([], [])
+            write_report(record, out, extra_blocks=blocks,
+                         extra_sections=[*cmp_figs, *(token_sections(token_doc) if token_doc else ())])
             if not is_stdout(out):
                 typer.echo(f"wrote {out}", err=to_stderr)
