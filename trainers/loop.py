@@ -34,7 +34,7 @@ from simcse_analysis.errors import InputError
 from .checkpoint_io import save_checkpoint
 from .config import TrainConfig
 from .data import ContrastiveCollator, RowDataset, load_training_data
-from .evaluation import DevSet, dev_metrics, load_dev_set
+from .evaluation import DevSet, dev_metrics, load_dev_set, selection_score
 from .model import SimCSEModel, get_dropout
 from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
 from .views import parse_positive
@@ -100,7 +100,7 @@ def _make_trainer_class():
             self._window: list[torch.Tensor] = []
             # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
             # best_global_step would make the Trainer wait for the other processes at every save)
-            scores = [e["stsb_spearman"] for e in run.trajectory() if math.isfinite(e["stsb_spearman"])]
+            scores = [x for x in (selection_score(e, config.select_on) for e in run.trajectory()) if math.isfinite(x)]
             self.best_score: float | None = max(scores) if scores else None
 
         # ---------------------------------------------------------------- loss
@@ -132,7 +132,7 @@ def _make_trainer_class():
                                        if self.lr_scheduler is not None else None),
                      **{k: float(v) for k, v in m.items()}}
             self.run.append_trajectory(entry)
-            score = entry["stsb_spearman"]
+            score = selection_score(entry, self.simcse_config.select_on)
             if math.isfinite(score) and (self.best_score is None or score > self.best_score):
                 self.best_score = score
                 self.export(self.run.best_dir, kind="best", entry=entry)
@@ -224,7 +224,8 @@ def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
         str(path), pooler=c.pooler, mlp_only_train=bool(c.mlp_only_train), dropout=c.dropout,
         temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
         fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
-        trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders)
+        trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders,
+        cross_process_gradient=c.cross_process_gradient)
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -358,8 +359,8 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         trajectory = rd.trajectory()
         trainer.export(rd.last_dir, kind="last", entry=trajectory[-1] if trajectory else None)
         previous_time = (run_record.get("summary") or {}).get("train_time_s") or 0.0
-        best = max((e for e in trajectory if math.isfinite(e["stsb_spearman"])),
-                   key=lambda e: e["stsb_spearman"], default=None)
+        best = max((e for e in trajectory if math.isfinite(selection_score(e, c.select_on))),
+                   key=lambda e: selection_score(e, c.select_on), default=None)
         run_record["summary"] = {
             "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0.0),
             "train_time_s": previous_time + elapsed, "rows": len(data),

@@ -32,6 +32,7 @@ from torch import nn
 from simcse_analysis.errors import InputError
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
+from .config import CROSS_PROCESS_GRADIENTS
 from .objectives import DEFAULT_TEMPERATURE, contrastive_logits, gather_with_grad, scale_gradient, world
 
 #: Config attributes that hold the hidden and the attention dropout, per architecture family.
@@ -82,8 +83,13 @@ class SimCSEModel(nn.Module):
     def __init__(self, encoder: nn.Module, *, pooler: str = "cls", mlp_only_train: bool = False,
                  temperature: float = DEFAULT_TEMPERATURE, hard_negative_weight: float = 0.0,
                  fixed_dropout_mask: bool = False, lm_head: nn.Module | None = None,
-                 mlm_weight: float = 0.1, two_encoders: bool = False) -> None:
+                 mlm_weight: float = 0.1, two_encoders: bool = False,
+                 cross_process_gradient: str = "average") -> None:
         super().__init__()
+        if cross_process_gradient not in CROSS_PROCESS_GRADIENTS:
+            raise InputError(f"--cross-process-gradient {cross_process_gradient!r}: choose one of "
+                             f"{', '.join(CROSS_PROCESS_GRADIENTS)}")
+        self.cross_process_gradient = cross_process_gradient
         if two_encoders and fixed_dropout_mask:
             raise InputError("a fixed dropout mask shares one mask between the views of one encoder; it cannot be "
                              "combined with two encoders")
@@ -108,7 +114,8 @@ class SimCSEModel(nn.Module):
                         dropout: float | None = None, temperature: float = DEFAULT_TEMPERATURE,
                         hard_negative_weight: float = 0.0, fixed_dropout_mask: bool = False,
                         do_mlm: bool = False, mlm_weight: float = 0.1, seed: int = 42,
-                        trust_remote_code: bool = False, two_encoders: bool = False) -> SimCSEModel:
+                        trust_remote_code: bool = False, two_encoders: bool = False,
+                        cross_process_gradient: str = "average") -> SimCSEModel:
         """Load the encoder from a checkpoint directory, set its dropout, prepare the MLP / MLM head."""
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
@@ -133,7 +140,8 @@ class SimCSEModel(nn.Module):
                 dense.bias.zero_()
         return cls(encoder, pooler=pooler, mlp_only_train=mlp_only_train, temperature=temperature,
                    hard_negative_weight=hard_negative_weight, fixed_dropout_mask=fixed_dropout_mask,
-                   lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders)
+                   lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders,
+                   cross_process_gradient=cross_process_gradient)
 
     @property
     def eval_pooler(self) -> str:
@@ -180,8 +188,9 @@ class SimCSEModel(nn.Module):
         """SimCSE loss of a ``(B, S, T)`` batch; see :mod:`trainers.objectives` for the formula.
 
         In a process group (training mode), the views of every process are gathered first, so the
-        loss is that of the global batch; its gradient is scaled by the world size so that, after
-        data-parallel averaging, the update equals single-process training on the global batch.
+        loss is that of the global batch. After data-parallel averaging the update is ``∇L / P`` as in
+        the reference (``cross_process_gradient="average"``), or, with ``"global"``, the gradient is
+        scaled by the world size ``P`` so the update equals single-process training on the global batch.
         """
         z = self.embed_views(input_ids, attention_mask, token_type_ids)
         z1, z2 = z[:, 0], z[:, 1]
@@ -202,7 +211,7 @@ class SimCSEModel(nn.Module):
         loss = nn.functional.cross_entropy(logits, labels)
         out = {"logits": logits}
         reported = loss.detach()
-        if distributed:
+        if distributed and self.cross_process_gradient == "global":
             loss = scale_gradient(loss, size)
         if self.lm_head is not None and mlm_input_ids is not None and mlm_labels is not None:
             b, s, t = mlm_input_ids.shape

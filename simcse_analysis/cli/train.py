@@ -19,7 +19,7 @@ TrainFiles = Annotated[list[Path], typer.Option(
 Out = Annotated[Path, typer.Option("--out", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
                                    show_default=False)]
 TrainPooler = Annotated[str, typer.Option(
-    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_top2.")]
+    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_emb_last | avg_top2.")]
 MlpOnlyTrain = Annotated[bool | None, typer.Option(
     "--mlp-only-train/--mlp-at-test",
     help="With --pooler cls: drop the MLP at evaluation (default for unsup) or keep it (default for sup).",
@@ -56,12 +56,19 @@ WeightDecay = Annotated[float, typer.Option("--weight-decay", help="AdamW weight
 MaxGradNorm = Annotated[float, typer.Option("--max-grad-norm", help="Gradient clipping norm.")]
 GradAccum = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps (in-batch "
                                                                     "negatives stay per micro-batch).")]
+CrossProcessGradient = Annotated[str, typer.Option(
+    "--cross-process-gradient",
+    help="Several processes: 'average' (the reference: DDP averages, update = global-batch gradient / "
+         "processes) or 'global' (rescaled: same update as one process on the global batch).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order, dropout and views.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (mixed precision).")]
 EvalSteps = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on STS-B dev (and save resumable "
                                                                     "state) every this many steps.")]
 EvalAtStart = Annotated[bool, typer.Option("--eval-at-start/--no-eval-at-start",
                                            help="Evaluate before the first step.")]
+SelectOn = Annotated[str, typer.Option(
+    "--select-on", help="What picks best/: stsb (STS-B dev Spearman) or stsb_sickr (its mean with SICK-R dev, "
+                        "the reference's choice); both are recorded in the trajectory.")]
 EvalBatch = Annotated[int, typer.Option("--eval-batch-size", min=1, help="Sentences per forward pass when "
                                                                          "evaluating.")]
 AlignSplits = Annotated[str, typer.Option(
@@ -139,7 +146,9 @@ TRAINING_OPTIONS: list[SharedOption] = [
     SharedOption("max_grad_norm", MaxGradNorm, 1.0), SharedOption("grad_accum", GradAccum, 1,
                                                                   "gradient_accumulation_steps"),
     SharedOption("precision", Precision, "fp32"), SharedOption("device", Device, None),
+    SharedOption("cross_process_gradient", CrossProcessGradient, "average"),
     SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
+    SharedOption("select_on", SelectOn, "stsb"),
     SharedOption("eval_batch_size", EvalBatch, 128), SharedOption("align_uniform_splits", AlignSplits, "dev"),
     SharedOption("data_dir", DataDir, None), SharedOption("keep_state", KeepState, False),
     SharedOption("trust_remote_code", TrustRemoteCode, False),
