@@ -13,6 +13,7 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.train",
     "simcse_analysis.cli.analyze",
     "simcse_analysis.cli.whiten",
+    "simcse_analysis.cli.baselines",
     "simcse_analysis.cli.ablate",
     "simcse_analysis.cli.report",
 ]
