@@ -116,6 +116,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    mini_batch_size: int | None = None
     seed: int = 42
     precision: str = "fp32"
     device: str | None = None
@@ -179,6 +180,12 @@ class TrainConfig:
                              f"{', '.join(CROSS_PROCESS_GRADIENTS)}")
         if c.precision not in PRECISIONS:
             raise InputError(f"--precision {c.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if c.mini_batch_size is not None:
+            if c.mini_batch_size < 1 or c.mini_batch_size > c.batch_size or c.batch_size % c.mini_batch_size:
+                raise InputError(f"--mini-batch-size {c.mini_batch_size} must divide --batch-size {c.batch_size} "
+                                 "(and be at most it): gradient caching encodes the batch in chunks of that size")
+            if c.do_mlm:
+                raise InputError("--mini-batch-size (gradient caching) cannot be combined with --do-mlm")
         if c.batch_size % c.gradient_accumulation_steps:
             raise InputError(f"--batch-size {c.batch_size} is not divisible by --grad-accum "
                              f"{c.gradient_accumulation_steps}")

@@ -13,7 +13,9 @@ mixed precision, DDP under ``torchrun`` / ``accelerate launch``) and resumable s
 
 Batch size is the number of rows per optimiser step over all processes and accumulation steps:
 ``batch_size = per_device × processes × accumulation``. In-batch negatives span all processes (the
-reference's all-gather) but not accumulation steps.
+reference's all-gather) but not accumulation steps (a warning says so); ``mini_batch_size`` instead
+computes the whole per-process batch's loss in chunks with cached representation gradients
+(:mod:`trainers.gradcache`), so the negatives stay the full batch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,11 @@ from .evaluation import DevSet, dev_metrics, load_dev_set, selection_score
 from .model import SimCSEModel, get_dropout
 from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
 from .views import parse_positive
+
+#: Run-time warning of gradient accumulation: it shrinks the in-batch negatives (gradient caching does not).
+ACCUMULATION_WARNING = ("--grad-accum {k}: each of the {k} micro-batches only sees its own {m} rows as in-batch "
+                        "negatives, not the {b} of the batch; to train with all {b} as negatives in the same memory, "
+                        "use --mini-batch-size {m} (gradient caching) instead")
 
 
 def _world_size() -> int:
@@ -225,7 +233,7 @@ def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
         temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
         fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
         trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders,
-        cross_process_gradient=c.cross_process_gradient)
+        cross_process_gradient=c.cross_process_gradient, mini_batch_size=c.mini_batch_size)
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -273,6 +281,13 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
                          "CUDA_VISIBLE_DEVICES to one GPU")
     if c.fixed_dropout_mask and c.positive != "dropout":
         raise InputError("a fixed dropout mask needs --positive dropout (identical views)")
+    if c.mini_batch_size is not None and (per_device % c.mini_batch_size or c.mini_batch_size > per_device):
+        raise InputError(f"--mini-batch-size {c.mini_batch_size} must divide the per-process batch of {per_device} "
+                         f"rows (--batch-size {c.batch_size} over {world} process(es) × --grad-accum "
+                         f"{c.gradient_accumulation_steps})")
+    if c.gradient_accumulation_steps > 1:
+        warnings.warn(ACCUMULATION_WARNING.format(k=c.gradient_accumulation_steps, b=c.batch_size,
+                                                  m=c.batch_size // c.gradient_accumulation_steps), stacklevel=3)
     return per_device
 
 

@@ -55,7 +55,12 @@ Warmup = Annotated[int, typer.Option("--warmup-steps", min=0, help="Linear warm-
 WeightDecay = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
 MaxGradNorm = Annotated[float, typer.Option("--max-grad-norm", help="Gradient clipping norm.")]
 GradAccum = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps (in-batch "
-                                                                    "negatives stay per micro-batch).")]
+                                                                    "negatives stay per micro-batch; see "
+                                                                    "--mini-batch-size).")]
+MiniBatch = Annotated[int | None, typer.Option(
+    "--mini-batch-size", min=1, help="Gradient caching: encode the batch in chunks of this many rows with cached "
+                                     "representation gradients; same update as the full batch, memory of one chunk.",
+    show_default=False)]
 CrossProcessGradient = Annotated[str, typer.Option(
     "--cross-process-gradient",
     help="Several processes: 'average' (the reference: DDP averages, update = global-batch gradient / "
@@ -145,6 +150,7 @@ TRAINING_OPTIONS: list[SharedOption] = [
     SharedOption("warmup_steps", Warmup, 0), SharedOption("weight_decay", WeightDecay, 0.0),
     SharedOption("max_grad_norm", MaxGradNorm, 1.0), SharedOption("grad_accum", GradAccum, 1,
                                                                   "gradient_accumulation_steps"),
+    SharedOption("mini_batch_size", MiniBatch, None),
     SharedOption("precision", Precision, "fp32"), SharedOption("device", Device, None),
     SharedOption("cross_process_gradient", CrossProcessGradient, "average"),
     SharedOption("eval_steps", EvalSteps, 125), SharedOption("eval_at_start", EvalAtStart, True),
