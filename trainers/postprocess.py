@@ -225,13 +225,14 @@ def post_process_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str 
                             max_sentences: int | None = None, seed: int = 0, batch_size: int = 64,
                             overwrite: bool = False, encoder_kwargs: dict[str, Any] | None = None,
                             check_dim: Callable[[int], None] | None = None, texts: Sequence[str] | None = None,
-                            log: Callable[[str], None] | None = None) -> PostProcessResult:
+                            min_sentences: int = 1, log: Callable[[str], None] | None = None) -> PostProcessResult:
     """Encode ``corpus`` with ``model``, ``fit`` the map and write the post-processed checkpoint to ``out``.
 
     ``encoder_kwargs`` go to :func:`~simcse_analysis.encoder.load_encoder` (pooler, max_length, device,
     dtype, cache …); the pooler and max length used are stored in the output so it encodes the same way.
     ``check_dim(d)`` validates settings that depend on the embedding dimension before encoding.
-    ``texts`` replaces the corpus files by given sentences (recorded as such). The metadata's
+    ``texts`` replaces the corpus files by given sentences (recorded as such); fewer than ``min_sentences``
+    are refused before anything is encoded. The metadata's
     ``baseline`` entry records ``method`` and where the map was fitted.
     """
     from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint, weights_fingerprint
@@ -243,6 +244,9 @@ def post_process_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str 
         sentences, records = sample_corpus(corpus, max_sentences, seed, what=baseline)
     else:
         sentences, records = list(texts), [{"given_sentences": len(texts)}]
+    if len(sentences) < min_sentences:
+        raise InputError(f"{baseline} needs at least {min_sentences} sentences to fit on, got {len(sentences)}: "
+                         "give a larger --corpus")
     path = resolve_checkpoint(model)
     if read_metadata(path).get("post_transform"):
         raise InputError(f"{model} already applies a post-transform ({read_metadata(path).get('baseline')}): "
