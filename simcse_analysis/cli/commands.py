@@ -11,6 +11,7 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.data",
     "simcse_analysis.cli.sts",
     "simcse_analysis.cli.train",
+    "simcse_analysis.cli.sbert",
     "simcse_analysis.cli.analyze",
     "simcse_analysis.cli.whiten",
     "simcse_analysis.cli.baselines",

@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from .options import DataDir, Device, JsonOut
+from .train import Model
 
-Model = Annotated[str, typer.Option("--model", help="Starting checkpoint: Hugging Face id, alias or directory.",
-                                    show_default=False)]
 TrainFiles = Annotated[list[Path], typer.Option(
     "--train-file", help="Labelled NLI pairs (repeatable): a SentEval SNLI directory (s1/s2/labels.SPLIT) or a "
                          "CSV/TSV with premise, hypothesis and label columns.", show_default=False)]
@@ -19,9 +18,11 @@ Out = Annotated[Path, typer.Option("--out", help="Checkpoint directory to write 
                                    show_default=False)]
 
 
-def register(train_app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
+    """Add ``sbert`` to the ``train`` group (registered before, by :mod:`simcse_analysis.cli.train`)."""
     from trainers.sbert import SBERTConfig
 
+    train_app = next(g.typer_instance for g in app.registered_groups if g.name == "train")
     d = SBERTConfig("", [], "")
 
     @train_app.command("sbert")

@@ -185,7 +185,3 @@ def register(app: typer.Typer) -> None:
             training: dict[str, Any]) -> None:
         """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
         _run("sup", **locals())
-
-    from . import sbert as _sbert
-
-    _sbert.register(train_app)
