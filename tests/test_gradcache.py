@@ -95,6 +95,29 @@ def test_replay_draws_the_dropout_masks_of_the_representation_pass(tiny_trainer_
     assert any(not torch.allclose(other[n], got[n], rtol=1e-3) for n in got)
 
 
+def test_replay_under_bf16_autocast_reuses_the_forward_precision(tiny_trainer_bert, tiny_corpus):
+    """Mixed precision: the replay runs from backward, outside the Trainer's autocast; it re-enters bf16 autocast,
+    so every re-encoded chunk has the dtype of the representation pass (bf16)."""
+    model_dir = str(tiny_trainer_bert)
+    batch = _batch(model_dir, str(tiny_corpus), "unsup", ROWS)
+    cached = _model(model_dir, 0.1, 4)
+    dtypes: list[torch.dtype] = []
+    embed_views = cached.embed_views
+
+    def recording(*args, **kwargs):
+        z = embed_views(*args, **kwargs)
+        dtypes.append(z.dtype)
+        return z
+
+    cached.embed_views = recording
+    torch.manual_seed(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = cached(**batch)
+    out["loss"].backward()  # outside autocast, as the Trainer does
+    assert dtypes == [torch.bfloat16] * 6  # 3 chunks encoded, then 3 replayed
+    assert all(p.grad is not None for p in cached.encoder.encoder.parameters())
+
+
 def _worker(rank: int, world: int, model_dir: str, data: str, objective: str, init_file: str, out_file: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel

@@ -16,7 +16,8 @@ rows:
 
 Dropout is SimCSE's augmentation, so step 3 must draw the very masks of step 1: the CPU and CUDA RNG
 states are saved before each chunk's first pass and restored for its replay (inside
-``torch.random.fork_rng``, so the training stream continues as after step 1). The per-chunk gradients are
+``torch.random.fork_rng``, so the training stream continues as after step 1). The replay also re-enters
+the autocast state of step 1 (mixed precision), which the backward pass would otherwise leave. The per-chunk gradients are
 summed with ``torch.autograd.grad`` and handed to the parameters in *one* accumulation at the end, so
 data-parallel training (DDP marks each parameter ready once) averages them as it would a plain step.
 
@@ -84,6 +85,9 @@ def cached_forward(model: CachedModel, input_ids: torch.Tensor, attention_mask: 
         tt = token_type_ids[sl] if token_type_ids is not None else None
         return model.embed_views(input_ids[sl], attention_mask[sl], tt)
 
+    # the replay runs inside backward, outside the Trainer's autocast: re-enter the forward's precision
+    device_type = input_ids.device.type
+    amp = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
     # 1. representation pass, no graph; RNG state recorded before each chunk
     states: list[RNGState] = []
     reps: list[torch.Tensor] = []
@@ -102,7 +106,8 @@ def cached_forward(model: CachedModel, input_ids: torch.Tensor, attention_mask: 
     def replay(grad_output: torch.Tensor) -> torch.Tensor:
         totals: list[torch.Tensor | None] = [None] * len(params)
         for sl, state in zip(chunks, states):
-            with torch.random.fork_rng(devices=state.devices), torch.enable_grad():
+            with torch.random.fork_rng(devices=state.devices), torch.enable_grad(), \
+                    torch.autocast(device_type, dtype=amp[1], enabled=amp[0]):
                 state.restore()
                 surrogate = (views(sl) * (grad_z[sl] * grad_output).to(z.dtype)).sum()
                 grads = torch.autograd.grad(surrogate, params, allow_unused=True)
