@@ -46,12 +46,17 @@ def test_maximum_likelihood_fit_makes_skewed_data_more_gaussian():
     from scipy import stats
 
     x = _skewed()
-    f = fit_flow(x, FlowSettings(blocks=2, epochs=20, batch_size=256))
+    f = fit_flow(x, FlowSettings(blocks=2, epochs=20, batch_size=256, learning_rate=1e-3))
     assert f.nll_end < f.nll_start - 0.2  # nats per dimension
     z = f.transform(x)
     assert np.abs(z.mean(axis=0)).max() < 0.2
     assert np.abs(stats.kurtosis(z, axis=0)).mean() < 0.5 * np.abs(stats.kurtosis(x, axis=0)).mean()
     assert isoscore(z) > isoscore(x)
+
+
+def test_a_fit_that_does_not_improve_the_likelihood_is_an_error():
+    with pytest.raises(InputError, match="lower --lr"):
+        fit_flow(_skewed(n=500), FlowSettings(blocks=2, epochs=2, batch_size=64, learning_rate=5.0))
 
 
 def test_too_few_sentences_are_refused():

@@ -119,8 +119,12 @@ def fit_flow(embeddings: np.ndarray, settings: FlowSettings | None = None, *, pr
         optimiser.step()
     elapsed = time.perf_counter() - began
     flow.eval()
-    return FittedFlow(flow=flow, dim=d, hidden=hidden, settings=s, nll_start=nll_start,
-                      nll_end=_nll_per_dim(flow, data), steps=steps, fit_time_s=elapsed)
+    nll_end = _nll_per_dim(flow, data)
+    if not nll_end < nll_start:
+        raise InputError(f"the flow's fit made the likelihood worse (NLL {nll_start:.3f} → {nll_end:.3f} nats per "
+                         f"dimension): lower --lr (now {s.learning_rate:g}) or use fewer --blocks")
+    return FittedFlow(flow=flow, dim=d, hidden=hidden, settings=s, nll_start=nll_start, nll_end=nll_end,
+                      steps=steps, fit_time_s=elapsed)
 
 
 def sts_sentences(data_dir: str | os.PathLike[str] | None = None) -> list[str]:

@@ -9,12 +9,17 @@ from simcse_analysis.errors import InputError
 
 @dataclass
 class FlowSettings:
-    """Architecture and optimisation of the flow (``hidden=None``: the embedding dimension)."""
+    """Architecture and optimisation of the flow (``hidden=None``: the embedding dimension).
+
+    The learning rate is small on purpose: pooled transformer embeddings lie in (or next to) a lower-dimensional
+    affine subspace (a final LayerNorm centres every token vector), where the likelihood is unbounded; on
+    all-MiniLM-L6-v2 (mean pooling, 31k Wikipedia sentences) Adam at 1e-3 diverged (NLL/dim −0.22 → 11.7),
+    at 1e-4 it improved the fit (−0.22 → −0.43)."""
 
     blocks: int = 4
     hidden: int | None = None
     epochs: float = 1.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     batch_size: int = 256
     seed: int = 0
 
