@@ -52,34 +52,26 @@ def test_too_few_sentences_are_refused():
         fit_abtt(_anisotropic(n=3), n_directions=3)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, data_dir):
-    lines = (data_dir / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()[:200]
-    f = tmp_path_factory.mktemp("abtt_corpus") / "wiki200.txt"
-    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return f, lines
-
-
-def test_abtt_checkpoint_encodes_as_the_fitted_map_in_every_loader(tmp_path, tiny_bert_dir, corpus):
+def test_abtt_checkpoint_encodes_as_the_fitted_map_in_every_loader(tmp_path, tiny_bert_dir, wiki300):
     from sentence_transformers import SentenceTransformer
 
-    f, lines = corpus
+    f, lines = wiki300
     out = tmp_path / "abtt"
     r = abtt_checkpoint(tiny_bert_dir, [f], out, n_directions=3, encoder_kwargs={"pooler": "avg", "device": "cpu"})
-    assert (r.baseline, r.n_sentences, r.dim, r.out_dim, r.details["n_directions"]) == ("abtt", 200, 32, 32, 3)
+    assert (r.baseline, r.n_sentences, r.dim, r.out_dim, r.details["n_directions"]) == ("abtt", 300, 32, 32, 3)
     raw = load_encoder(tiny_bert_dir, pooler="avg", device="cpu").encode(lines)
     enc = load_encoder(out, device="cpu")
     got = enc.encode(lines)
     np.testing.assert_allclose(got, fit_abtt(raw, 3).transform(raw), rtol=1e-4, atol=1e-4)
     meta = json.loads((out / "simcse_analysis.json").read_text())
     assert meta["baseline"] == "abtt" and meta["post_transform"] == {"type": "affine", "file": ABTT_FILE}
-    assert meta["abtt"]["n_directions"] == 3 and meta["abtt"]["corpus"][0]["rows"] == 200
+    assert meta["abtt"]["n_directions"] == 3 and meta["abtt"]["corpus"][0]["rows"] == 300
     st = SentenceTransformer(str(out), device="cpu").encode(lines[:10], convert_to_numpy=True)
     np.testing.assert_allclose(st, got[:10], rtol=1e-3, atol=1e-3)
 
 
-def test_abtt_command_writes_the_checkpoint_and_refuses_bad_input(tmp_path, tiny_bert_dir, corpus, run_cli):
-    f, _ = corpus
+def test_abtt_command_writes_the_checkpoint_and_refuses_bad_input(tmp_path, tiny_bert_dir, wiki300, run_cli):
+    f, _ = wiki300
     code, out, err = run_cli("abtt", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "a", "--pooler", "avg",
                              "--device", "cpu", "--json", tmp_path / "a.json")
     assert code == 0, err

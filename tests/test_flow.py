@@ -64,16 +64,8 @@ def test_too_few_sentences_are_refused():
         fit_flow(_skewed(n=20))
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, data_dir):
-    lines = (data_dir / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()[:300]
-    f = tmp_path_factory.mktemp("flow_corpus") / "wiki300.txt"
-    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return f, lines
-
-
-def test_flow_checkpoint_encodes_the_latent_of_the_fitted_flow(tmp_path, tiny_bert_dir, corpus):
-    f, lines = corpus
+def test_flow_checkpoint_encodes_the_latent_of_the_fitted_flow(tmp_path, tiny_bert_dir, wiki300):
+    f, lines = wiki300
     out = tmp_path / "flow"
     settings = FlowSettings(blocks=2, epochs=2, batch_size=64)
     r = flow_checkpoint(tiny_bert_dir, [f], out, settings=settings, encoder_kwargs={"pooler": "avg", "device": "cpu"})
@@ -92,7 +84,7 @@ def test_flow_checkpoint_encodes_the_latent_of_the_fitted_flow(tmp_path, tiny_be
     assert meta["post_transform"]["file"] == FLOW_FILE and meta["flow"]["corpus"][0]["rows"] == 300
 
 
-def test_target_variant_fits_on_the_sts_test_sentences_and_says_so(tmp_path, tiny_bert_dir, small_data_dir, corpus):
+def test_target_variant_fits_on_the_sts_test_sentences_and_says_so(tmp_path, tiny_bert_dir, small_data_dir, wiki300):
     r = flow_checkpoint(tiny_bert_dir, [], tmp_path / "target", target=True, data_dir=small_data_dir,
                         settings=FlowSettings(blocks=1, epochs=1, batch_size=64),
                         encoder_kwargs={"pooler": "avg", "device": "cpu"})
@@ -100,11 +92,11 @@ def test_target_variant_fits_on_the_sts_test_sentences_and_says_so(tmp_path, tin
     meta = json.loads((tmp_path / "target" / "simcse_analysis.json").read_text())
     assert "target variant" in meta["flow"]["method"]
     with pytest.raises(InputError, match="drop --corpus"):
-        flow_checkpoint(tiny_bert_dir, [corpus[0]], tmp_path / "both", target=True)
+        flow_checkpoint(tiny_bert_dir, [wiki300[0]], tmp_path / "both", target=True)
 
 
-def test_flow_command_writes_the_checkpoint_and_refuses_a_tiny_corpus(tmp_path, tiny_bert_dir, corpus, run_cli):
-    f, lines = corpus
+def test_flow_command_writes_the_checkpoint_and_refuses_a_tiny_corpus(tmp_path, tiny_bert_dir, wiki300, run_cli):
+    f, lines = wiki300
     code, out, err = run_cli("flow", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "a", "--pooler", "avg",
                              "--blocks", "1", "--epochs", "1", "--device", "cpu")
     assert code == 0, err
