@@ -111,7 +111,7 @@ def fit_flow(embeddings: np.ndarray, settings: FlowSettings | None = None, *, pr
         idx, order = order[:batch], order[batch:]
         loss = flow.forward_kld(data[idx])
         if not torch.isfinite(loss):
-            raise InputError(f"the flow's likelihood diverged (loss {float(loss)}): lower --lr (now "
+            raise InputError(f"the flow's likelihood diverged (loss {float(loss.detach())}): lower --lr (now "
                              f"{s.learning_rate:g}) or use fewer --blocks")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
