@@ -8,7 +8,8 @@ checkpoint on the same data does not re-encode.
 
 A checkpoint's ``simcse_analysis.json`` may declare a ``post_transform`` (e.g. whitening, written by
 ``simcse-analyze whiten``): ``{"type": "affine", "file": "whitening.safetensors"}`` holding tensors
-``mean`` (d,) and ``matrix`` (d, k); encoded vectors are then ``(x - mean) @ matrix``.
+``mean`` (d,) and ``matrix`` (d, k); encoded vectors are then ``(x - mean) @ matrix``; or a normalising
+flow (``simcse-analyze flow``), whose latent is returned (:mod:`simcse_analysis.post_transforms`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .cache import EmbeddingCache, cache_key
 from .errors import InputError
 from .hf_logging import quiet_transformers
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
+from .post_transforms import AffineMap, FlowMap, load_post_transform
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "float32": torch.float32,
@@ -77,18 +79,6 @@ def _check_texts(sentences: Sequence[str]) -> list[str]:
     return texts
 
 
-def _load_affine(path: Path, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    f = path / spec.get("file", "")
-    if not f.is_file():
-        raise InputError(f"{path / ckpt.METADATA_FILE} names post-transform file {f.name}, which is missing")
-    tensors = load_file(str(f))
-    if "mean" not in tensors or "matrix" not in tensors:
-        raise InputError(f"{f} must hold tensors 'mean' and 'matrix'")
-    return tensors["mean"].astype(np.float64), tensors["matrix"].astype(np.float64)
-
-
 class Encoder:
     """A transformer plus a pooler that maps sentences to float32 vectors.
 
@@ -99,7 +89,7 @@ class Encoder:
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, pooler: str, max_length: int,
                  device: torch.device, dtype: torch.dtype, name: str, path: Path | None = None,
                  fingerprint: str | None = None, cache: EmbeddingCache | None = None,
-                 post_transform: tuple[np.ndarray, np.ndarray] | None = None,
+                 post_transform: AffineMap | FlowMap | None = None,
                  post_transform_digest: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -148,7 +138,7 @@ class Encoder:
     @property
     def dim(self) -> int:
         if self.post_transform is not None:
-            return int(self.post_transform[1].shape[1])
+            return self.post_transform.out_dim
         return int(self.model.config.hidden_size)
 
     def describe(self) -> dict[str, Any]:
@@ -156,7 +146,7 @@ class Encoder:
         return {"model": self.name, "path": str(self.path) if self.path else None, "pooler": self.pooler,
                 "max_length": self.max_length, "dtype": self.dtype, "device": self.device,
                 "fingerprint": self.fingerprint, "dim": self.dim,
-                "post_transform": "affine" if self.post_transform is not None else None}
+                "post_transform": self.post_transform.kind if self.post_transform is not None else None}
 
     # ------------------------------------------------------------------ encoding
     def encode(self, sentences: Sequence[str], batch_size: int = 64, normalize: bool = False,
@@ -171,8 +161,7 @@ class Encoder:
                            lambda out, mask: pool(self.pooler, out, mask, getattr(self.model, "pooler", None))
                            .unsqueeze(0))[0]
         if self.post_transform is not None:
-            mean, matrix = self.post_transform
-            emb = ((emb.astype(np.float64) - mean) @ matrix).astype(np.float32)
+            emb = self.post_transform.apply(emb)
         if normalize:
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
@@ -340,9 +329,7 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     post, post_digest = None, None
     spec = meta.get("post_transform")
     if spec:
-        if spec.get("type") != "affine":
-            raise InputError(f"{path / ckpt.METADATA_FILE}: unknown post_transform type {spec.get('type')!r}")
-        post = _load_affine(path, spec)
+        post = load_post_transform(path, spec, ckpt.METADATA_FILE)
         post_digest = ckpt.file_digest(path / spec["file"])
     cache = EmbeddingCache(cache_dir) if use_cache else None
     return Encoder(model, tokenizer, pooler=pooler, max_length=length, device=dev, dtype=torch_dtype,

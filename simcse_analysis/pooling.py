@@ -10,7 +10,10 @@ Semantics follow the SimCSE reference (``evaluation.py`` / ``simcse/models.py``)
 ``cls_before_pooler`` ``H_L[CLS]``: the raw last-layer [CLS] vector
 ``avg``              ``sum_i m_i H_L[i] / n``: mean of the last layer over real tokens
 ``avg_first_last``   ``sum_i m_i (H_1[i] + H_L[i]) / 2 / n``: first *transformer* layer (``H_1``,
-                     not the embeddings) and last layer, averaged, as the reference's evaluation
+                     not the embeddings) and last layer, averaged, as the reference's evaluation code
+``avg_emb_last``     ``sum_i m_i (H_0[i] + H_L[i]) / 2 / n``: embedding layer and last layer — what
+                     the SimCSE paper's "first-last avg." numbers used (its README notes the later
+                     code change to ``H_1``)
 ``avg_top2``         ``sum_i m_i (H_{L-1}[i] + H_L[i]) / 2 / n``
 ==================== ================================================================
 
@@ -26,10 +29,13 @@ from .errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-POOLERS: tuple[str, ...] = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_top2")
+POOLERS: tuple[str, ...] = ("cls", "cls_before_pooler", "avg", "avg_first_last", "avg_emb_last", "avg_top2")
 
 #: Poolers that need every layer's hidden states (``output_hidden_states=True``).
-NEEDS_HIDDEN_STATES = frozenset({"avg_first_last", "avg_top2"})
+NEEDS_HIDDEN_STATES = frozenset({"avg_first_last", "avg_emb_last", "avg_top2"})
+
+#: Layer mixed with the last one by each layer-mixing pooler (an index into ``hidden_states``).
+OTHER_LAYER: dict[str, int] = {"avg_first_last": 1, "avg_emb_last": 0, "avg_top2": -2}
 
 
 def check_pooler(name: str) -> str:
@@ -71,7 +77,7 @@ def pool(name: str, outputs: Any, attention_mask: torch.Tensor, pooler_module: A
         hs = outputs.hidden_states
         if hs is None:
             raise ValueError(f"pooler {name!r} needs output_hidden_states=True")
-        other = hs[1] if name == "avg_first_last" else hs[-2]
+        other = hs[OTHER_LAYER[name]]
         return masked_mean((other + hs[-1]) / 2.0, attention_mask)
     check_pooler(name)
     raise AssertionError("unreachable")

@@ -248,3 +248,13 @@ def report_record(report_models, hostile_data_dir) -> dict:
     return collect_report(models, ReportSettings(umap=UMAPSettings(n_sentences=1000, n_epochs=100)),
                           data_dir=hostile_data_dir, encoder_kwargs={"pooler": "avg"},
                           command="simcse-analyze report (test fixture)")
+
+
+@pytest.fixture(scope="session")
+def wiki300(tmp_path_factory, data_dir) -> tuple[Path, list[str]]:
+    """The first 300 lines of the Wikipedia corpus as a one-sentence-per-line file, and the lines (post-processing
+    baseline tests: all-but-the-top, BERT-flow)."""
+    lines = (data_dir / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()[:300]
+    f = tmp_path_factory.mktemp("wiki300") / "wiki300.txt"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f, lines

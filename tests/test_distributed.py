@@ -1,5 +1,6 @@
-"""In-batch negatives across processes: 2 CPU processes (gloo) compute the loss — and, after data-parallel
-averaging, the gradient — of the global batch, exactly as one process does on the whole batch."""
+"""In-batch negatives across processes: 2 CPU processes (gloo) compute the loss of the global batch, exactly as
+one process does on the whole batch; after data-parallel averaging the gradient is the reference's (the global
+gradient / number of processes) by default, or exactly the global gradient with ``cross_process_gradient="global"``."""
 
 from __future__ import annotations
 
@@ -28,24 +29,26 @@ def _batch(model_dir: str, corpus: str, rows: list[int]) -> dict:
     return ContrastiveCollator(load_training_data([corpus], "unsup"), tok, 32)(rows)
 
 
-def _model(model_dir: str):
+def _model(model_dir: str, mode: str = "average"):
     from trainers.model import SimCSEModel
 
-    return SimCSEModel.from_pretrained(model_dir, pooler="cls", dropout=0.0, seed=0).train()
+    return SimCSEModel.from_pretrained(model_dir, pooler="cls", dropout=0.0, seed=0,
+                                       cross_process_gradient=mode).train()
 
 
 def _grads(model) -> dict[str, torch.Tensor]:
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _worker(rank: int, world: int, model_dir: str, corpus: str, init_file: str, out_file: str) -> None:
+def _worker(rank: int, world: int, model_dir: str, corpus: str, init_file: str, out_file: str,
+            mode: str = "average") -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = _model(model_dir)
+        model = _model(model_dir, mode)
         ddp = DistributedDataParallel(model)
         share = len(ROWS) // world
         out = ddp(**_batch(model_dir, corpus, ROWS[rank * share:(rank + 1) * share]))
@@ -57,10 +60,14 @@ def _worker(rank: int, world: int, model_dir: str, corpus: str, init_file: str, 
         dist.destroy_process_group()
 
 
-def test_two_processes_compute_the_global_batch_loss_and_gradient(tmp_path, tiny_trainer_bert, tiny_corpus):
+@pytest.mark.parametrize("mode, factor", [("average", 0.5), ("global", 1.0)])
+def test_two_processes_compute_the_global_batch_loss_and_gradient(tmp_path, tiny_trainer_bert, tiny_corpus, mode,
+                                                                  factor):
+    """Default (the reference, princeton-nlp/SimCSE: no rescaling, DDP averages): the update is the global-batch
+    gradient / 2, which max_grad_norm then clips; "global": exactly the single-process gradient."""
     model_dir, corpus = str(tiny_trainer_bert), str(tiny_corpus)
     out_file = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, model_dir, corpus, str(tmp_path / "init"), str(out_file)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, model_dir, corpus, str(tmp_path / "init"), str(out_file), mode), nprocs=2, join=True)
     got = torch.load(out_file)
 
     single = _model(model_dir)
@@ -71,19 +78,20 @@ def test_two_processes_compute_the_global_batch_loss_and_gradient(tmp_path, tiny
     expected = _grads(single)
     assert set(got["grads"]) == set(expected)
     for name, g in expected.items():
-        torch.testing.assert_close(got["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(got["grads"][name], g * factor, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_trainer_under_torchrun_follows_the_single_process_trajectory(tmp_path, tiny_trainer_bert, tiny_corpus,
                                                                       small_data_dir):
     """The full Trainer path: `torchrun --nproc-per-node 2 simcse-analyze train …` with batch 16 (8 per process)
-    takes the same steps as one process with batch 16 (dropout 0, so both runs are deterministic)."""
+    takes the same steps as one process with batch 16 (dropout 0, so both runs are deterministic), with the gradient
+    rescaled to the global batch's (--cross-process-gradient global)."""
     from trainers.loop import train
 
     def config(out: Path) -> TrainConfig:
         return TrainConfig("unsup", str(tiny_trainer_bert), [str(tiny_corpus)], str(out), batch_size=16,
                            max_steps=2, eval_steps=1, dropout=0.0, learning_rate=1e-3, eval_at_start=False,
-                           data_dir=str(small_data_dir))
+                           data_dir=str(small_data_dir), cross_process_gradient="global")
 
     single = train(config(tmp_path / "single"), progress=False)
     cfg = config(tmp_path / "ddp")

@@ -98,3 +98,22 @@ def test_scale_gradient_keeps_the_value_and_multiplies_the_gradient():
     assert scaled.item() == pytest.approx(loss.item())
     scaled.backward()
     torch.testing.assert_close(x.grad, 4 * 2 * x.detach())
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_logits_under_bf16_autocast_are_fp32_and_equal_the_fp32_computation(views, hard):
+    """The reference's nn.CosineSimilarity runs in fp32 under mixed precision; so do our logits."""
+    z1, z2, z3 = (v.detach().float() for v in views)
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(z1.shape[1], z1.shape[1])  # an autocast-eligible op upstream, as the encoder is
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b, c = lin(z1), lin(z2), lin(z3)
+        assert a.dtype == torch.bfloat16  # the encoder's outputs are half precision under autocast
+        got = contrastive_logits(a, b, c if hard else None, temperature=0.05)
+        # what the bare matmul would have done inside autocast: a bf16 result
+        half = (a / a.norm(dim=-1, keepdim=True)) @ (b / b.norm(dim=-1, keepdim=True)).T / 0.05
+    assert got.dtype == torch.float32 and half.dtype == torch.bfloat16
+    # the same inputs (the bf16 embeddings, upcast) in fp32 outside autocast give the very same logits
+    ref = contrastive_logits(a.float(), b.float(), c.float() if hard else None, temperature=0.05)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert not torch.equal(half.float(), got[:, : z1.shape[0]])  # so the test can tell the two apart

@@ -38,6 +38,8 @@ def reference_vector(model, tokenizer, sentence: str, pooler: str) -> np.ndarray
         v = mean(hs[-1])
     elif pooler == "avg_first_last":
         v = (mean(hs[1]) + mean(hs[-1])) / 2
+    elif pooler == "avg_emb_last":  # the paper's numbers: embedding layer (hs[0]) + last layer
+        v = (mean(hs[0]) + mean(hs[-1])) / 2
     elif pooler == "avg_top2":
         v = (mean(hs[-2]) + mean(hs[-1])) / 2
     else:  # pragma: no cover

@@ -39,7 +39,8 @@ def test_trajectory_records_every_evaluation_from_step_zero(sup_run):
     traj = result.trajectory
     assert [e["step"] for e in traj] == [0, 2, 4]
     for e in traj:
-        assert set(e) == {"step", "epoch", "loss", "learning_rate", "stsb_spearman", "alignment", "uniformity"}
+        assert set(e) == {"step", "epoch", "loss", "learning_rate", "stsb_spearman", "sickr_spearman", "alignment",
+                          "uniformity"}
         assert 0 <= e["alignment"] <= 4 and -4 <= e["uniformity"] <= 0
     assert traj[0]["loss"] is None and all(np.isfinite(e["loss"]) for e in traj[1:])
     # linear decay to zero without warm-up (the reference's schedule): lr_k = lr · (1 − k / K)
@@ -66,7 +67,7 @@ def test_in_training_evaluation_equals_evaluating_the_saved_checkpoint(sup_run, 
     enc = load_encoder(result.last_dir, use_cache=False)
     assert enc.pooler == "cls"  # supervised: MLP kept at test time, stored in BERT's pooler
     m = dev_metrics(lambda t: enc.encode(t, batch_size=128), load_dev_set(small_data_dir))
-    for key in ("stsb_spearman", "alignment", "uniformity"):
+    for key in ("stsb_spearman", "sickr_spearman", "alignment", "uniformity"):
         assert m[key] == pytest.approx(result.final[key], rel=1e-5, abs=1e-8)
 
 

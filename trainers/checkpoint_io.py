@@ -10,7 +10,7 @@ A checkpoint directory holds
 * sentence-transformers module files (``modules.json``, ``sentence_bert_config.json``,
   ``1_Pooling/config.json`` and, for ``cls``, ``2_Dense`` = the MLP with tanh), so that
   ``SentenceTransformer(dir).encode`` returns the same vectors as ``simcse-analyze``. The layer-mixing
-  poolers (``avg_first_last``, ``avg_top2``) have no sentence-transformers module; for them these
+  poolers (``avg_first_last``, ``avg_emb_last``, ``avg_top2``) have no sentence-transformers module; for them these
   files are left out and the metadata says so.
 
 Directories are written beside the target and swapped in (:func:`replace_dir`), so a reader — or a

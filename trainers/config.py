@@ -18,6 +18,7 @@ MLP at evaluation             no (``mlp_only_train``) yes
 temperature                   0.05                   0.05
 hard-negative weight          –                      0 (a logit)
 STS-B dev evaluation every    125 steps              125 steps
+best checkpoint selected on   STS-B dev (SICK-R dev recorded; ``select_on="stsb_sickr"``: their mean)
 alignment/uniformity on       STS-B dev              STS-B dev
 optimiser                     AdamW, linear decay to 0, no warm-up, no weight decay, seed 42
 ============================  =====================  =====================
@@ -36,6 +37,13 @@ from simcse_analysis.pooling import check_pooler
 
 OBJECTIVES: tuple[str, ...] = ("unsup", "sup")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
+#: How the gradient of cross-process negatives is combined: ``average`` (the reference: DDP's mean of
+#: the per-process gradients of the global loss, ``∇L / P``) or ``global`` (rescaled by ``P``: ``∇L``).
+CROSS_PROCESS_GRADIENTS: tuple[str, ...] = ("average", "global")
+
+#: What picks ``best/``: STS-B dev Spearman, or its mean with SICK-R dev (the reference's choice).
+SELECTION_METRICS: tuple[str, ...] = ("stsb", "stsb_sickr")
 
 #: Per-objective defaults for the settings left as ``None`` in :class:`TrainConfig`.
 PAPER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -117,12 +125,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    mini_batch_size: int | None = None
     seed: int = 42
     precision: str = "fp32"
     device: str | None = None
+    cross_process_gradient: str = "average"
     # evaluation / bookkeeping
     eval_steps: int = 125
     eval_at_start: bool = True
+    select_on: str = "stsb"
     eval_batch_size: int = 128
     align_uniform_splits: str = "dev"
     data_dir: str | None = None
@@ -181,8 +192,19 @@ class TrainConfig:
                                                         if x.strip()))
         if not c.align_uniform_splits:
             raise InputError("--align-uniform-splits: give one or more of train, dev, test")
+        if c.select_on not in SELECTION_METRICS:
+            raise InputError(f"--select-on {c.select_on!r}: choose one of {', '.join(SELECTION_METRICS)}")
+        if c.cross_process_gradient not in CROSS_PROCESS_GRADIENTS:
+            raise InputError(f"--cross-process-gradient {c.cross_process_gradient!r}: choose one of "
+                             f"{', '.join(CROSS_PROCESS_GRADIENTS)}")
         if c.precision not in PRECISIONS:
             raise InputError(f"--precision {c.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if c.mini_batch_size is not None:
+            if c.mini_batch_size < 1 or c.mini_batch_size > c.batch_size or c.batch_size % c.mini_batch_size:
+                raise InputError(f"--mini-batch-size {c.mini_batch_size} must divide --batch-size {c.batch_size} "
+                                 "(and be at most it): gradient caching encodes the batch in chunks of that size")
+            if c.do_mlm:
+                raise InputError("--mini-batch-size (gradient caching) cannot be combined with --do-mlm")
         if c.batch_size % c.gradient_accumulation_steps:
             raise InputError(f"--batch-size {c.batch_size} is not divisible by --grad-accum "
                              f"{c.gradient_accumulation_steps}")

@@ -13,7 +13,9 @@ mixed precision, DDP under ``torchrun`` / ``accelerate launch``) and resumable s
 
 Batch size is the number of rows per optimiser step over all processes and accumulation steps:
 ``batch_size = per_device × processes × accumulation``. In-batch negatives span all processes (the
-reference's all-gather) but not accumulation steps.
+reference's all-gather) but not accumulation steps (a warning says so); ``mini_batch_size`` instead
+computes the whole per-process batch's loss in chunks with cached representation gradients
+(:mod:`trainers.gradcache`), so the negatives stay the full batch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,15 @@ from simcse_analysis.version import __version__
 from .checkpoint_io import save_checkpoint
 from .config import TrainConfig
 from .data import ContrastiveCollator, RowDataset, load_training_data
-from .evaluation import DevSet, dev_metrics, load_dev_set
+from .evaluation import DevSet, dev_metrics, load_dev_set, selection_score
 from .model import SimCSEModel, get_dropout
 from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
 from .views import parse_positive
+
+#: Run-time warning of gradient accumulation: it shrinks the in-batch negatives (gradient caching does not).
+ACCUMULATION_WARNING = ("--grad-accum {k}: each of the {k} micro-batches only sees its own {m} rows as in-batch "
+                        "negatives, not the {b} of the batch; to train with all {b} as negatives in the same memory, "
+                        "use --mini-batch-size {m} (gradient caching) instead")
 
 
 class TrainingDiverged(InputError):
@@ -106,7 +114,7 @@ class SimCSETrainer(Trainer):
         self._window: list[torch.Tensor] = []
         # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
         # best_global_step would make the Trainer wait for the other processes at every save)
-        scores = [e["stsb_spearman"] for e in run.trajectory() if math.isfinite(e["stsb_spearman"])]
+        scores = [x for x in (selection_score(e, config.select_on) for e in run.trajectory()) if math.isfinite(x)]
         self.best_score: float | None = max(scores) if scores else None
 
     # ---------------------------------------------------------------- loss
@@ -149,7 +157,7 @@ class SimCSETrainer(Trainer):
                                    if self.lr_scheduler is not None else None),
                  **{k: float(v) for k, v in m.items()}}
         self.run.append_trajectory(entry)
-        score = entry["stsb_spearman"]
+        score = selection_score(entry, self.simcse_config.select_on)
         if math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             self.export(self.run.best_dir, kind="best", entry=entry)
@@ -237,7 +245,8 @@ def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
         str(path), pooler=c.pooler, mlp_only_train=bool(c.mlp_only_train), dropout=c.dropout,
         temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
         fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
-        trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders)
+        trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders,
+        cross_process_gradient=c.cross_process_gradient, mini_batch_size=c.mini_batch_size)
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -319,6 +328,13 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
     if c.fixed_dropout_mask and c.positive != "dropout":
         raise InputError("a fixed dropout mask needs --positive dropout (identical views)")
     check_report_to(c.report_to)
+    if c.mini_batch_size is not None and (per_device % c.mini_batch_size or c.mini_batch_size > per_device):
+        raise InputError(f"--mini-batch-size {c.mini_batch_size} must divide the per-process batch of {per_device} "
+                         f"rows (--batch-size {c.batch_size} over {world} process(es) × --grad-accum "
+                         f"{c.gradient_accumulation_steps})")
+    if c.gradient_accumulation_steps > 1:
+        warnings.warn(ACCUMULATION_WARNING.format(k=c.gradient_accumulation_steps, b=c.batch_size,
+                                                  m=c.batch_size // c.gradient_accumulation_steps), stacklevel=3)
     return per_device
 
 
@@ -409,7 +425,8 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
     run_record.setdefault("resolved", {})["device"] = str(args.device)
     try:
-        _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state)
+        _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state,
+                     select_on=c.select_on)
     except TrainingDiverged as e:
         raise _diverged(e, rd, run_record if _is_main_process() else None, c) from e
     except OSError as e:  # a full disk (or lost rights) while saving: what was saved before stays loadable
@@ -425,7 +442,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
 
 
 def _run_trainer(trainer: Any, rd: RunDir, run_record: dict[str, Any], resume_from: Path | None, *, rows: int,
-                 keep_state: bool) -> None:
+                 keep_state: bool, select_on: str = "stsb") -> None:
     """Train, export ``last/`` and mark the run finished in ``run.json`` (main process)."""
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -435,8 +452,8 @@ def _run_trainer(trainer: Any, rd: RunDir, run_record: dict[str, Any], resume_fr
     trajectory = rd.trajectory()
     trainer.export(rd.last_dir, kind="last", entry=trajectory[-1] if trajectory else None)
     previous_time = (run_record.get("summary") or {}).get("train_time_s") or 0.0
-    best = max((e for e in trajectory if math.isfinite(e["stsb_spearman"])),
-               key=lambda e: e["stsb_spearman"], default=None)
+    best = max((e for e in trajectory if math.isfinite(selection_score(e, select_on))),
+               key=lambda e: selection_score(e, select_on), default=None)
     run_record["summary"] = {
         "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0.0),
         "train_time_s": previous_time + elapsed, "rows": rows,

@@ -35,6 +35,7 @@ from simcse_analysis.errors import InputError
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
+from .config import CROSS_PROCESS_GRADIENTS
 from .objectives import DEFAULT_TEMPERATURE, contrastive_logits, gather_with_grad, scale_gradient, world
 
 #: Config attributes that hold the hidden and the attention dropout, per architecture family.
@@ -85,8 +86,19 @@ class SimCSEModel(nn.Module):
     def __init__(self, encoder: nn.Module, *, pooler: str = "cls", mlp_only_train: bool = False,
                  temperature: float = DEFAULT_TEMPERATURE, hard_negative_weight: float = 0.0,
                  fixed_dropout_mask: bool = False, lm_head: nn.Module | None = None,
-                 mlm_weight: float = 0.1, two_encoders: bool = False) -> None:
+                 mlm_weight: float = 0.1, two_encoders: bool = False,
+                 cross_process_gradient: str = "average", mini_batch_size: int | None = None) -> None:
         super().__init__()
+        if mini_batch_size is not None and mini_batch_size < 1:
+            raise InputError(f"--mini-batch-size {mini_batch_size}: must be at least 1")
+        if mini_batch_size is not None and lm_head is not None:
+            raise InputError("--mini-batch-size (gradient caching) cannot be combined with --do-mlm")
+        #: gradient caching (:mod:`trainers.gradcache`): encode the batch in chunks of this many rows
+        self.mini_batch_size = mini_batch_size
+        if cross_process_gradient not in CROSS_PROCESS_GRADIENTS:
+            raise InputError(f"--cross-process-gradient {cross_process_gradient!r}: choose one of "
+                             f"{', '.join(CROSS_PROCESS_GRADIENTS)}")
+        self.cross_process_gradient = cross_process_gradient
         if two_encoders and fixed_dropout_mask:
             raise InputError("a fixed dropout mask shares one mask between the views of one encoder; it cannot be "
                              "combined with two encoders")
@@ -111,7 +123,9 @@ class SimCSEModel(nn.Module):
                         dropout: float | None = None, temperature: float = DEFAULT_TEMPERATURE,
                         hard_negative_weight: float = 0.0, fixed_dropout_mask: bool = False,
                         do_mlm: bool = False, mlm_weight: float = 0.1, seed: int = 42,
-                        trust_remote_code: bool = False, two_encoders: bool = False) -> SimCSEModel:
+                        trust_remote_code: bool = False, two_encoders: bool = False,
+                        cross_process_gradient: str = "average",
+                        mini_batch_size: int | None = None) -> SimCSEModel:
         """Load the encoder from a checkpoint directory, set its dropout, prepare the MLP / MLM head."""
         from transformers import AutoConfig, AutoModel
 
@@ -137,7 +151,8 @@ class SimCSEModel(nn.Module):
                 dense.bias.zero_()
         return cls(encoder, pooler=pooler, mlp_only_train=mlp_only_train, temperature=temperature,
                    hard_negative_weight=hard_negative_weight, fixed_dropout_mask=fixed_dropout_mask,
-                   lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders)
+                   lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders,
+                   cross_process_gradient=cross_process_gradient, mini_batch_size=mini_batch_size)
 
     @property
     def eval_pooler(self) -> str:
@@ -177,17 +192,10 @@ class SimCSEModel(nn.Module):
         z = self.embed(input_ids.reshape(b * s, t), attention_mask.reshape(b * s, t), flat_tt)
         return z.view(b, s, -1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, hard_negative_mask: torch.Tensor | None = None,
-                mlm_input_ids: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
-        """SimCSE loss of a ``(B, S, T)`` batch; see :mod:`trainers.objectives` for the formula.
-
-        In a process group (training mode), the views of every process are gathered first, so the
-        loss is that of the global batch; its gradient is scaled by the world size so that, after
-        data-parallel averaging, the update equals single-process training on the global batch.
-        """
-        z = self.embed_views(input_ids, attention_mask, token_type_ids)
+    def loss_of_views(self, z: torch.Tensor, hard_negative_mask: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss to back-propagate, reported loss, logits)`` of the ``(B, S, d)`` views ``z`` (gathered
+        across processes in training; the back-propagated loss carries the cross-process gradient scaling)."""
         z1, z2 = z[:, 0], z[:, 1]
         z3 = z[:, 2] if z.shape[1] > 2 else None
         _, size = world()
@@ -204,10 +212,30 @@ class SimCSEModel(nn.Module):
                                     hard_negative_mask=hard_negative_mask)
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = nn.functional.cross_entropy(logits, labels)
-        out = {"logits": logits}
         reported = loss.detach()
-        if distributed:
+        if distributed and self.cross_process_gradient == "global":
             loss = scale_gradient(loss, size)
+        return loss, reported, logits
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, hard_negative_mask: torch.Tensor | None = None,
+                mlm_input_ids: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """SimCSE loss of a ``(B, S, T)`` batch; see :mod:`trainers.objectives` for the formula.
+
+        In a process group (training mode), the views of every process are gathered first, so the
+        loss is that of the global batch. After data-parallel averaging the update is ``∇L / P`` as in
+        the reference (``cross_process_gradient="average"``), or, with ``"global"``, the gradient is
+        scaled by the world size ``P`` so the update equals single-process training on the global batch.
+        """
+        if self.mini_batch_size is not None and self.training and torch.is_grad_enabled() \
+                and input_ids.shape[0] > self.mini_batch_size:
+            from .gradcache import cached_forward
+
+            return cached_forward(self, input_ids, attention_mask, token_type_ids, hard_negative_mask)
+        z = self.embed_views(input_ids, attention_mask, token_type_ids)
+        loss, reported, logits = self.loss_of_views(z, hard_negative_mask)
+        out = {"logits": logits}
         if self.lm_head is not None and mlm_input_ids is not None and mlm_labels is not None:
             b, s, t = mlm_input_ids.shape
             kwargs = {"token_type_ids": token_type_ids.reshape(b * s, t)} if token_type_ids is not None else {}

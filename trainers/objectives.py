@@ -19,7 +19,11 @@ every row's denominator, so pairs without a hard negative mix freely with triple
 
 Across processes, :func:`gather_with_grad` concatenates every process's embeddings (rank order)
 while keeping the autograd graph of the local shard, exactly as the reference does, so the
-negatives are the global batch.
+negatives are the global batch. Each of the ``P`` processes then back-propagates the global loss
+into its own shard only, and data-parallel averaging divides the sum by ``P``: the update is
+``∇L / P`` (``"average"`` in :data:`trainers.config.CROSS_PROCESS_GRADIENTS`, the reference's behaviour, which clips
+``∇L / P`` at ``max_grad_norm``). ``"global"`` rescales by ``P`` (:func:`scale_gradient`) so the
+update equals single-process training on the global batch.
 """
 
 from __future__ import annotations
@@ -31,10 +35,17 @@ DEFAULT_TEMPERATURE = 0.05
 
 
 def cosine_logits(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``(N, M)`` matrix ``cos(a_i, b_j) / temperature``; rows are L2-normalised (eps 1e-8)."""
-    a = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    return a @ b.T / temperature
+    """``(N, M)`` matrix ``cos(a_i, b_j) / temperature``; rows are L2-normalised (eps 1e-8).
+
+    Always computed in (at least) fp32 with autocast switched off: under mixed precision the matmul
+    would otherwise run in fp16/bf16, whereas the reference's ``nn.CosineSimilarity`` runs in fp32
+    (autocast lists it among the fp32 ops). Half-precision inputs are upcast first.
+    """
+    a, b = _at_least_fp32(a), _at_least_fp32(b)
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        a = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        return a @ b.T / temperature
 
 
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:

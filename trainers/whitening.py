@@ -12,41 +12,33 @@ Whitened vectors are ``x̃ = (x − μ) W``; on the fitting corpus their covaria
 ``K < d`` also reduces the dimension (Su et al.'s "BERT-whitening-256"). ``K`` defaults to the number of
 directions the corpus actually spans (see :func:`fit_whitening`).
 
-:func:`whiten_checkpoint` writes a checkpoint directory that applies ``(x − μ) W`` at encoding time: the
-base model's files (hard-linked when possible), ``whitening.safetensors`` (``mean`` (d,), ``matrix``
-(d, K)) and ``simcse_analysis.json`` with ``post_transform: {"type": "affine", …}``, so every analysis and
-the STS evaluation load it like any checkpoint (:func:`simcse_analysis.encoder.load_encoder`). Where the
-pooler has a sentence-transformers equivalent, the module files (Transformer → Pooling [→ Dense tanh for
-``cls``] → Dense(identity) with weight ``Wᵀ`` and bias ``−μW``) make ``SentenceTransformer(dir)`` return
-the same vectors.
+:func:`whiten_checkpoint` writes a checkpoint directory that applies ``(x − μ) W`` at encoding time
+through the shared post-processing writer (:mod:`trainers.postprocess`): the base model's files,
+``whitening.safetensors`` (``mean`` (d,), ``matrix`` (d, K)) and ``simcse_analysis.json`` with
+``post_transform: {"type": "affine", …}``, so every analysis and the STS evaluation load it like any
+checkpoint. Where the pooler has a sentence-transformers equivalent, the module files (Transformer →
+Pooling [→ Dense tanh for ``cls``] → Dense(identity) with weight ``Wᵀ`` and bias ``−μW``) make
+``SentenceTransformer(dir)`` return the same vectors.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simcse_analysis.errors import InputError
-from simcse_analysis.io_utils import check_writable_dir, write_error
+
+from .postprocess import AffinePostTransform, post_process_checkpoint
 
 #: File holding ``mean`` and ``matrix`` inside a whitened checkpoint.
 WHITENING_FILE = "whitening.safetensors"
 
 #: Components whose variance is below this share of the largest are treated as absent (rank deficiency).
 RELATIVE_EIGEN_FLOOR = 1e-8
-
-# Files of the base directory that are not copied: they describe the base (its sentence-transformers
-# pipeline, its metadata, its model card), not the whitened model, and are rewritten where needed.
-_NOT_COPIED = {"modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "README.md",
-               ".gitattributes", WHITENING_FILE}
 
 
 @dataclass
@@ -116,166 +108,9 @@ def fit_whitening(embeddings: np.ndarray, n_components: int | None = None) -> Wh
     return Whitening(mean=mean, matrix=matrix, variances=np.clip(s, 0.0, None), n_samples=n)
 
 
-# ---------------------------------------------------------------------------------- corpus
-def sample_corpus(files: Sequence[str | os.PathLike[str]], max_sentences: int | None = None,
-                  seed: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
-    """The sentences of ``files`` (one per line, blank lines skipped, in file order) and a record per file.
-
-    With ``max_sentences`` below the total, a uniform sample without replacement drawn with ``seed``,
-    kept in file order.
-    """
-    from simcse_analysis.checkpoint import file_digest
-    from simcse_analysis.corpora import read_text_corpus
-
-    if not files:
-        raise InputError("no corpus given: pass --corpus FILE (one sentence per line)")
-    if max_sentences is not None and max_sentences < 1:
-        raise InputError(f"--max-sentences {max_sentences}: must be at least 1")
-    texts: list[str] = []
-    records = []
-    for f in files:
-        p = Path(f)
-        if p.suffix.lower() in (".csv", ".tsv"):
-            raise InputError(f"--corpus {p}: whitening reads one sentence per line from a text file, not a table")
-        rows = read_text_corpus(p)
-        texts += rows
-        records.append({"path": str(p.resolve()), "sha256": file_digest(p), "rows": len(rows)})
-    if max_sentences is not None and max_sentences < len(texts):
-        keep = sorted(random.Random(seed).sample(range(len(texts)), max_sentences))
-        texts = [texts[i] for i in keep]
-    return texts, records
-
-
-# ---------------------------------------------------------------------------------- checkpoint
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, w: Whitening) -> bool:
-    """Sentence-transformers modules reproducing ``encode`` of the whitened checkpoint (False if none)."""
-    from safetensors.numpy import save_file
-
-    from .checkpoint_io import write_sentence_transformers_files
-
-    mlp = getattr(getattr(encoder_model, "pooler", None), "dense", None) if pooler == "cls" else None
-    hidden = int(encoder_model.config.hidden_size)
-    if not write_sentence_transformers_files(tmp, pooler=pooler, hidden_size=hidden, max_length=max_length,
-                                             mlp=mlp):
-        return False
-    modules = json.loads((tmp / "modules.json").read_text(encoding="utf-8"))
-    idx = len(modules)
-    folder = f"{idx}_Whitening"
-    (tmp / folder).mkdir()
-    (tmp / folder / "config.json").write_text(json.dumps({
-        "in_features": w.dim, "out_features": w.n_components, "bias": True,
-        "activation_function": "torch.nn.modules.linear.Identity"}, indent=2) + "\n", encoding="utf-8")
-    # (x − μ) W = x W + (−μ W): a Linear layer with weight Wᵀ (K × d) and bias −μW (K,)
-    save_file({"linear.weight": np.ascontiguousarray(w.matrix.T, dtype=np.float32),
-               "linear.bias": np.ascontiguousarray(-(w.mean @ w.matrix), dtype=np.float32)},
-              str(tmp / folder / "model.safetensors"))
-    modules.append({"idx": idx, "name": str(idx), "path": folder, "type": "sentence_transformers.models.Dense"})
-    (tmp / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
-    return True
-
-
-def save_whitened_checkpoint(base: str | os.PathLike[str], whitening: Whitening, out: str | os.PathLike[str], *,
-                             pooler: str, max_length: int, encoder_model: Any | None = None,
-                             metadata: dict[str, Any] | None = None, overwrite: bool = False,
-                             baseline: str = "whitening") -> Path:
-    """Write ``out``: the base checkpoint's files (hard links where the filesystem allows), the whitening
-    tensors and metadata; atomically (built beside ``out`` and swapped in).
-
-    ``encoder_model`` (the loaded base transformer) enables the sentence-transformers module files.
-    Refuses a non-empty ``out`` unless ``overwrite``. ``baseline`` names the transform in the metadata (any
-    affine map ``(x − mean) @ matrix`` is written the same way, e.g. the standardisation of ``trainers.standardize``).
-    """
-    from safetensors.numpy import save_file
-
-    from simcse_analysis.checkpoint import METADATA_FILE, read_metadata
-
-    from .checkpoint_io import replace_dir
-
-    base, out = Path(base), Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file: choose a directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"--out {out} is not empty: choose a new directory or pass --overwrite")
-    if out.resolve() == base.resolve():
-        raise InputError(f"--out {out} is the base checkpoint itself: choose another directory")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
-        for f in sorted(base.iterdir()):
-            if f.is_file() and f.name not in _NOT_COPIED and f.name != METADATA_FILE:
-                _link_or_copy(f, tmp / f.name)
-        save_file({"mean": np.ascontiguousarray(whitening.mean, dtype=np.float32),
-                   "matrix": np.ascontiguousarray(whitening.matrix, dtype=np.float32)}, str(tmp / WHITENING_FILE))
-        st = _st_files(tmp, pooler, encoder_model, max_length, whitening) if encoder_model is not None else False
-        base_meta = {k: v for k, v in read_metadata(base).items() if k != "post_transform"}
-        meta = {**base_meta, **(metadata or {}), "pooler": pooler, "max_length": int(max_length),
-                "baseline": baseline, "sentence_transformers": st,
-                "post_transform": {"type": "affine", "file": WHITENING_FILE}}
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-@dataclass
-class CorpusEncoding:
-    """What a post-transform is fitted on: the base checkpoint, its loaded encoder, the corpus sentences (and
-    a record per file) and their embeddings."""
-
-    model: str
-    path: Path
-    encoder: Any
-    texts: list[str]
-    records: list[dict[str, Any]]
-    embeddings: np.ndarray
-    max_sentences: int | None
-    seed: int
-
-    def provenance(self) -> dict[str, Any]:
-        """The base checkpoint and corpus, for the output's metadata."""
-        from simcse_analysis.checkpoint import weights_fingerprint
-
-        return {"base_model": self.model, "base_path": str(self.path),
-                "base_fingerprint": weights_fingerprint(self.path), "corpus": self.records, "n_sentences": len(self.texts), "max_sentences": self.max_sentences,
-                "seed": self.seed}
-
-
-def encode_corpus(model: str | os.PathLike[str], corpus: Sequence[str | os.PathLike[str]],
-                  out: str | os.PathLike[str], *, max_sentences: int | None = None, seed: int = 0, batch_size: int = 64, overwrite: bool = False,
-                  encoder_kwargs: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
-                  check: Callable[[Any], None] | None = None) -> CorpusEncoding:
-    """Check ``out`` and the corpus, load ``model`` (refusing one that already applies a post-transform), run
-    ``check(encoder)`` and encode the (sampled) corpus: the common start of every fitted post-transform."""
-    from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint
-    from simcse_analysis.encoder import load_encoder
-
-    outp = Path(out)
-    if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
-        raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
-    check_writable_dir(outp)
-    texts, records = sample_corpus(corpus, max_sentences, seed)
-    path = resolve_checkpoint(model)
-    if read_metadata(path).get("post_transform"):
-        raise InputError(f"{model} already applies a post-transform (it is whitened or standardised): fit on its "
-                         "base model instead")
-    enc = load_encoder(model, **(encoder_kwargs or {}))
-    if check is not None:
-        check(enc)
-    (log or (lambda msg: None))(f"encoding {len(texts)} sentences with {model} ({enc.pooler}, max length "
-                                f"{enc.max_length})")
-    emb = enc.encode(texts, batch_size=batch_size)
-    return CorpusEncoding(str(model), path, enc, texts, records, emb, max_sentences, seed)
+def whitening_transform(w: Whitening) -> AffinePostTransform:
+    """The checkpoint form of ``w``: tensors ``mean`` and ``matrix`` in :data:`WHITENING_FILE`."""
+    return AffinePostTransform("whitening", WHITENING_FILE, w.mean, w.matrix)
 
 
 @dataclass
@@ -302,35 +137,31 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
                       max_sentences: int | None = None, seed: int = 0, batch_size: int = 64,
                       overwrite: bool = False, encoder_kwargs: dict[str, Any] | None = None,
                       log: Callable[[str], None] | None = None) -> WhiteningResult:
-    """Encode ``corpus`` with ``model``, fit the whitening and write the whitened checkpoint to ``out``.
+    """Encode ``corpus`` with ``model``, fit the whitening and write the whitened checkpoint to ``out``
+    (the shared recipe of :func:`trainers.postprocess.post_process_checkpoint`).
 
     ``encoder_kwargs`` go to :func:`~simcse_analysis.encoder.load_encoder` (pooler, max_length, device,
     dtype, cache …); the pooler and max length used are the checkpoint's defaults unless given there,
     and are stored in the output so it encodes the same way. Everything the user can get wrong (corpus,
     model, output directory, K) is checked before ``out`` is written.
     """
-    from simcse_analysis.checkpoint import read_metadata
 
-    def check(enc: Any) -> None:
-        dim = int(enc.model.config.hidden_size)
+    def check_dim(dim: int) -> None:
         if n_components is not None and not 1 <= n_components <= dim:
             raise InputError(f"--n-components {n_components}: must be between 1 and the embedding dimension {dim}")
 
-    fitted = encode_corpus(model, corpus, out, max_sentences=max_sentences, seed=seed, batch_size=batch_size,
-                           overwrite=overwrite, encoder_kwargs=encoder_kwargs, log=log, check=check)
-    outp, path, enc, texts, records, emb = (Path(out), fitted.path, fitted.encoder, fitted.texts, fitted.records,
-                                            fitted.embeddings)
-    w = fit_whitening(emb, n_components)
-    meta = {"whitening": {
-        "method": "Su et al. 2021: (x - mean) @ U diag(1/sqrt(s))[:, :K], SVD of the corpus covariance",
-        **fitted.provenance(), "dim": w.dim, "n_components": w.n_components, "explained_variance": w.explained_variance}}
-    try:
-        save_whitened_checkpoint(path, w, outp, pooler=enc.pooler, max_length=enc.max_length,
-                                 encoder_model=enc.model, metadata=meta, overwrite=overwrite)
-    except OSError as e:  # a full disk or lost rights while writing: nothing half-written is left (atomic swap)
-        raise write_error(f"--out {outp}", e) from e
-    st = bool(read_metadata(outp).get("sentence_transformers"))
-    return WhiteningResult(output_dir=str(outp), base_model=str(model), pooler=enc.pooler,
-                           max_length=enc.max_length, n_sentences=len(texts), dim=w.dim,
-                           n_components=w.n_components, explained_variance=w.explained_variance,
-                           corpus=records, sentence_transformers=st)
+    def fit(emb: np.ndarray) -> tuple[AffinePostTransform, dict[str, Any]]:
+        w = fit_whitening(emb, n_components)
+        return whitening_transform(w), {"n_components": w.n_components, "out_dim": w.n_components,
+                                        "explained_variance": w.explained_variance}
+
+    r = post_process_checkpoint(
+        model, corpus, out, fit, baseline="whitening",
+        method="Su et al. 2021: (x - mean) @ U diag(1/sqrt(s))[:, :K], SVD of the corpus covariance",
+        max_sentences=max_sentences, seed=seed, batch_size=batch_size, overwrite=overwrite,
+        encoder_kwargs=encoder_kwargs, check_dim=check_dim, log=log)
+    return WhiteningResult(output_dir=r.output_dir, base_model=r.base_model, pooler=r.pooler,
+                           max_length=r.max_length, n_sentences=r.n_sentences, dim=r.dim,
+                           n_components=r.details["n_components"],
+                           explained_variance=r.details["explained_variance"], corpus=r.corpus,
+                           sentence_transformers=r.sentence_transformers)

@@ -20,7 +20,7 @@ DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
     help="Data directory (default: $SIMCSE_DATA, else ~/.cache/simcse-analysis/data).")]
 Pooler = Annotated[str | None, typer.Option(
-    "--pooler", help="cls | cls_before_pooler | avg | avg_first_last | avg_top2 (default: the checkpoint's own).")]
+    "--pooler", help="cls | cls_before_pooler | avg | avg_first_last | avg_emb_last | avg_top2 (default: the checkpoint's own).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
 MaxLength = Annotated[int | None, typer.Option(
     "--max-length", min=1, help="Truncate inputs to this many tokens (default: the checkpoint's).")]

@@ -32,7 +32,7 @@ Out = Annotated[Path, typer.Option(
     "--out", metavar="DIR", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
     show_default=False)]
 TrainPooler = Annotated[str, typer.Option(
-    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_top2.")]
+    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_emb_last | avg_top2.")]
 MlpOnlyTrain = Annotated[bool | None, typer.Option(
     "--mlp-only-train/--mlp-at-test",
     help="With --pooler cls: drop the MLP at evaluation (default for unsup) or keep it (default for sup).",
@@ -68,13 +68,25 @@ Warmup = Annotated[int, typer.Option("--warmup-steps", min=0, help="Linear warm-
 WeightDecay = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
 MaxGradNorm = Annotated[float, typer.Option("--max-grad-norm", help="Gradient clipping norm.")]
 GradAccum = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps (in-batch "
-                                                                    "negatives stay per micro-batch).")]
+                                                                    "negatives stay per micro-batch; see "
+                                                                    "--mini-batch-size).")]
+MiniBatch = Annotated[int | None, typer.Option(
+    "--mini-batch-size", min=1, help="Gradient caching: encode the batch in chunks of this many rows with cached "
+                                     "representation gradients; same update as the full batch, memory of one chunk.",
+    show_default=False)]
+CrossProcessGradient = Annotated[str, typer.Option(
+    "--cross-process-gradient",
+    help="Several processes: 'average' (the reference: DDP averages, update = global-batch gradient / "
+         "processes) or 'global' (rescaled: same update as one process on the global batch).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order, dropout and views.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (mixed precision).")]
 EvalSteps = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on STS-B dev (and save resumable "
                                                                     "state) every this many steps.")]
 EvalAtStart = Annotated[bool, typer.Option("--eval-at-start/--no-eval-at-start",
                                            help="Evaluate before the first step.")]
+SelectOn = Annotated[str, typer.Option(
+    "--select-on", help="What picks best/: stsb (STS-B dev Spearman) or stsb_sickr (its mean with SICK-R dev, "
+                        "the reference's choice); both are recorded in the trajectory.")]
 EvalBatch = Annotated[int, typer.Option("--eval-batch-size", min=1, help="Sentences per forward pass when "
                                                                          "evaluating.")]
 AlignSplits = Annotated[str, typer.Option(
@@ -144,8 +156,10 @@ TRAINING_OPTIONS: list[SharedOption] = [
         ("mlm_probability", MlmProb, None), ("batch_size", BatchSize, None), ("lr", Lr, "learning_rate"),
         ("epochs", Epochs, None), ("max_steps", MaxSteps, None), ("max_length", MaxLength, None),
         ("warmup_steps", Warmup, None), ("weight_decay", WeightDecay, None), ("max_grad_norm", MaxGradNorm, None),
-        ("grad_accum", GradAccum, "gradient_accumulation_steps"), ("precision", Precision, None),
-        ("device", Device, None), ("eval_steps", EvalSteps, None), ("eval_at_start", EvalAtStart, None),
+        ("grad_accum", GradAccum, "gradient_accumulation_steps"), ("mini_batch_size", MiniBatch, None),
+        ("precision", Precision, None), ("device", Device, None),
+        ("cross_process_gradient", CrossProcessGradient, None), ("eval_steps", EvalSteps, None),
+        ("eval_at_start", EvalAtStart, None), ("select_on", SelectOn, None),
         ("eval_batch_size", EvalBatch, None), ("align_uniform_splits", AlignSplits, None),
         ("data_dir", DataDir, None), ("keep_state", KeepState, None), ("trust_remote_code", TrustRemoteCode, None))
 ] + [SharedOption("report_to", ReportTo, "none")]

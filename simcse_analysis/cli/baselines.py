@@ -1,0 +1,93 @@
+"""``simcse-analyze abtt`` and ``simcse-analyze flow``: post-processing baselines as checkpoints (thin layers
+over ``trainers.abtt.abtt_checkpoint`` and ``trainers.flow.flow_checkpoint``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import DataDir, EncoderOptions, JsonOut, with_encoder_options
+from .whiten import Corpus, MaxSentences, Overwrite, Seed
+
+Model = Annotated[str, typer.Argument(help="Base checkpoint: Hugging Face id, alias or directory.",
+                                      show_default=False)]
+Out = Annotated[Path, typer.Option("--out", help="Directory of the post-processed checkpoint (new or empty).",
+                                   show_default=False)]
+Directions = Annotated[int | None, typer.Option(
+    "--n-directions", min=1, help="Principal directions D to remove (default: round(d/100), at least 1).",
+    show_default=False)]
+
+
+def _write_json(json_out: Path | None, result: Any) -> None:
+    if json_out is not None:
+        from ..io_utils import atomic_write_text
+
+        atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("abtt")
+    @with_encoder_options
+    def abtt_cmd(model: Model, corpus: Corpus, out: Out, n_directions: Directions = None,
+                 max_sentences: MaxSentences = None, seed: Seed = 0, overwrite: Overwrite = False,
+                 json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
+        """All-but-the-top (Mu & Viswanath 2018): subtract the corpus mean and project out its top D principal
+        directions; writes a checkpoint that applies it when encoding (usable by every command)."""
+        from trainers.abtt import abtt_checkpoint
+
+        r = abtt_checkpoint(model, corpus, out, n_directions=n_directions, max_sentences=max_sentences, seed=seed,
+                            batch_size=encoder.batch_size, overwrite=overwrite, encoder_kwargs=encoder.load_kwargs,
+                            log=lambda msg: typer.echo(msg, err=True))
+        shares = ", ".join(f"{100 * v:.1f}%" for v in r.details["removed_variance_share"])
+        typer.echo(f"all-but-the-top on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: removed the mean "
+                   f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares})")
+        typer.echo(f"wrote {r.output_dir}")
+        _write_json(json_out, r)
+
+    from trainers.flow_settings import FlowSettings
+
+    fd = FlowSettings()
+
+    @app.command("flow")
+    @with_encoder_options
+    def flow_cmd(model: Model, out: Out, corpus: Annotated[list[Path] | None, typer.Option(
+                     "--corpus", help="Sentences to fit the flow on, one per line (repeatable; default use: the "
+                                      "unsupervised training corpus).", show_default=False)] = None,
+                 target: Annotated[bool, typer.Option(
+                     "--target", help="The paper's 'target' variant: fit on the 7 STS test sets' sentences (sees "
+                                      "the evaluation data; labelled so in the checkpoint).")] = False,
+                 blocks: Annotated[int, typer.Option("--blocks", min=1, help="Flow blocks (ActNorm, invertible "
+                                                     "linear, affine coupling).")] = fd.blocks,
+                 hidden: Annotated[int | None, typer.Option("--hidden", min=1, help="Coupling MLP width (default: "
+                                                            "the embedding dimension).", show_default=False)] = None,
+                 epochs: Annotated[float, typer.Option("--epochs", help="Passes over the corpus.")] = fd.epochs,
+                 lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = fd.learning_rate,
+                 flow_batch_size: Annotated[int, typer.Option("--flow-batch-size", min=1, help="Embeddings per "
+                                                              "optimiser step.")] = fd.batch_size,
+                 max_sentences: MaxSentences = None, seed: Seed = 0, data_dir: DataDir = None,
+                 overwrite: Overwrite = False, json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
+        """BERT-flow (Li et al. 2020): fit a Glow-style normalising flow (normflows) by maximum likelihood on the
+        frozen embeddings of a corpus; writes a checkpoint whose encodings are the flow's Gaussian latent."""
+        from trainers.flow import flow_checkpoint
+
+        if not corpus and not target:
+            from ..errors import InputError
+
+            raise InputError("no corpus given: pass --corpus FILE (one sentence per line), or --target to fit on "
+                             "the STS test sentences")
+        settings = FlowSettings(blocks=blocks, hidden=hidden, epochs=epochs, learning_rate=lr,
+                                batch_size=flow_batch_size, seed=seed)
+        r = flow_checkpoint(model, corpus or [], out, settings=settings, target=target, data_dir=data_dir,
+                            max_sentences=max_sentences, seed=seed, batch_size=encoder.batch_size,
+                            overwrite=overwrite, encoder_kwargs=encoder.load_kwargs, progress=True,
+                            log=lambda msg: typer.echo(msg, err=True))
+        d = r.details
+        typer.echo(f"BERT-flow ({d['variant']}) on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: "
+                   f"{d['steps']} steps in {d['fit_time_s']:.1f} s, negative log-likelihood "
+                   f"{d['nll_per_dim_start']:.3f} → {d['nll_per_dim_end']:.3f} nats/dim")
+        typer.echo(f"wrote {r.output_dir}")
+        _write_json(json_out, r)
