@@ -419,6 +419,7 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         t0 = tick("sts", t0)
         say(f"{spec.name}: analyses")
         source = EncoderSource(enc, batch_size=batch_size)
+        source.prefetch(data.sentences, layers=a.layers)  # final and per-layer vectors: one forward pass
         au = run_align_uniform(source, data, a)
         sp = run_spectrum(source, data, a)
         an, layers_note = anisotropy_with_layers(source, data, a, settings.layer_sentences)

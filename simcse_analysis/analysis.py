@@ -225,25 +225,67 @@ def describe_protocol(settings: AnalysisSettings, data: ProtocolData, analysis: 
 
 # ----------------------------------------------------------------------------------------- sources
 class EncoderSource:
-    """Embeddings from a loaded :class:`~simcse_analysis.encoder.Encoder` (cached on disk)."""
+    """Embeddings from a loaded :class:`~simcse_analysis.encoder.Encoder` (cached on disk per sentence).
+
+    The last list embedded (and its per-layer stack) is also kept in memory, so the analyses of one
+    command read it once; :meth:`prefetch` gets both from one forward pass when a command needs both.
+    """
 
     def __init__(self, encoder: Any, batch_size: int = 64) -> None:
         self.encoder = encoder
         self.batch_size = batch_size
+        self._memo: dict[str, tuple[str, np.ndarray]] = {}  # "embed" / "layers" → (texts digest, array)
 
     def describe(self) -> dict[str, Any]:
         return self.encoder.describe()
+
+    @property
+    def device(self) -> str:
+        """Where the encoder runs (the default device of the analyses' heavy work)."""
+        return self.encoder.device
 
     @property
     def layer_pooler(self) -> str:
         """Per-layer pooling: the [CLS] vector for CLS-type poolers, the token mean otherwise."""
         return "cls_before_pooler" if self.encoder.pooler.startswith("cls") else "avg"
 
+    def _remembered(self, what: str, digest: str) -> np.ndarray | None:
+        hit = self._memo.get(what)
+        return hit[1] if hit is not None and hit[0] == digest else None
+
+    def prefetch(self, sentences: Sequence[str], layers: bool = True) -> None:
+        """Embed ``sentences`` and, if ``layers``, their per-layer poolings, in one forward pass."""
+        from .cache import texts_digest
+
+        if not layers:
+            self.embed(sentences)
+            return
+        digest = texts_digest(sentences)
+        if self._remembered("embed", digest) is not None and self._remembered("layers", digest) is not None:
+            return
+        emb, stack = self.encoder.encode_with_layers(list(sentences), batch_size=self.batch_size,
+                                                     layer_pooler=self.layer_pooler)
+        self._memo = {"embed": (digest, emb), "layers": (digest, stack)}
+
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode(list(sentences), batch_size=self.batch_size)
+        from .cache import texts_digest
+
+        digest = texts_digest(sentences)
+        hit = self._remembered("embed", digest)
+        if hit is None:
+            hit = self.encoder.encode(list(sentences), batch_size=self.batch_size)
+            self._memo["embed"] = (digest, hit)
+        return hit
 
     def embed_layers(self, sentences: Sequence[str]) -> np.ndarray | None:
-        return self.encoder.encode_layers(list(sentences), batch_size=self.batch_size, pooler=self.layer_pooler)
+        from .cache import texts_digest
+
+        digest = texts_digest(sentences)
+        hit = self._remembered("layers", digest)
+        if hit is None:
+            hit = self.encoder.encode_layers(list(sentences), batch_size=self.batch_size, pooler=self.layer_pooler)
+            self._memo["layers"] = (digest, hit)
+        return hit
 
 
 class PrecomputedSource:
@@ -432,6 +474,8 @@ def run_spectrum(source: Any, data: ProtocolData, settings: AnalysisSettings) ->
 
 def run_anisotropy(source: Any, data: ProtocolData, settings: AnalysisSettings) -> AnisotropyResult:
     """Anisotropy summaries of the final embeddings (and of every layer), plus cosine by gold-score bin."""
+    if settings.layers and hasattr(source, "prefetch"):
+        source.prefetch(data.sentences, layers=True)  # final and per-layer vectors from one forward pass
     emb = source.embed(data.sentences)
     summary = anisotropy_summary(emb, n_pairs=settings.cosine_pairs, seed=settings.seed)
     bins = cosine_by_score_bin(emb[data.pairs[:, 0]], emb[data.pairs[:, 1]], data.scores, settings.score_edges)
