@@ -15,6 +15,7 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.whiten",
     "simcse_analysis.cli.ablate",
     "simcse_analysis.cli.report",
+    "simcse_analysis.cli.store",
 ]
 
 
