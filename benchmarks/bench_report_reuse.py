@@ -43,7 +43,7 @@ def main() -> None:
     calls: list[dict] = []
     orig = enc_mod.Encoder._run
 
-    def counting(self, texts, batch_size, show_progress_bar, fn, hidden_states):  # noqa: ANN001
+    def counting(self, texts, batch_size, show_progress_bar, fn, hidden_states):
         t0 = time.perf_counter()
         arr = orig(self, texts, batch_size, show_progress_bar, fn, hidden_states)
         calls.append({"n": len(texts), "kind": getattr(fn, "__name__", "?"), "shape": list(arr.shape),

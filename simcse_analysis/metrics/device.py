@@ -165,6 +165,7 @@ def uniformity(x: Any, t: float = 2.0, *, normalize: bool = True, precision: str
     bounded = normalize and 4.0 * t <= 50.0
     b = min(block_size, n)
     lower = torch.ones(b, b, dtype=torch.bool, device=dev).tril()
+    buf = torch.empty(b * b, dtype=dt, device=dev)  # one tile buffer, reused (no allocation per tile)
     log_terms: list[float] = []
     for r0 in range(0, n, b):
         r1 = min(r0 + b, n)
@@ -175,7 +176,8 @@ def uniformity(x: Any, t: float = 2.0, *, normalize: bool = True, precision: str
             if c0 == r0 and c1 - c0 == 1:
                 continue
             right, rsq = (left, lsq) if c0 == r0 else get(c0, c1)
-            g = left2 @ right.T  # 2t u_i·u_j
+            g = buf[: len(left2) * len(right)].view(len(left2), len(right))
+            torch.matmul(left2, right.T, out=g)  # 2t u_i·u_j
             const = 0.0
             if normalize:  # ‖u‖ = 1: −t‖u_i − u_j‖² = 2t u_i·u_j − 2t, the constant kept out of the tile
                 const = -2.0 * t
@@ -191,7 +193,7 @@ def uniformity(x: Any, t: float = 2.0, *, normalize: bool = True, precision: str
                 else:
                     shift = 0.0
             g.exp_()
-            s = float(g.sum(dim=1, dtype=torch.float64).sum())
+            s = float(g.sum(dim=1).to(torch.float64).sum())  # row sums (≤ B terms), then float64
             log_terms.append(const + shift + math.log(s) if s > 0 else -math.inf)
     n_pairs = n * (n - 1) / 2
     m = max(log_terms)
@@ -222,17 +224,17 @@ def uniformity_sampled(x: Any, t: float = 2.0, *, n_pairs: int = 1_000_000, seed
     if n_pairs < 2:
         raise InputError(f"n_pairs must be >= 2, got {n_pairs}")
     rows = Rows(x, device)
-    norms = rows.nonzero_norms() if normalize else None
+    norms = rows.nonzero_norms() if normalize else rows.norms()
     i, j = random_distinct_pairs(rows.n, n_pairs, seed)
     expo = torch.empty(n_pairs, dtype=torch.float64, device=rows.device)
     for start in range(0, n_pairs, STREAM_BLOCK):
         sl = slice(start, start + STREAM_BLOCK)
-        a, b = rows.take(i[sl], torch.float64), rows.take(j[sl], torch.float64)
-        if norms is not None:
-            ti, tj = torch.as_tensor(i[sl], device=rows.device), torch.as_tensor(j[sl], device=rows.device)
-            a, b = a / norms[ti, None], b / norms[tj, None]
-        diff = a - b
-        expo[sl] = -t * (diff * diff).sum(dim=1)
+        ti, tj = torch.as_tensor(i[sl], device=rows.device), torch.as_tensor(j[sl], device=rows.device)
+        dot = torch.linalg.vecdot(rows.take(i[sl], torch.float64), rows.take(j[sl], torch.float64))
+        ni, nj = norms[ti], norms[tj]
+        # ‖u − v‖² = ‖u‖² + ‖v‖² − 2u·v (float64; on the unit sphere 2 − 2cos)
+        sq = 2.0 - 2.0 * dot / (ni * nj) if normalize else ni * ni + nj * nj - 2.0 * dot
+        expo[sl] = -t * sq.clamp_(min=0.0)
     shift = float(expo.max())
     k = torch.exp(expo - shift)
     mean = float(k.mean())
