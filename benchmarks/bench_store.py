@@ -3,7 +3,8 @@ exact uniformity of 300k rows streamed from the store.
 
 Steps (each measured process is a child, so its peak RSS is its own):
 
-1. corpus: the unsupervised corpus (``unsup/wiki1m_for_simcse.head.txt``) repeated to ``--n`` lines;
+1. corpus: the unsupervised corpus (``unsup/wiki1m_for_simcse.head.txt``) repeated to ``--n`` lines, each
+   repetition with a suffix " (k)" so that all lines are distinct (nothing is deduplicated);
    model: a tiny random BERT (tests/conftest.py ``build_tiny_bert``: 32 dims, 3 layers).
 2. peer: ``Encoder.encode`` of the first ``--peer`` lines in memory (no store), sentences/s.
 3. ``simcse-analyze encode`` into a store, killed (SIGKILL) once ``--kill-at`` rows are done; the
@@ -191,8 +192,11 @@ def main() -> None:
         src = (Path(args.data_dir) / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()
         src = [s for s in src if s.strip()]
         with open(corpus, "w", encoding="utf-8") as f:
-            f.writelines(src[i % len(src)] + "\n" for i in range(args.n))
-    print(f"corpus: {corpus} ({args.n:,} lines: the non-blank unsup sentences repeated)", flush=True)
+            # every line distinct (a repetition gets a suffix), so nothing is encoded once for several rows
+            f.writelines(src[i % len(src)] + ("" if i < len(src) else f" ({i // len(src)})") + "\n"
+                         for i in range(args.n))
+    print(f"corpus: {corpus} ({args.n:,} distinct lines: the non-blank unsup sentences, repeated with a "
+          "suffix)", flush=True)
     store = work / "store"
 
     print("1. peer: Encoder.encode in memory", flush=True)
