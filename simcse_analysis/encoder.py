@@ -26,6 +26,7 @@ import torch
 from . import checkpoint as ckpt
 from .cache import EmbeddingCache, sentence_keys
 from .errors import InputError
+from .metrics.device import torch_device
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
 
 DTYPES: dict[str, torch.dtype] = {
@@ -57,13 +58,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return dev
+    return torch_device(device)  # InputError for an unknown device or a GPU that is not there
 
 
 def _check_texts(sentences: Sequence[str]) -> list[str]:
