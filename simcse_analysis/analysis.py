@@ -234,7 +234,7 @@ class EncoderSource:
     def __init__(self, encoder: Any, batch_size: int = 64) -> None:
         self.encoder = encoder
         self.batch_size = batch_size
-        self._memo: dict[str, tuple[str, np.ndarray]] = {}  # "embed" / "layers" → (texts digest, array)
+        self._memo: dict[str, tuple[str, np.ndarray, list[str]]] = {}  # what → (digest, array, texts)
 
     def describe(self) -> dict[str, Any]:
         return self.encoder.describe()
@@ -257,34 +257,49 @@ class EncoderSource:
         """Embed ``sentences`` and, if ``layers``, their per-layer poolings, in one forward pass."""
         from .cache import texts_digest
 
+        texts = list(sentences)
         if not layers:
-            self.embed(sentences)
+            self.embed(texts)
             return
-        digest = texts_digest(sentences)
+        digest = texts_digest(texts)
         if self._remembered("embed", digest) is not None and self._remembered("layers", digest) is not None:
             return
-        emb, stack = self.encoder.encode_with_layers(list(sentences), batch_size=self.batch_size,
+        emb, stack = self.encoder.encode_with_layers(texts, batch_size=self.batch_size,
                                                      layer_pooler=self.layer_pooler)
-        self._memo = {"embed": (digest, emb), "layers": (digest, stack)}
+        self._memo = {"embed": (digest, emb, texts), "layers": (digest, stack, texts)}
 
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
+        """Final vectors; rows of the previous list embedded here are reused (also without a disk cache)."""
         from .cache import texts_digest
 
-        digest = texts_digest(sentences)
+        texts = list(sentences)
+        digest = texts_digest(texts)
         hit = self._remembered("embed", digest)
-        if hit is None:
-            hit = self.encoder.encode(list(sentences), batch_size=self.batch_size)
-            self._memo["embed"] = (digest, hit)
-        return hit
+        if hit is not None:
+            return hit
+        prev = self._memo.get("embed")
+        known = {t: i for i, t in enumerate(prev[2])} if prev is not None else {}
+        new = list(dict.fromkeys(t for t in texts if t not in known))
+        if not known or not texts:
+            out = self.encoder.encode(texts, batch_size=self.batch_size)
+        else:
+            fresh = self.encoder.encode(new, batch_size=self.batch_size) if new else None
+            where = {t: i for i, t in enumerate(new)}
+            out = np.empty((len(texts), prev[1].shape[1]), dtype=prev[1].dtype)
+            for r, t in enumerate(texts):
+                out[r] = prev[1][known[t]] if t in known else fresh[where[t]]
+        self._memo["embed"] = (digest, out, texts)
+        return out
 
     def embed_layers(self, sentences: Sequence[str]) -> np.ndarray | None:
         from .cache import texts_digest
 
-        digest = texts_digest(sentences)
+        texts = list(sentences)
+        digest = texts_digest(texts)
         hit = self._remembered("layers", digest)
         if hit is None:
-            hit = self.encoder.encode_layers(list(sentences), batch_size=self.batch_size, pooler=self.layer_pooler)
-            self._memo["layers"] = (digest, hit)
+            hit = self.encoder.encode_layers(texts, batch_size=self.batch_size, pooler=self.layer_pooler)
+            self._memo["layers"] = (digest, hit, texts)
         return hit
 
 
