@@ -7,7 +7,7 @@
 2. exact uniformity of ``--n`` (default 1,000,000) random unit vectors in 384 dims, generated on the device:
    :func:`simcse_analysis.metrics.uniformity` on the CUDA tensor (all N(N−1)/2 pairs, float32 tiles,
    float64 accumulation), time and peak device memory; checked against the float64 tiles on a
-   100,000-row head and against the sampled estimate ± its standard error (10⁸ pairs).
+   100,000-row head and against the sampled estimate ± its standard error (``--sampled-pairs``, 10⁸).
 3. the other device-resident analyses of the same matrix: spectrum (float64 Gram) and the anisotropy summary.
 
 Needs torch with CUDA, transformers, sentence-transformers and the offline MiniLM weights
@@ -98,7 +98,7 @@ def bench_encode(model: str, texts: list[str], device: str, batch: int, repeats:
     return rows
 
 
-def bench_uniformity(n: int, d: int, device: str, block: int) -> dict:
+def bench_uniformity(n: int, d: int, device: str, block: int, sampled_pairs: int) -> dict:
     import torch
 
     from simcse_analysis.metrics import anisotropy_summary, spectrum, uniformity, uniformity_sampled
@@ -118,7 +118,7 @@ def bench_uniformity(n: int, d: int, device: str, block: int) -> dict:
     u32 = uniformity(x[:head], block_size=block)
     u64 = uniformity(x[:head], block_size=block, precision="float64")
     t0 = time.perf_counter()
-    est = uniformity_sampled(x, n_pairs=min(10**8, n * (n - 1) // 2), seed=0)
+    est = uniformity_sampled(x, n_pairs=min(sampled_pairs, n * (n - 1) // 2), seed=0)
     t_sampled = time.perf_counter() - t0
     t0 = time.perf_counter()
     sp = spectrum(x, center=True)
@@ -148,6 +148,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--block", type=int, default=16_384)
+    ap.add_argument("--sampled-pairs", type=int, default=10**8)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (checks the script only)")
     ap.add_argument("--out", default=None)
@@ -158,6 +159,7 @@ def main() -> None:
 
     if args.smoke:
         args.device, args.sentences, args.n, args.block, args.repeats, args.batch_size = "cpu", 64, 3000, 1024, 1, 32
+        args.sampled_pairs = 100_000
     elif not torch.cuda.is_available():
         sys.exit("no CUDA GPU here: run with --smoke for a CPU check of the script; GPU figures cannot be simulated")
     model = args.model
@@ -173,7 +175,7 @@ def main() -> None:
     texts = _sentences(args.data_dir, args.sentences)
     result = {"info": info,
               "encode": bench_encode(model, texts, args.device, args.batch_size, args.repeats),
-              "uniformity": bench_uniformity(args.n, 384, args.device, args.block)}
+              "uniformity": bench_uniformity(args.n, 384, args.device, args.block, args.sampled_pairs)}
     print(json.dumps(result, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
