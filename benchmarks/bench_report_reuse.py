@@ -10,6 +10,8 @@ measure the code before a change with the same script:
 
 Prints, per command: wall seconds, sentences encoded (pooled and per-layer passes separately), seconds
 inside the forward-pass loop; and the total. Timings depend on the machine's load; counts do not.
+``--report-models M@avg M@cls_before_pooler …`` times one cold multi-checkpoint report instead (no
+eval): wall seconds versus the seconds spent encoding, in the same run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("SIMCSE_DATA", "/work/shared/data"))
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--extra", default="", help="extra report options, e.g. '--no-umap'")
+    ap.add_argument("--report-models", nargs="*", default=None,
+                    help="skip eval; report these MODEL[@POOLER] arguments together (e.g. three poolers)")
     args = ap.parse_args()
 
     import simcse_analysis
@@ -54,9 +58,11 @@ def main() -> None:
     commands = {
         "eval": ["eval", args.model, "--data-dir", args.data_dir, "--json", str(out / "sts.json"),
                  "--cache-dir", str(cache)],
-        "report": ["report", args.model, "--data-dir", args.data_dir, "--out", str(out / "report.html"),
-                   "--cache-dir", str(cache), *args.extra.split()],
+        "report": ["report", *(args.report_models or [args.model]), "--data-dir", args.data_dir,
+                   "--out", str(out / "report.html"), "--cache-dir", str(cache), *args.extra.split()],
     }
+    if args.report_models:
+        del commands["eval"]
     print(f"code: {simcse_analysis.__file__}; python {platform.python_version()}; "
           f"cpus {os.cpu_count()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
     summary = {}
