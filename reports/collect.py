@@ -468,6 +468,8 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         t0 = tick("sts", t0)
         say(f"{spec.name}: analyses")
         source = EncoderSource(enc, batch_size=batch_size)
+        if a.layers:  # the per-layer sample's final and per-layer vectors from one forward pass
+            source.prefetch(layer_sample(data, settings.layer_sentences, a.seed), layers=True)
         au = run_align_uniform(source, data, a)
         sp = run_spectrum(source, data, a)
         an, layers_note = anisotropy_with_layers(source, data, a, settings.layer_sentences)
@@ -509,6 +511,13 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     return _finite(record)
 
 
+def layer_sample(data: Any, layer_sentences: int | None, seed: int) -> list[str]:
+    """The seeded sample of protocol sentences whose every layer the report analyses (all if ``None``)."""
+    from .umap_map import subsample
+
+    return [data.sentences[r] for r in subsample(len(data.sentences), layer_sentences or len(data.sentences), seed)]
+
+
 def anisotropy_with_layers(source: Any, data: Any, settings: AnalysisSettings, layer_sentences: int | None
                            ) -> tuple[dict[str, Any], str | None]:
     """The anisotropy analysis (``AnisotropyResult.to_dict()``): the final embeddings on every protocol
@@ -521,24 +530,23 @@ def anisotropy_with_layers(source: Any, data: Any, settings: AnalysisSettings, l
     """
     from dataclasses import replace
 
-    from simcse_analysis.analysis import run_anisotropy
+    from simcse_analysis.analysis import metrics_device, run_anisotropy
     from simcse_analysis.metrics.anisotropy import anisotropy_summary
 
-    from .umap_map import subsample
-
     result = run_anisotropy(source, data, replace(settings, layers=False)).to_dict()
-    stack = source.embed_layers(data.sentences) if settings.layers else None
+    sample = layer_sample(data, layer_sentences, settings.seed)
+    stack = source.embed_layers(sample) if settings.layers else None  # only the sampled sentences' layers
     if stack is None:
         return result, None
-    rows = subsample(len(data.sentences), layer_sentences or len(data.sentences), settings.seed)
     layers, notes = [], []
     for i, h in enumerate(stack):
         try:
-            layers.append(anisotropy_summary(h[rows], n_pairs=settings.cosine_pairs, seed=settings.seed).to_dict())
+            layers.append(anisotropy_summary(h, n_pairs=settings.cosine_pairs, seed=settings.seed,
+                                             device=metrics_device(source)).to_dict())
         except InputError as e:
             layers.append(None)
             notes.append(f"layer {i}: {e}")
-    result.update(layer_pooler=source.layer_pooler, layers=layers, layer_sentences=len(rows))
+    result.update(layer_pooler=source.layer_pooler, layers=layers, layer_sentences=len(sample))
     return result, ("per-layer figures left out for " + "; ".join(notes)) if notes else None
 
 

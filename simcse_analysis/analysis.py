@@ -60,7 +60,7 @@ import numpy as np
 
 from .corpora import split_lines
 from .errors import InputError
-from .metrics.align_uniform import alignment, uniformity_sampled, uniformity_with_rows
+from .metrics.align_uniform import alignment, uniformity, uniformity_sampled, uniformity_with_rows
 from .metrics.anisotropy import (
     DEFAULT_SCORE_EDGES,
     AnisotropySummary,
@@ -228,25 +228,82 @@ def describe_protocol(settings: AnalysisSettings, data: ProtocolData, analysis: 
 
 # ----------------------------------------------------------------------------------------- sources
 class EncoderSource:
-    """Embeddings from a loaded :class:`~simcse_analysis.encoder.Encoder` (cached on disk)."""
+    """Embeddings from a loaded :class:`~simcse_analysis.encoder.Encoder` (cached on disk per sentence).
+
+    The last list embedded (and its per-layer stack) is also kept in memory, so the analyses of one
+    command read it once; :meth:`prefetch` gets both from one forward pass when a command needs both.
+    """
 
     def __init__(self, encoder: Any, batch_size: int = 64) -> None:
         self.encoder = encoder
         self.batch_size = batch_size
+        self._memo: dict[str, tuple[str, np.ndarray, list[str]]] = {}  # what → (digest, array, texts)
 
     def describe(self) -> dict[str, Any]:
         return self.encoder.describe()
+
+    @property
+    def device(self) -> str:
+        """Where the encoder runs (the default device of the analyses' heavy work)."""
+        return self.encoder.device
 
     @property
     def layer_pooler(self) -> str:
         """Per-layer pooling: the [CLS] vector for CLS-type poolers, the token mean otherwise."""
         return "cls_before_pooler" if self.encoder.pooler.startswith("cls") else "avg"
 
+    def _remembered(self, what: str, digest: str) -> np.ndarray | None:
+        hit = self._memo.get(what)
+        return hit[1] if hit is not None and hit[0] == digest else None
+
+    def prefetch(self, sentences: Sequence[str], layers: bool = True) -> None:
+        """Embed ``sentences`` and, if ``layers``, their per-layer poolings, in one forward pass."""
+        from .cache import texts_digest
+
+        texts = list(sentences)
+        if not layers:
+            self.embed(texts)
+            return
+        digest = texts_digest(texts)
+        if self._remembered("embed", digest) is not None and self._remembered("layers", digest) is not None:
+            return
+        emb, stack = self.encoder.encode_with_layers(texts, batch_size=self.batch_size,
+                                                     layer_pooler=self.layer_pooler)
+        self._memo = {"embed": (digest, emb, texts), "layers": (digest, stack, texts)}
+
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode(list(sentences), batch_size=self.batch_size)
+        """Final vectors; rows of the previous list embedded here are reused (also without a disk cache)."""
+        from .cache import texts_digest
+
+        texts = list(sentences)
+        digest = texts_digest(texts)
+        hit = self._remembered("embed", digest)
+        if hit is not None:
+            return hit
+        prev = self._memo.get("embed")
+        known = {t: i for i, t in enumerate(prev[2])} if prev is not None else {}
+        new = list(dict.fromkeys(t for t in texts if t not in known))
+        if not known or not texts:
+            out = self.encoder.encode(texts, batch_size=self.batch_size)
+        else:
+            fresh = self.encoder.encode(new, batch_size=self.batch_size) if new else None
+            where = {t: i for i, t in enumerate(new)}
+            out = np.empty((len(texts), prev[1].shape[1]), dtype=prev[1].dtype)
+            for r, t in enumerate(texts):
+                out[r] = prev[1][known[t]] if t in known else fresh[where[t]]
+        self._memo["embed"] = (digest, out, texts)
+        return out
 
     def embed_layers(self, sentences: Sequence[str]) -> np.ndarray | None:
-        return self.encoder.encode_layers(list(sentences), batch_size=self.batch_size, pooler=self.layer_pooler)
+        from .cache import texts_digest
+
+        texts = list(sentences)
+        digest = texts_digest(texts)
+        hit = self._remembered("layers", digest)
+        if hit is None:
+            hit = self.encoder.encode_layers(texts, batch_size=self.batch_size, pooler=self.layer_pooler)
+            self._memo["layers"] = (digest, hit, texts)
+        return hit
 
 
 class PrecomputedSource:
@@ -280,14 +337,42 @@ class PrecomputedSource:
         return None
 
 
-def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: str | os.PathLike[str],
-                     name: str | None = None) -> PrecomputedSource:
-    """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines).
+class StoreSource:
+    """Embeddings from an embedding store (:mod:`simcse_analysis.store`), memory-mapped: a sentence's row
+    is found by its key, so only the rows an analysis needs are read."""
 
-    Refuses non-finite values and zero rows (a zero vector has no direction), naming the file, row and line.
-    """
+    layer_pooler = None
+
+    def __init__(self, store: Any, name: str | None = None) -> None:
+        self.store = store
+        self.name = name or store.manifest.model
+
+    def describe(self) -> dict[str, Any]:
+        m = self.store.manifest
+        return {"model": self.name, "pooler": m.pooler, "dim": m.dim, "embeddings": str(self.store.root),
+                "sentences": None, "fingerprint": m.fingerprint, "max_length": m.max_length, "dtype": m.dtype,
+                "store_precision": m.precision, "store_rows": m.n}
+
+    def embed(self, sentences: Sequence[str]) -> np.ndarray:
+        return self.store[self.store.rows_of(list(sentences))]
+
+    def embed_layers(self, sentences: Sequence[str]) -> np.ndarray | None:
+        return None
+
+
+def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: str | os.PathLike[str] | None,
+                     name: str | None = None, pooler: str | None = None) -> PrecomputedSource | StoreSource:
+    """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines), or
+    open an embedding store directory (its rows are found by sentence, so no list is needed; ``pooler``,
+    when given, must be the store's)."""
     from .metrics._checks import as_points, row_norms
+    from .store import is_store, open_store
 
+    if is_store(embeddings_path):
+        return StoreSource(open_store(embeddings_path, pooler=pooler), name=name)
+    if sentences_path is None:
+        raise InputError(f"--embeddings {embeddings_path} needs --sentences S.txt (row i of the matrix embeds "
+                         "line i); only an embedding store carries its own sentence keys")
     ep, sp = Path(embeddings_path), Path(sentences_path)
     try:
         arr = np.load(ep, allow_pickle=False)
@@ -428,40 +513,61 @@ def _positives(data: ProtocolData, settings: AnalysisSettings) -> np.ndarray:
     return pos
 
 
-def run_align_uniform(source: Any, data: ProtocolData, settings: AnalysisSettings) -> AlignUniformResult:
+def metrics_device(source: Any, device: Any = None) -> Any:
+    """Where the heavy metric work runs: ``device`` if given, else the source's (an encoder's device);
+    ``None`` (the NumPy path) for the CPU."""
+    d = device if device is not None else getattr(source, "device", None)
+    return None if d is None or str(d) == "cpu" else d
+
+
+def run_align_uniform(source: Any, data: ProtocolData, settings: AnalysisSettings, device: Any = None
+                      ) -> AlignUniformResult:
     """``ℓ_align`` over the positive pairs and ``ℓ_uniform`` over the distinct sentences."""
     pos = _positives(data, settings)
     emb = source.embed(data.sentences)
+    dev = metrics_device(source, device)
     a = alignment(emb[pos[:, 0]], emb[pos[:, 1]], alpha=settings.alpha)
     a_se = mean_interval(alignment_terms(emb[pos[:, 0]], emb[pos[:, 1]], settings.alpha)).stderr
     if settings.uniformity_pairs is None:
-        exact = uniformity_with_rows(emb, t=settings.t)
-        u, se = exact.value, (exact.stderr if math.isfinite(exact.stderr) else None)
+        if dev is None:
+            exact = uniformity_with_rows(emb, t=settings.t)  # the U-statistic's standard error in the same pass
+            u, se = exact.value, (exact.stderr if math.isfinite(exact.stderr) else None)
+        else:
+            u, se = uniformity(emb, t=settings.t, device=dev), None
     else:
-        est = uniformity_sampled(emb, t=settings.t, n_pairs=settings.uniformity_pairs, seed=settings.seed)
+        est = uniformity_sampled(emb, t=settings.t, n_pairs=settings.uniformity_pairs, seed=settings.seed,
+                                 device=dev)
         u, se = est.value, est.stderr
     return AlignUniformResult(model=source.describe(), alignment=a, uniformity=u, uniformity_stderr=se,
                               n_positive_pairs=len(pos), n_sentences=len(data.sentences), alignment_stderr=a_se)
 
 
-def run_spectrum(source: Any, data: ProtocolData, settings: AnalysisSettings) -> SpectrumResult:
+def run_spectrum(source: Any, data: ProtocolData, settings: AnalysisSettings, device: Any = None
+                 ) -> SpectrumResult:
     """Uncentred and centred singular-value spectra of the distinct-sentence embedding matrix."""
     emb = source.embed(data.sentences)
-    return SpectrumResult(model=source.describe(), uncentered=spectrum(emb, center=False, top_k=settings.top_k),
-                          centered=spectrum(emb, center=True, top_k=settings.top_k))
+    dev = metrics_device(source, device)
+    return SpectrumResult(model=source.describe(),
+                          uncentered=spectrum(emb, center=False, top_k=settings.top_k, device=dev),
+                          centered=spectrum(emb, center=True, top_k=settings.top_k, device=dev))
 
 
-def run_anisotropy(source: Any, data: ProtocolData, settings: AnalysisSettings) -> AnisotropyResult:
+def run_anisotropy(source: Any, data: ProtocolData, settings: AnalysisSettings, device: Any = None
+                   ) -> AnisotropyResult:
     """Anisotropy summaries of the final embeddings (and of every layer), plus cosine by gold-score bin."""
+    if settings.layers and hasattr(source, "prefetch"):
+        source.prefetch(data.sentences, layers=True)  # final and per-layer vectors from one forward pass
     emb = source.embed(data.sentences)
-    summary = anisotropy_summary(emb, n_pairs=settings.cosine_pairs, seed=settings.seed)
+    dev = metrics_device(source, device)
+    summary = anisotropy_summary(emb, n_pairs=settings.cosine_pairs, seed=settings.seed, device=dev)
     bins = cosine_by_score_bin(emb[data.pairs[:, 0]], emb[data.pairs[:, 1]], data.scores, settings.score_edges)
     layers, layer_pooler = None, None
     if settings.layers:
         stack = source.embed_layers(data.sentences)
         if stack is not None:
             layer_pooler = source.layer_pooler
-            layers = [anisotropy_summary(h, n_pairs=settings.cosine_pairs, seed=settings.seed) for h in stack]
+            layers = [anisotropy_summary(h, n_pairs=settings.cosine_pairs, seed=settings.seed, device=dev)
+                      for h in stack]
     return AnisotropyResult(model=source.describe(), summary=summary, score_bins=bins,
                             layer_pooler=layer_pooler, layers=layers)
 
@@ -469,14 +575,16 @@ def run_anisotropy(source: Any, data: ProtocolData, settings: AnalysisSettings) 
 RUNNERS = {"align_uniform": run_align_uniform, "spectrum": run_spectrum, "anisotropy": run_anisotropy}
 
 
-def analyze(analysis: str, sources: Iterable[Any], data: ProtocolData, settings: AnalysisSettings) -> AnalysisReport:
+def analyze(analysis: str, sources: Iterable[Any], data: ProtocolData, settings: AnalysisSettings,
+            device: Any = None) -> AnalysisReport:
     """Run one analysis for every source under one protocol; the report records settings and data.
 
-    ``sources`` may be a generator that loads each model only when its turn comes.
+    ``sources`` may be a generator that loads each model only when its turn comes. ``device``: where the
+    heavy metric work runs (default: each encoder's device; precomputed vectors: the CPU).
     """
     if analysis not in RUNNERS:
         raise InputError(f"unknown analysis {analysis!r}: choose {', '.join(ANALYSES)}")
-    results = [RUNNERS[analysis](s, data, settings) for s in sources]
+    results = [RUNNERS[analysis](s, data, settings, device=device) for s in sources]
     return AnalysisReport(analysis, describe_protocol(settings, data, analysis), settings, data.summary(), results)
 
 

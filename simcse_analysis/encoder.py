@@ -2,9 +2,9 @@
 
 The hot path of every analysis. Sentences are tokenised once, sorted by token length into buckets
 (so each batch pads to nearly its own length), run under ``torch.inference_mode`` and put back in
-input order. Results are cached on disk (:mod:`simcse_analysis.cache`), keyed by the weights'
-fingerprint, pooler, max_length, dtype and the exact texts, so a second analysis of the same
-checkpoint on the same data does not re-encode.
+input order. Vectors are cached on disk per sentence (:mod:`simcse_analysis.cache`), keyed by the
+weights' fingerprint, pooler, max_length, dtype and the sentence, so no command re-encodes a sentence
+another command already encoded with the same settings.
 
 A checkpoint's ``simcse_analysis.json`` may declare a ``post_transform`` (e.g. whitening, written by
 ``simcse-analyze whiten``): ``{"type": "affine", "file": "whitening.safetensors"}`` holding tensors
@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .cache import EmbeddingCache, cache_key
+from .cache import EmbeddingCache, sentence_keys
 from .errors import InputError
 from .hf_logging import quiet_transformers
+from .metrics.device import torch_device
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
 from .post_transforms import AffineMap, FlowMap, load_post_transform
 
@@ -60,13 +61,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return dev
+    return torch_device(device)  # InputError for an unknown device or a GPU that is not there
 
 
 def _check_texts(sentences: Sequence[str]) -> list[str]:
@@ -77,6 +72,13 @@ def _check_texts(sentences: Sequence[str]) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"sentence {i} is {type(t).__name__}, not str")
     return texts
+
+
+def _check_layer_pooler(pooler: str) -> str:
+    if pooler not in ("avg", "cls_before_pooler"):
+        raise InputError(f"per-layer pooling {pooler!r} is not supported: use avg or cls_before_pooler")
+    return pooler
+
 
 
 class Encoder:
@@ -150,21 +152,16 @@ class Encoder:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, sentences: Sequence[str], batch_size: int = 64, normalize: bool = False,
-               show_progress_bar: bool | None = None) -> np.ndarray:
+               show_progress_bar: bool | None = None, use_cache: bool = True) -> np.ndarray:
         """Embed ``sentences`` → float32 array ``(N, d)`` in input order.
 
-        ``normalize=True`` returns unit-L2 rows ``x / ||x||₂``. Cached on disk when the encoder was
-        loaded from a checkpoint.
+        ``normalize=True`` returns unit-L2 rows ``x / ||x||₂``. Each distinct sentence is encoded once;
+        when the encoder was loaded from a checkpoint, vectors are read from and written to the
+        per-sentence disk cache (``use_cache=False`` bypasses it for this call).
         """
         texts = _check_texts(sentences)
-        emb = self._cached(texts, "pooled", self.pooler, batch_size, show_progress_bar,
-                           lambda out, mask: pool(self.pooler, out, mask, getattr(self.model, "pooler", None))
-                           .unsqueeze(0))[0]
-        if self.post_transform is not None:
-            emb = self.post_transform.apply(emb)
-        if normalize:
-            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return emb
+        (emb,) = self._outputs(texts, [("pooled", self.pooler)], batch_size, show_progress_bar, use_cache)
+        return self._finish(emb, normalize)
 
     def encode_layers(self, sentences: Sequence[str], batch_size: int = 64, pooler: str = "avg",
                       show_progress_bar: bool | None = None) -> np.ndarray:
@@ -173,33 +170,96 @@ class Encoder:
         Index 0 is the embedding layer, ``L`` the last layer. ``pooler`` is ``avg`` (masked token mean)
         or ``cls_before_pooler`` ([CLS] vector). No post-transform is applied.
         """
-        if pooler not in ("avg", "cls_before_pooler"):
-            raise InputError(f"per-layer pooling {pooler!r} is not supported: use avg or cls_before_pooler")
         texts = _check_texts(sentences)
+        (stack,) = self._outputs(texts, [("layers", _check_layer_pooler(pooler))], batch_size, show_progress_bar)
+        return np.ascontiguousarray(stack.transpose(1, 0, 2))
 
-        def per_layer(out: Any, mask: torch.Tensor) -> torch.Tensor:
-            if pooler == "avg":
-                return torch.stack([masked_mean(h, mask) for h in out.hidden_states])
-            return torch.stack([h[:, 0] for h in out.hidden_states])
+    def encode_with_layers(self, sentences: Sequence[str], batch_size: int = 64, layer_pooler: str = "avg",
+                           normalize: bool = False, show_progress_bar: bool | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """``(encode(sentences), encode_layers(sentences, pooler=layer_pooler))`` from ONE forward pass
+        over the sentences that neither output has cached (a command that needs both pays once)."""
+        texts = _check_texts(sentences)
+        emb, stack = self._outputs(texts, [("pooled", self.pooler), ("layers", _check_layer_pooler(layer_pooler))],
+                                   batch_size, show_progress_bar)
+        return self._finish(emb, normalize), np.ascontiguousarray(stack.transpose(1, 0, 2))
 
-        return self._cached(texts, "layers", pooler, batch_size, show_progress_bar, per_layer,
-                            hidden_states=True)
+    def _finish(self, emb: np.ndarray, normalize: bool) -> np.ndarray:
+        if self.post_transform is not None:
+            emb = self.post_transform.apply(emb)
+        if normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
 
-    def _cached(self, texts: list[str], kind: str, pooler: str, batch_size: int,
-                show_progress_bar: bool | None, fn: Callable[[Any, torch.Tensor], torch.Tensor],
-                hidden_states: bool = False) -> np.ndarray:
-        key = None
-        if self.cache is not None and self.weights_fingerprint is not None:
-            key = cache_key({"fingerprint": self.weights_fingerprint, "kind": kind, "pooler": pooler,
-                             "max_length": self.max_length, "dtype": self.dtype, "v": 1}, texts)
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit
-        arr = self._run(texts, batch_size, show_progress_bar, fn,
-                        hidden_states or pooler in NEEDS_HIDDEN_STATES)
-        if key is not None:
-            self.cache.put(key, arr)
-        return arr
+    def _head(self, kind: str, pooler: str) -> tuple[Callable[[Any, torch.Tensor], torch.Tensor], int]:
+        """``(fn, k)``: ``fn(model output, mask)`` → ``(k, B, d)`` for one kind of output."""
+        if kind == "pooled":
+            return (lambda out, mask: pool(pooler, out, mask, getattr(self.model, "pooler", None)).unsqueeze(0)), 1
+        if pooler == "avg":
+            return (lambda out, mask: torch.stack([masked_mean(h, mask) for h in out.hidden_states])), self.n_layers
+        return (lambda out, mask: torch.stack([h[:, 0] for h in out.hidden_states])), self.n_layers
+
+    def cache_settings(self, kind: str, pooler: str) -> dict[str, Any]:
+        """What a cached vector depends on besides its sentence (the cache namespace's settings)."""
+        return {"fingerprint": self.weights_fingerprint, "kind": kind, "pooler": pooler,
+                "max_length": self.max_length, "dtype": self.dtype, "v": 2}
+
+    @property
+    def n_layers(self) -> int:
+        """Hidden states the model returns: the embedding layer plus every transformer layer."""
+        return int(self.model.config.num_hidden_layers) + 1
+
+    def _outputs(self, texts: list[str], wants: list[tuple[str, str]], batch_size: int,
+                 show_progress_bar: bool | None, use_cache: bool = True) -> list[np.ndarray]:
+        """One array per ``(kind, pooler)`` in ``wants``, sentence axis first: pooled ``(N, d)``, layers
+        ``(N, L+1, d)``. Distinct sentences only are looked up and encoded, every missing one in a single
+        forward pass that computes every wanted output it lacks."""
+        hidden = int(self.model.config.hidden_size)
+        shapes = [(hidden,) if kind == "pooled" else (self.n_layers, hidden) for kind, _ in wants]
+        if not texts:
+            return [np.zeros((0, *s), dtype=np.float32) for s in shapes]
+        index: dict[str, int] = {}
+        inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+        unique = list(index)
+        n = len(unique)
+        cache = self.cache if use_cache and self.weights_fingerprint is not None else None
+        keys = sentence_keys(unique) if cache is not None else []
+        results: list[np.ndarray] = []
+        missing: list[np.ndarray] = []  # per want: bool mask of the unique sentences to encode
+        spaces = []
+        for (kind, pooler), shape in zip(wants, shapes):
+            arr, found = None, np.zeros(n, dtype=bool)
+            space = None
+            if cache is not None:
+                space = cache.namespace(self.cache_settings(kind, pooler))
+                arr, found = space.fetch(keys)
+                if arr is not None and arr.shape[1:] != shape:
+                    arr, found = None, np.zeros(n, dtype=bool)
+                cache.record(int(found.sum()), n)
+            results.append(arr if arr is not None else np.empty((n, *shape), dtype=np.float32))
+            missing.append(~found)
+            spaces.append(space)
+        todo = [w for w in range(len(wants)) if missing[w].any()]
+        if todo:
+            rows = np.flatnonzero(np.logical_or.reduce([missing[w] for w in todo]))
+            heads = [self._head(*wants[w]) for w in todo]
+            needs_hidden = any(wants[w][0] == "layers" or wants[w][1] in NEEDS_HIDDEN_STATES for w in todo)
+
+            def fn(out: Any, mask: torch.Tensor) -> torch.Tensor:
+                return torch.cat([h(out, mask) for h, _ in heads])
+
+            fn.__name__ = "+".join(f"{wants[w][0]}:{wants[w][1]}" for w in todo)
+            computed = self._run([unique[i] for i in rows], batch_size, show_progress_bar, fn, needs_hidden)
+            start = 0
+            for w, (_, k) in zip(todo, heads):
+                part = computed[start:start + k]  # (k, m, d)
+                start += k
+                part = part[0] if wants[w][0] == "pooled" else part.transpose(1, 0, 2)
+                results[w][rows] = part
+                if spaces[w] is not None:
+                    new = missing[w][rows]
+                    spaces[w].put([keys[i] for i in rows[new]], part[new])
+        return [r[inverse] for r in results]
 
     def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
@@ -213,8 +273,7 @@ class Encoder:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         n = len(texts)
         if n == 0:
-            layers = self.model.config.num_hidden_layers + 1 if hidden_states and fn.__name__ == "per_layer" else 1
-            return np.zeros((layers, 0, self.model.config.hidden_size), dtype=np.float32)
+            raise ValueError("_run needs at least one sentence")
         ids, types = self._tokenize(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early, if at all

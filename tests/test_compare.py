@@ -52,7 +52,9 @@ def test_compare_spearman_equals_eval(comparison, tiny_bert_dir, small_data_dir)
     want = evaluate_sts(load_encoder(tiny_bert_dir, pooler="avg"), data_dir=small_data_dir).scores
     got = doc["models"][0]["scores"]
     for t in [*TASKS, "avg"]:
-        assert got[t]["value"] == pytest.approx(want[t], abs=1e-9)
+        # 1e-3 (Spearman x100): the per-sentence cache may hold a vector encoded in another batch (other
+        # padding), equal to float32 rounding, which can swap two near-tied pairs of this random tiny model
+        assert got[t]["value"] == pytest.approx(want[t], abs=1e-3)
         assert got[t]["low"] <= got[t]["value"] <= got[t]["high"]
 
 

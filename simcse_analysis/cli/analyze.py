@@ -33,8 +33,9 @@ OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
     help="Checkpoints: Hugging Face ids, aliases or directories (optional with --embeddings).",
     show_default=False)]
 Embeddings = Annotated[list[Path] | None, typer.Option(
-    "--embeddings", metavar="FILE",
-    help="Precomputed (N, d) .npy matrix; repeatable. Row i embeds line i of --sentences.")]
+    "--embeddings", metavar="PATH",
+    help="Precomputed (N, d) .npy matrix (row i embeds line i of --sentences) or an embedding store directory "
+         "(simcse-analyze encode; memory-mapped, no --sentences needed); repeatable.")]
 Sentences = Annotated[list[Path] | None, typer.Option(
     "--sentences", metavar="FILE",
     help="UTF-8 sentence list, one per line, for --embeddings (one file, or one per matrix).")]
@@ -78,11 +79,16 @@ def _int_list(spec: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Path, Path]]:
+def _pair_files(embeddings: list[Path], sentences: list[Path]) -> list[tuple[Path, Path | None]]:
     from ..errors import InputError
+    from ..store import is_store
 
     if embeddings and not sentences:
-        raise InputError("--embeddings needs --sentences S.txt (row i of the matrix embeds line i)")
+        matrices = [e for e in embeddings if not is_store(e)]
+        if matrices:
+            raise InputError(f"--embeddings {matrices[0]} needs --sentences S.txt (row i of the matrix embeds "
+                             "line i)")
+        return [(e, None) for e in embeddings]
     if sentences and not embeddings:
         raise InputError("--sentences is only used with --embeddings X.npy")
     if len(sentences) not in (1, len(embeddings)):
@@ -123,7 +129,11 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
     if analysis == "align_uniform" and not data.positive.any():
         raise InputError(f"no STS-B {'+'.join(data.splits)} pair has gold score > {settings.positive_threshold:g} "
                          f"(scores range {data.scores.min():g}..{data.scores.max():g}): lower --threshold")
-    precomputed = [load_precomputed(e, s) for e, s in pairs]  # validate every file before encoding
+    if encoder.device is not None:  # --device cuda without a GPU fails here, before any work
+        from ..metrics.device import torch_device
+
+        torch_device(encoder.device)
+    precomputed = [load_precomputed(e, s, pooler=encoder.pooler) for e, s in pairs]  # validate before encoding
     from ..encoder import check_checkpoint, load_encoder
 
     for name in models:  # every checkpoint is checked before the first one encodes anything
@@ -135,7 +145,7 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
             yield EncoderSource(load_encoder(name, **encoder.load_kwargs), batch_size=encoder.batch_size)
         yield from precomputed
 
-    report = analyze(analysis, sources(), data, settings)
+    report = analyze(analysis, sources(), data, settings, device=encoder.device)
     typer.echo(f"protocol: {report.protocol}", err=to_stderr)
     typer.echo(TABLES[analysis](report), err=to_stderr)
     if json_out is not None:

@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.compare",
     "simcse_analysis.cli.tokens",
     "simcse_analysis.cli.standardize",
+    "simcse_analysis.cli.store",
 ]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from ._checks import (
     random_distinct_pairs,
     row_norms,
 )
+from .device import is_lazy
 
 Precision = Literal["float32", "float64"]
 
@@ -93,7 +94,7 @@ def _augmented(x: np.ndarray, t: float, normalize: bool, dtype: type) -> np.ndar
 
 
 def uniformity(x: np.ndarray, t: float = 2.0, *, normalize: bool = True, precision: Precision = "float32",
-               block_size: int = UNIFORMITY_BLOCK) -> float:
+               block_size: int = UNIFORMITY_BLOCK, device: Any = None) -> float:
     """Exact uniformity ``ℓ_uniform = log[(2 / (N(N−1))) Σ_{i<j} exp(−t ‖x_i − x_j‖₂²)]``.
 
     Computed tile by tile over the upper triangle (``i < j``) of the pair matrix without ever holding
@@ -116,9 +117,15 @@ def uniformity(x: np.ndarray, t: float = 2.0, *, normalize: bool = True, precisi
         normalize: L2-normalise rows first (as the metric's definition requires).
         precision: dtype of the matrix products and of ``exp``.
         block_size: tile side B (rows); memory is about ``N·(d+2)`` values plus ``B²``.
+        device: run the tiles in torch on this device (``"cpu"``, ``"cuda"``, …; see
+            :mod:`.device`); also taken for a tensor (its own device) or a store (streamed rows).
 
     Returns: ``ℓ_uniform`` (nats; in ``[−4t, 0]`` for normalised inputs).
     """
+    if device is not None or is_lazy(x):
+        from .device import uniformity as on_device
+
+        return on_device(x, t, normalize=normalize, precision=precision, block_size=block_size, device=device)
     return _uniformity_pass(x, t, normalize=normalize, precision=precision, block_size=block_size,
                             with_rows=False).value
 
@@ -234,7 +241,7 @@ class UniformityEstimate:
 
 
 def uniformity_sampled(x: np.ndarray, t: float = 2.0, *, n_pairs: int = 1_000_000, seed: int = 0,
-                       normalize: bool = True) -> UniformityEstimate:
+                       normalize: bool = True, device: Any = None) -> UniformityEstimate:
     """Sampled uniformity with a standard error, for N too large for :func:`uniformity`.
 
     Draws ``n_pairs`` index pairs ``(i, j)`` independently and uniformly among the N(N−1) ordered
@@ -242,8 +249,14 @@ def uniformity_sampled(x: np.ndarray, t: float = 2.0, *, n_pairs: int = 1_000_00
     ``k̂ = (1/n) Σ exp(−t‖x_i − x_j‖²)`` is an unbiased estimate of the distinct-pair mean in
     ``ℓ_uniform``. Returns ``log k̂`` (a consistent estimate; its bias ``≈ −Var(k)/(2n k̄²)`` is far below
     the standard error) with ``stderr = sd(k) / (√n · k̂)``. Computed in float64, with the exponents
-    shifted by their maximum before ``exp``.
+    shifted by their maximum before ``exp``. With ``device`` (or a tensor / store) the same pairs are
+    evaluated in torch, reading only the sampled rows.
     """
+    if device is not None or is_lazy(x):
+        from .device import uniformity_sampled as on_device
+
+        value, se = on_device(x, t, n_pairs=n_pairs, seed=seed, normalize=normalize, device=device)
+        return UniformityEstimate(value=value, stderr=se, n_pairs=int(n_pairs), seed=int(seed), t=float(t))
     x = as_points(x, "x", min_rows=2)
     t = check_positive(t, "t")
     if n_pairs < 2:

@@ -27,13 +27,15 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ._checks import ROW_BLOCK, as_pairs, as_points, normalized, random_distinct_pairs, row_norms
+from .device import is_lazy
 from .isoscore import _pc_variances, isoscore_from_variances
-from .spectrum import _gram, eigh_small
+from .spectrum import _gram, eigh_small, sigma_from_gram
 
 DEFAULT_SCORE_EDGES: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
 
@@ -44,8 +46,13 @@ PARTITION_ISOTROPY_CONVENTION = (
     "because I(W) underflows to 0 once log I(W) < −745 (a mean norm around 400).")
 
 
-def mean_cosine(x: np.ndarray) -> float:
+def mean_cosine(x: np.ndarray, *, device: Any = None) -> float:
     """Exact mean cosine over all ordered distinct pairs: ``(‖Σ u_i‖² − N) / (N(N−1))``."""
+    if device is not None or is_lazy(x):
+        from . import device as dev
+
+        rows = dev.Rows(x, device)
+        return dev.mean_cosine(rows, rows.nonzero_norms("its cosine is undefined"))
     x = as_points(x, "x", min_rows=2)
     return _mean_cosine(x, _nonzero_norms(x))
 
@@ -82,16 +89,31 @@ class RandomPairCosine:
         return asdict(self)
 
 
-def random_pair_cosine(x: np.ndarray, n_pairs: int = 10_000, seed: int = 0) -> RandomPairCosine:
+def random_pair_cosine(x: np.ndarray, n_pairs: int = 10_000, seed: int = 0, *, device: Any = None
+                       ) -> RandomPairCosine:
     """Mean cosine of ``n_pairs`` random pairs ``(i, j)``, ``i ≠ j`` uniform, from ``default_rng(seed)``.
 
     ``stderr = std / √n_pairs``; ``exact_mean`` is the all-pairs mean of :func:`mean_cosine`, which the
-    sample mean estimates without bias.
+    sample mean estimates without bias. ``device`` (or a tensor / store): computed in torch there.
     """
-    x = as_points(x, "x", min_rows=2)
     if n_pairs < 2:
         raise InputError(f"n_pairs must be >= 2, got {n_pairs}")
+    if device is not None or is_lazy(x):
+        from . import device as dev
+
+        rows = dev.Rows(x, device)
+        return _random_pair_cosine_rows(rows, rows.nonzero_norms("its cosine is undefined"), n_pairs, seed)
+    x = as_points(x, "x", min_rows=2)
     return _random_pair_cosine(x, _nonzero_norms(x), n_pairs, seed)
+
+
+def _random_pair_cosine_rows(rows: Any, norms: Any, n_pairs: int, seed: int) -> RandomPairCosine:
+    from . import device as dev
+
+    cos = dev.pair_cosines_random(rows, norms, n_pairs, seed)
+    std = float(cos.std(ddof=1))
+    return RandomPairCosine(mean=float(cos.mean()), std=std, stderr=std / math.sqrt(n_pairs),
+                            n_pairs=int(n_pairs), seed=int(seed), exact_mean=dev.mean_cosine(rows, norms))
 
 
 def _random_pair_cosine(x: np.ndarray, norms: np.ndarray, n_pairs: int, seed: int) -> RandomPairCosine:
@@ -168,18 +190,26 @@ def cosine_by_score_bin(x: np.ndarray, y: np.ndarray, scores: Sequence[float],
     return bins
 
 
-def partition_isotropy(x: np.ndarray) -> float:
+def partition_isotropy(x: np.ndarray, *, device: Any = None) -> float:
     """Mu & Viswanath (2018) ``I(W) = min_c Z(c) / max_c Z(c)``, ``Z(c) = Σ_i exp(cᵀ w_i)``, ``c ∈ {±v_k}``.
 
     ``v_k`` are the unit eigenvectors of ``WᵀW`` (float64). ``log Z`` is accumulated over row blocks by
     log-sum-exp, and ``I = exp(min log Z − max log Z)`` (0.0 once that exponent is below about −745:
     see :func:`log_partition_isotropy`).
     """
-    return math.exp(log_partition_isotropy(x))
+    return math.exp(log_partition_isotropy(x, device=device))
 
 
-def log_partition_isotropy(x: np.ndarray) -> float:
+def log_partition_isotropy(x: np.ndarray, *, device: Any = None) -> float:
     """``log I(W) = min_c log Z(c) − max_c log Z(c)`` (≤ 0), finite for any norms; see :func:`partition_isotropy`."""
+    if device is not None or is_lazy(x):
+        from . import device as dev
+
+        rows = dev.Rows(x, device)
+        rows.norms()
+        _, vecs = eigh_small(dev.gram(None, rows=rows), vectors=True)
+        log_z = dev.log_partition(rows, vecs)
+        return float(log_z.min() - log_z.max())
     x = as_points(x, "x", min_rows=2)
     return _log_partition_isotropy(x, _gram(x, center=False))
 
@@ -243,14 +273,18 @@ class AnisotropySummary:
         return cls(**d)
 
 
-def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0) -> AnisotropySummary:
+def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0, device: Any = None
+                       ) -> AnisotropySummary:
     """Every summary of the module docstring for ``x`` (``(N, d)``, N ≥ 2, d ≥ 2), sharing the work.
 
     IsoScore and the first-PC share come from the centred covariance's eigenvalues; the random pairs
     use ``default_rng(seed)``. Both are undefined (``None``) when the points have no spread — total
     variance below ``1e-12`` of the mean squared norm, as for the embedding layer's [CLS] vector, which
-    is the same for every sentence.
+    is the same for every sentence. ``device`` (or a tensor / store input): the passes over the rows run
+    in torch on that device (:mod:`.device`); eigenproblems stay on the CPU.
     """
+    if device is not None or is_lazy(x):
+        return _anisotropy_summary_rows(x, n_pairs, seed, device)
     x = as_points(x, "x", min_rows=2)
     if x.shape[1] < 2:
         raise InputError("x: anisotropy needs at least two dimensions")
@@ -270,4 +304,34 @@ def anisotropy_summary(x: np.ndarray, *, n_pairs: int = 10_000, seed: int = 0) -
         mean_norm=float(norms.mean()), norm_std=float(norms.std()),
         first_pc_variance_share=_first_pc_share(var) if spread else None,
         log_partition_isotropy=log_iw,
+    )
+
+
+def _anisotropy_summary_rows(x: Any, n_pairs: int, seed: int, device: Any) -> AnisotropySummary:
+    """:func:`anisotropy_summary` through the torch passes of :mod:`.device`."""
+    from . import device as dev
+
+    rows = dev.Rows(x, device)
+    if rows.d < 2:
+        raise InputError("x: anisotropy needs at least two dimensions")
+    if n_pairs < 2:
+        raise InputError(f"n_pairs must be >= 2, got {n_pairs}")
+    norms_t = rows.nonzero_norms("its cosine is undefined")
+    rpc = _random_pair_cosine_rows(rows, norms_t, n_pairs, seed)
+    norms = norms_t.cpu().numpy()
+    sigma = sigma_from_gram(dev.gram(None, center=True, rows=rows), rows.n, rows.d)
+    var = np.zeros(rows.d, dtype=np.float64)
+    var[: sigma.size] = sigma ** 2 / (rows.n - 1)
+    spread = float(var.sum()) > 1e-12 * float(np.mean(norms ** 2))
+    _, vecs = eigh_small(dev.gram(None, rows=rows), vectors=True)
+    log_z = dev.log_partition(rows, vecs)
+    return AnisotropySummary(
+        n_points=rows.n, dim=rows.d,
+        random_pair_cosine=rpc.mean, random_pair_cosine_std=rpc.std, random_pair_cosine_stderr=rpc.stderr,
+        mean_cosine_all_pairs=rpc.exact_mean, n_pairs=rpc.n_pairs, seed=rpc.seed,
+        isoscore=isoscore_from_variances(var) if spread else None,
+        partition_isotropy=float(math.exp(log_z.min() - log_z.max())),
+        mean_norm=float(norms.mean()), norm_std=float(norms.std()),
+        first_pc_variance_share=_first_pc_share(var) if spread else None,
+        log_partition_isotropy=float(log_z.min() - log_z.max()),
     )

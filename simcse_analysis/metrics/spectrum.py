@@ -22,22 +22,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ._checks import as_points, column_mean
+from .device import is_lazy
 
 #: Rows per block for the Gram accumulation (float64 block of 4096 × 768 = 24 MiB).
 GRAM_BLOCK = 4096
 DEFAULT_TOP_K: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)
 
 
-def gram(x: np.ndarray, *, center: bool = False, block_size: int = GRAM_BLOCK) -> np.ndarray:
+def gram(x: np.ndarray, *, center: bool = False, block_size: int = GRAM_BLOCK, device: Any = None) -> np.ndarray:
     """``XᵀX`` (or ``(X − 1μᵀ)ᵀ(X − 1μᵀ)`` when ``center``) in float64, ``(d, d)``, symmetric.
 
     Rows are converted to float64 (and centred) block by block, so memory is O(d² + block·d).
+    ``device`` (or a tensor / store input): accumulated in torch on that device (:mod:`.device`).
     """
+    if device is not None or is_lazy(x):
+        from . import device as dev
+
+        rows = dev.Rows(x, device, min_rows=1)
+        rows.norms()  # finiteness
+        return dev.gram(None, center=center, block_size=block_size, rows=rows)
     return _gram(as_points(x, "x", min_rows=1), center, block_size)
 
 
@@ -57,11 +66,13 @@ def _gram(x: np.ndarray, center: bool = False, block_size: int = GRAM_BLOCK) -> 
     return g + np.triu(g, 1).T
 
 
-def singular_values(x: np.ndarray, *, center: bool = False) -> np.ndarray:
+def singular_values(x: np.ndarray, *, center: bool = False, device: Any = None) -> np.ndarray:
     """Singular values of ``X`` (centred rows if ``center``), descending, ``min(N, d)`` of them, float64.
 
     ``σ_k = sqrt(max(λ_k, 0))`` with ``λ_k`` the eigenvalues of the float64 Gram matrix (see module doc).
     """
+    if device is not None or is_lazy(x):
+        return sigma_from_gram(gram(x, center=center, device=device), *x.shape)
     return _singular_values(as_points(x, "x", min_rows=1), center)
 
 
@@ -79,9 +90,13 @@ def eigh_small(a: np.ndarray, *, vectors: bool = False):
 
 
 def _singular_values(x: np.ndarray, center: bool) -> np.ndarray:
-    lam = eigh_small(_gram(x, center))[::-1]
-    r = min(x.shape)
-    return np.sqrt(np.clip(lam[:r], 0.0, None))
+    return sigma_from_gram(_gram(x, center), *x.shape)
+
+
+def sigma_from_gram(g: np.ndarray, n: int, d: int) -> np.ndarray:
+    """The ``min(n, d)`` singular values (descending) of an ``n×d`` matrix whose Gram matrix is ``g``."""
+    lam = eigh_small(g)[::-1]
+    return np.sqrt(np.clip(lam[:min(n, d)], 0.0, None))
 
 
 def effective_rank(sigma: np.ndarray) -> float:
@@ -141,10 +156,20 @@ class Spectrum:
         return cls(**d)
 
 
-def spectrum(x: np.ndarray, *, center: bool = False, top_k: tuple[int, ...] = DEFAULT_TOP_K) -> Spectrum:
-    """Singular-value spectrum of ``x`` (``(N, d)``, N ≥ 2) with every summary in the module docstring."""
-    x = as_points(x, "x", min_rows=2)
-    sigma = _singular_values(x, center)
+def spectrum(x: np.ndarray, *, center: bool = False, top_k: tuple[int, ...] = DEFAULT_TOP_K,
+             device: Any = None) -> Spectrum:
+    """Singular-value spectrum of ``x`` (``(N, d)``, N ≥ 2) with every summary in the module docstring.
+
+    ``device`` (or a tensor / store input): the Gram matrix is accumulated in torch there (:mod:`.device`).
+    """
+    if device is not None or is_lazy(x):
+        from .device import Rows
+
+        Rows(x, device, min_rows=2)  # shape checks before the pass over the rows
+        sigma = singular_values(x, center=center, device=device)
+    else:
+        x = as_points(x, "x", min_rows=2)
+        sigma = _singular_values(x, center)
     top = float(sigma[0])
     if top <= 0:
         raise InputError("x: every embedding is zero" if not center else

@@ -1,0 +1,69 @@
+"""Cache layout: one shard per write (``simcse_analysis.cache``) versus one file per sentence.
+
+Writes ``--n`` float32 vectors of ``--d`` dims under a fresh directory both ways — (a) the cache's layout,
+one content-addressed shard (``.npy`` + ``.keys`` + ``.sha256``, each written atomically with fsync), and
+(b) one ``<sentence key>.npy`` per sentence, written the same atomic way (the peer) — then reads all of
+them back from a fresh object (cold index, warm page cache), and prints the seconds and the ratios.
+
+    python benchmarks/bench_cache.py [--n 5000] [--d 384] [--dir /tmp/bench_cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--d", type=int, default=384)
+    ap.add_argument("--dir", default="/tmp/bench_cache")
+    args = ap.parse_args()
+
+    from simcse_analysis.cache import EmbeddingCache, sentence_keys
+    from simcse_analysis.io_utils import atomic_write_bytes
+
+    root = Path(args.dir)
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.n, args.d)).astype(np.float32)
+    keys = sentence_keys([f"sentence number {i}" for i in range(args.n)])
+
+    t0 = time.perf_counter()
+    EmbeddingCache(root / "shards").namespace({"bench": 1}).put(keys, x)
+    w_shard = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got, found = EmbeddingCache(root / "shards").namespace({"bench": 1}).fetch(keys)
+    r_shard = time.perf_counter() - t0
+    assert found.all() and np.array_equal(got, x)
+
+    per = root / "per_sentence"
+    t0 = time.perf_counter()
+    for k, row in zip(keys, x):
+        buf = io.BytesIO()
+        np.save(buf, row, allow_pickle=False)
+        atomic_write_bytes(per / k.hex()[:2] / f"{k.hex()}.npy", buf.getvalue())
+    w_file = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    back = np.stack([np.load(per / k.hex()[:2] / f"{k.hex()}.npy") for k in keys])
+    r_file = time.perf_counter() - t0
+    assert np.array_equal(back, x)
+
+    print(f"{args.n} vectors x {args.d} dims (under whatever load the machine has)")
+    print(f"write: shard {w_shard:.3f} s, one file per sentence {w_file:.3f} s  (ratio {w_file / w_shard:.0f}x)")
+    print(f"read:  shard {r_shard:.3f} s, one file per sentence {r_file:.3f} s  (ratio {r_file / r_shard:.0f}x)")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
