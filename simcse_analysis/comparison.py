@@ -191,15 +191,7 @@ class ModelScores:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelScores:
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such scores file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"{path}: not a readable scores JSON ({e})") from e
-        if not isinstance(d, dict) or d.get("schema") != SCORES_SCHEMA:
-            raise InputError(f"{path}: not a {SCORES_SCHEMA} file (write one with compare --save-scores DIR)")
-        return cls.from_dict(d)
+        return cls.from_dict(_read_document(path, SCORES_SCHEMA, "scores", "compare --save-scores DIR"))
 
 
 def score_model(source: Any, data: CompareData, settings: CompareSettings, label: str | None = None
@@ -326,16 +318,23 @@ class ComparisonReport:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def load_comparison(path: str | os.PathLike[str]) -> ComparisonReport:
-    """Read a ``compare --json`` document (schema and version checked; the error names the file)."""
+def _read_document(path: str | os.PathLike[str], schema: str, what: str, how: str) -> dict[str, Any]:
+    """The JSON object in ``path`` if its ``schema`` is ``schema``; else one :class:`InputError` naming the file
+    and ``how`` to write one."""
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: no such comparison file (write one with simcse-analyze compare --json F)") from None
+        raise InputError(f"{path}: no such {what} file (write one with {how})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable comparison JSON ({e})") from e
-    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-        raise InputError(f"{path}: not a {SCHEMA} document (write one with simcse-analyze compare --json F)")
+        raise InputError(f"{path}: not a readable {what} JSON ({e})") from e
+    if not isinstance(d, dict) or d.get("schema") != schema:
+        raise InputError(f"{path}: not a {schema} document (write one with {how})")
+    return d
+
+
+def load_comparison(path: str | os.PathLike[str]) -> ComparisonReport:
+    """Read a ``compare --json`` document (schema and version checked; the error names the file)."""
+    d = _read_document(path, SCHEMA, "comparison", "simcse-analyze compare --json F")
     if d.get("version") != SCHEMA_VERSION:
         raise InputError(f"{path}: comparison version {d.get('version')!r} is not readable by this release "
                          f"(reads {SCHEMA_VERSION}); re-run simcse-analyze compare")
