@@ -138,3 +138,58 @@ def test_screenshot_is_saved(loaded, tmp_path):
     shot = out_dir / "report_browser.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def extended(browser, report_record, tiny_bert_dir, small_data_dir, tmp_path_factory):
+    """The report with the Token level section (``report --tokens``) and the Comparison section
+    (``report --compare-from``), opened like :func:`loaded`."""
+    from reports.compare_page import comparison_report_parts
+    from reports.html import write_report
+    from reports.token_page import token_sections
+    from simcse_analysis.comparison import CompareSettings, compare
+    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.token_analysis import TokenCorpus, TokenSettings, run_token_analysis
+
+    words = ["the cat sat on the mat", "a dog ran in the park", "the bank of the river was wet",
+             "she went to the bank to get money", "a man plays a guitar on the stage"]
+    enc = load_encoder(tiny_bert_dir, pooler="avg", device="cpu", use_cache=False)
+    tokens = run_token_analysis([enc], TokenCorpus(words * 4, "test", []), TokenSettings(min_count=3)).to_dict()
+    cmp = compare([f"{tiny_bert_dir}@avg", f"{tiny_bert_dir}@cls_before_pooler"],
+                  CompareSettings(resamples=100, k=5, movers=3), data_dir=small_data_dir,
+                  encoder_kwargs={"device": "cpu"}).to_dict()
+    blocks, cmp_figs = comparison_report_parts(cmp)
+    path = write_report(report_record, tmp_path_factory.mktemp("browser_ext") / "report.html", extra_blocks=blocks,
+                        extra_sections=[*cmp_figs, *token_sections(tokens)])
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, service_workers="block")
+    page = context.new_page()
+    events: dict[str, list] = {"requests": [], "console": []}
+    context.on("request", lambda r: events["requests"].append(r.url))
+    page.on("console", lambda m: events["console"].append((m.type, m.text)))
+    page.on("pageerror", lambda e: events["console"].append(("pageerror", str(e))))
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_function("""() => {
+        const divs = Array.from(document.querySelectorAll('.plotly-graph-div'));
+        return divs.length > 0 && divs.every(d => d._fullLayout && d.querySelector('svg.main-svg'));
+    }""", timeout=60_000)
+    yield page, path, events, cmp
+    context.close()
+
+
+def test_token_and_comparison_sections_draw_offline_and_the_movers_table_filters(extended):
+    page, path, events, cmp = extended
+    ids = page.evaluate("() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => d.id)")
+    for anchor in ("token-layers", "token-rogue", "token-spectrum", "token-frequency", "cmp-forest"):
+        assert f"fig-{anchor}" in ids
+    drawn = page.evaluate("""() => Array.from(document.querySelectorAll('.plotly-graph-div')).every(d =>
+        d.querySelector('svg.main-svg').getBoundingClientRect().width > 300)""")
+    assert drawn
+    assert [m for m in events["console"] if m[0] in ("error", "pageerror")] == []
+    assert events["requests"] == [path.as_uri()]
+    rows = "#movers-table tbody tr"
+    total = page.locator(rows).count()
+    assert total == sum(len(p["movers"]) for p in cmp["pairs"]) > 0
+    first = cmp["pairs"][0]["movers"][0]["sentence1"]
+    page.fill("input.filter[data-table='movers-table']", first)
+    visible = page.eval_on_selector_all(rows, "rs => rs.filter(r => r.style.display !== 'none').length")
+    assert 1 <= visible < total or total == 1
