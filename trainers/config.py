@@ -288,3 +288,26 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+@dataclass
+class SBERTConfig:
+    """Settings of one SBERT-NLI run (:func:`trainers.sbert.train_sbert`; defaults: Reimers & Gurevych 2019)."""
+
+    model: str
+    train_files: list[str]
+    output_dir: str
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    max_steps: int | None = None
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    device: str | None = None
+    data_dir: str | None = None
+    eval: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -31,6 +31,8 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 
+from .config import SBERTConfig  # defined beside TrainConfig (the CLI reads its defaults)
+
 #: Class index of each NLI label (SNLI's order).
 LABELS: dict[str, int] = {"entailment": 0, "neutral": 1, "contradiction": 2}
 _PREMISE = ("sentence1", "premise", "sent0", "s1")
@@ -145,29 +147,6 @@ def load_nli_pairs(files: Sequence[str | os.PathLike[str]]) -> NLIPairs:
         out.label += y
         out.files += [{"path": str(u.resolve()), "sha256": file_digest(u)} for u in used]
     return out
-
-
-@dataclass
-class SBERTConfig:
-    """Settings of one SBERT-NLI run (defaults: Reimers & Gurevych 2019)."""
-
-    model: str
-    train_files: list[str]
-    output_dir: str
-    batch_size: int = 16
-    learning_rate: float = 2e-5
-    epochs: float = 1.0
-    max_steps: int | None = None
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    device: str | None = None
-    data_dir: str | None = None
-    eval: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

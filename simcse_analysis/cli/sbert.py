@@ -20,7 +20,7 @@ Out = Annotated[Path, typer.Option("--out", help="Checkpoint directory to write 
 
 def register(app: typer.Typer) -> None:
     """Add ``sbert`` to the ``train`` group (registered before, by :mod:`simcse_analysis.cli.train`)."""
-    from trainers.sbert import SBERTConfig
+    from trainers.config import SBERTConfig
 
     train_app = next(g.typer_instance for g in app.registered_groups if g.name == "train")
     d = SBERTConfig("", [], "")
