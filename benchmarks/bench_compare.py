@@ -61,11 +61,11 @@ def main() -> None:
     import torch
 
     from simcse_analysis.analysis import EncoderSource
-    from simcse_analysis.cli.compare import _split_pooler
     from simcse_analysis.comparison import CompareSettings, load_compare_data
     from simcse_analysis.encoder import load_encoder
     from simcse_analysis.metrics import stats
     from simcse_analysis.metrics.similarity import cka_matrix
+    from simcse_analysis.pooling import split_pooler
     from simcse_analysis.sts_eval import score_task, unique_pairs
 
     print(f"CPU: {cpu_description()}")
@@ -80,7 +80,7 @@ def main() -> None:
           f"(per task); {len(sentences):,} distinct STS-B sentences")
 
     # ---------------------------------------------------------------- peer: encoding, cache off
-    name, pooler = _split_pooler(args.models[0])
+    name, pooler = split_pooler(args.models[0])
     cold = load_encoder(name, pooler=pooler, use_cache=False)
     encode_cold = functools.partial(cold.encode, batch_size=args.batch_size)
     t0 = time.perf_counter()
@@ -97,7 +97,7 @@ def main() -> None:
     # ---------------------------------------------------------------- inputs of the statistics (cached)
     preds, layers = [], []
     for spec in args.models:
-        name, pooler = _split_pooler(spec)
+        name, pooler = split_pooler(spec)
         enc = load_encoder(name, pooler=pooler)
         src = EncoderSource(enc, args.batch_size)
         preds.append({t: np.concatenate(score_task(src.embed, s)) for t, s in data.tasks.items()})

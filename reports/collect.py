@@ -57,6 +57,7 @@ import numpy as np
 from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import finite_json as _finite
+from simcse_analysis.pooling import split_pooler
 from simcse_analysis.records import (
     REPORT_FIX,
     REPORT_READABLE,
@@ -110,19 +111,6 @@ class ModelSpec:
     load: str
     trajectory: Path | None = None
     pooler: str | None = None
-
-
-def split_pooler(arg: str) -> tuple[str, str | None]:
-    """``"MODEL@POOLER"`` → ``(MODEL, POOLER)`` when POOLER is a known pooler name, else ``(arg, None)``.
-
-    Lets one report compare poolers of one checkpoint: ``all-MiniLM-L6-v2@avg all-MiniLM-L6-v2@avg_first_last``.
-    """
-    from simcse_analysis.pooling import POOLERS
-
-    head, sep, tail = arg.rpartition("@")
-    if sep and head and tail in POOLERS:
-        return head, tail
-    return arg, None
 
 
 def resolve_model_arg(arg: str) -> ModelSpec:

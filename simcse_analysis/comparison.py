@@ -503,15 +503,6 @@ def _gold(model: ModelScores, data: CompareData | None) -> dict[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------------------- entry point
-def split_pooler(spec: str) -> tuple[str, str | None]:
-    from .pooling import POOLERS
-
-    name, _, pooler = spec.rpartition("@")
-    if name and pooler in POOLERS:
-        return name, pooler
-    return spec, None
-
-
 def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None, *,
             data_dir: str | os.PathLike[str] | None = None, encoder_kwargs: dict[str, Any] | None = None,
             batch_size: int = 128, save_scores: str | os.PathLike[str] | None = None) -> ComparisonReport:
@@ -543,6 +534,8 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
         if spec in saved:
             scores.append(saved[spec])
             continue
+        from .pooling import split_pooler
+
         name, pooler = split_pooler(spec)
         kwargs = dict(encoder_kwargs or {})
         kwargs["pooler"] = pooler or kwargs.get("pooler")

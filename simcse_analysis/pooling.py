@@ -38,6 +38,17 @@ NEEDS_HIDDEN_STATES = frozenset({"avg_first_last", "avg_emb_last", "avg_top2"})
 OTHER_LAYER: dict[str, int] = {"avg_first_last": 1, "avg_emb_last": 0, "avg_top2": -2}
 
 
+def split_pooler(arg: str) -> tuple[str, str | None]:
+    """``"MODEL@POOLER"`` → ``(MODEL, POOLER)`` when POOLER is a known pooler name, else ``(arg, None)``.
+
+    Lets one command compare poolers of one checkpoint: ``all-MiniLM-L6-v2@avg all-MiniLM-L6-v2@avg_first_last``.
+    """
+    head, sep, tail = arg.rpartition("@")
+    if sep and head and tail in POOLERS:
+        return head, tail
+    return arg, None
+
+
 def check_pooler(name: str) -> str:
     """Return ``name`` if it is a known pooler, else raise :class:`InputError`."""
     if name not in POOLERS:
