@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -81,3 +82,20 @@ def test_abtt_command_writes_the_checkpoint_and_refuses_bad_input(tmp_path, tiny
     assert code == 2 and err.startswith("error: --n-directions 32") and not (tmp_path / "b").exists()
     code, _, err = run_cli("abtt", tmp_path / "a", "--corpus", f, "--out", tmp_path / "c")
     assert code == 2 and "already applies a post-transform" in err
+
+
+def test_abtt_json_dash_is_standard_output_and_a_device_is_written_through(tmp_path, tiny_bert_dir, wiki300, run_cli):
+    """``--json`` goes through the one output writer: ``-`` is standard output (the summary moves to stderr) and
+    ``/dev/full`` is a full disk, never replaced by a regular file."""
+    import stat
+
+    f, _ = wiki300
+    code, out, err = run_cli("abtt", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "a", "--pooler", "avg",
+                             "--device", "cpu", "--json", "-")
+    assert code == 0, err
+    assert json.loads(out)["details"]["n_directions"] == 1 and "removed the mean" in err
+    assert not (tmp_path / "-").exists()
+    code, _, err = run_cli("abtt", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "b", "--pooler", "avg",
+                           "--device", "cpu", "--json", "/dev/full")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: cannot write /dev/full: No space left")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

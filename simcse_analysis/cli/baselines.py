@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, EncoderOptions, JsonOut, with_encoder_options
+from .options import DataDir, EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_output
 from .whiten import Corpus, MaxSentences, Overwrite, Seed
 
 Model = Annotated[str, typer.Argument(help="Base checkpoint: Hugging Face id, alias or directory.",
@@ -21,12 +21,9 @@ Directions = Annotated[int | None, typer.Option(
     show_default=False)]
 
 
-def _write_json(json_out: Path | None, result: Any) -> None:
+def _write_json(json_out: Path | None, result: Any, to_stderr: bool) -> None:
     if json_out is not None:
-        from ..io_utils import atomic_write_text
-
-        atomic_write_text(Path(json_out), json.dumps(result.to_dict(), indent=2) + "\n")
-        typer.echo(f"wrote {json_out}")
+        write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,14 +36,15 @@ def register(app: typer.Typer) -> None:
         directions; writes a checkpoint that applies it when encoding (usable by every command)."""
         from trainers.abtt import abtt_checkpoint
 
+        to_stderr = check_outputs(json_out)  # fail before any encoding
         r = abtt_checkpoint(model, corpus, out, n_directions=n_directions, max_sentences=max_sentences, seed=seed,
                             batch_size=encoder.batch_size, overwrite=overwrite, encoder_kwargs=encoder.load_kwargs,
                             log=lambda msg: typer.echo(msg, err=True))
         shares = ", ".join(f"{100 * v:.1f}%" for v in r.details["removed_variance_share"])
         typer.echo(f"all-but-the-top on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: removed the mean "
-                   f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares})")
-        typer.echo(f"wrote {r.output_dir}")
-        _write_json(json_out, r)
+                   f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares})", err=to_stderr)
+        typer.echo(f"wrote {r.output_dir}", err=to_stderr)
+        _write_json(json_out, r, to_stderr)
 
     from trainers.flow_settings import FlowSettings
 
@@ -79,6 +77,7 @@ def register(app: typer.Typer) -> None:
 
             raise InputError("no corpus given: pass --corpus FILE (one sentence per line), or --target to fit on "
                              "the STS test sentences")
+        to_stderr = check_outputs(json_out)  # fail before any encoding
         settings = FlowSettings(blocks=blocks, hidden=hidden, epochs=epochs, learning_rate=lr,
                                 batch_size=flow_batch_size, seed=seed)
         r = flow_checkpoint(model, corpus or [], out, settings=settings, target=target, data_dir=data_dir,
@@ -88,6 +87,6 @@ def register(app: typer.Typer) -> None:
         d = r.details
         typer.echo(f"BERT-flow ({d['variant']}) on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: "
                    f"{d['steps']} steps in {d['fit_time_s']:.1f} s, negative log-likelihood "
-                   f"{d['nll_per_dim_start']:.3f} → {d['nll_per_dim_end']:.3f} nats/dim")
-        typer.echo(f"wrote {r.output_dir}")
-        _write_json(json_out, r)
+                   f"{d['nll_per_dim_start']:.3f} → {d['nll_per_dim_end']:.3f} nats/dim", err=to_stderr)
+        typer.echo(f"wrote {r.output_dir}", err=to_stderr)
+        _write_json(json_out, r, to_stderr)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .options import DataDir, Device, JsonOut
+from .options import DataDir, Device, JsonOut, check_outputs, write_output
 from .train import Model
 
 TrainFiles = Annotated[list[Path], typer.Option(
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         is saved with pooler avg and its STS-B / SICK-R dev scores before and after."""
         from trainers.sbert import SBERTConfig, train_sbert
 
+        to_stderr = check_outputs(json_out)  # fail before any training
         cfg = SBERTConfig(model=model, train_files=[str(f) for f in train_files], output_dir=str(out),
                           batch_size=batch_size, learning_rate=lr, epochs=epochs, max_steps=max_steps,
                           warmup_ratio=warmup_ratio, max_length=max_length, seed=seed, device=device,
@@ -54,10 +55,7 @@ def register(app: typer.Typer) -> None:
         dev = (lambda m: "n/a" if m is None else f"STS-B dev {m['stsb_spearman']:.2f}, SICK-R dev "
                f"{m['sickr_spearman']:.2f}")
         typer.echo(f"{r.steps} steps on {r.rows} pairs in {r.train_time_s / 60:.1f} min, train accuracy "
-                   f"{100 * r.train_accuracy:.1f}%\nstart: {dev(r.dev_start)}\nend:   {dev(r.dev_end)}")
-        typer.echo(f"wrote {r.output_dir}")
+                   f"{100 * r.train_accuracy:.1f}%\nstart: {dev(r.dev_start)}\nend:   {dev(r.dev_end)}", err=to_stderr)
+        typer.echo(f"wrote {r.output_dir}", err=to_stderr)
         if json_out is not None:
-            from ..io_utils import atomic_write_text
-
-            atomic_write_text(Path(json_out), json.dumps(r.to_dict(), indent=2) + "\n")
-            typer.echo(f"wrote {json_out}")
+            write_output(json_out, json.dumps(r.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
