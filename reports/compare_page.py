@@ -210,7 +210,7 @@ def render_compare_page(doc: dict[str, Any]) -> str:
 
 
 def write_compare_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Render :func:`render_compare_page` and write it atomically to ``path``."""
+    """Render :func:`render_compare_page` and write it to ``path`` (:func:`~simcse_analysis.io_utils.write_output_text`)."""
     from simcse_analysis.io_utils import write_output_text
 
     return write_output_text(path, render_compare_page(doc))

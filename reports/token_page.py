@@ -208,7 +208,7 @@ def render_token_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> st
 
 
 def write_token_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Render :func:`render_token_page` and write it atomically to ``path``."""
+    """Render :func:`render_token_page` and write it to ``path`` (:func:`~simcse_analysis.io_utils.write_output_text`)."""
     from simcse_analysis.io_utils import write_output_text
 
     return write_output_text(path, render_token_page(doc))

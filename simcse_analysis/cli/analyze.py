@@ -23,6 +23,7 @@ from .options import (
     HtmlOut,
     JsonOut,
     SharedOption,
+    announce,
     check_outputs,
     shared_options,
     with_encoder_options,
@@ -151,9 +152,10 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
     if json_out is not None:
         write_output(json_out, report.to_json(), to_stderr=to_stderr)
     if html_out is not None:
-        from reports.analysis_page import render_analysis_page
+        from reports.analysis_page import write_analysis_page
 
-        write_output(html_out, render_analysis_page(report.to_dict()), to_stderr=to_stderr)
+        write_analysis_page(report.to_dict(), html_out)
+        announce(html_out, to_stderr=to_stderr)
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, EncoderOptions, HtmlOut, JsonOut, with_encoder_options
+from .options import (
+    DataDir,
+    EncoderOptions,
+    HtmlOut,
+    JsonOut,
+    announce,
+    check_outputs,
+    with_encoder_options,
+    write_output,
+)
 from .sts import Aggregation, Split, Tasks, Variant
 
 Checkpoints = Annotated[list[str], typer.Argument(
@@ -80,7 +89,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Paired comparison of checkpoints against the first: CIs, permutation tests (Holm), CKA, kNN, movers."""
         from ..comparison import CompareSettings, compare
-        from .options import check_outputs, write_output
 
         settings = CompareSettings(tasks=None if tasks is None else tuple(tasks.split(",")), split=split,
                                    variant=variant, aggregation=aggregation, resamples=resamples, seed=seed,
@@ -93,6 +101,7 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             write_output(json_out, report.to_json(), to_stderr=to_stderr)
         if html_out is not None:
-            from reports.compare_page import render_compare_page
+            from reports.compare_page import write_compare_page
 
-            write_output(html_out, render_compare_page(report.to_dict()), to_stderr=to_stderr)
+            write_compare_page(report.to_dict(), html_out)
+            announce(html_out, to_stderr=to_stderr)

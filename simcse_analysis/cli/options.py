@@ -120,5 +120,10 @@ def write_output(path: Path, text: str, *, to_stderr: bool = False) -> None:
     """Write an output file the user named (:func:`~simcse_analysis.io_utils.write_output_text`: ``-`` is
     standard output, devices and pipes are written through, other files atomically) and say so."""
     write_output_text(path, text)
+    announce(path, to_stderr=to_stderr)
+
+
+def announce(path: Path, *, to_stderr: bool = False) -> None:
+    """``wrote PATH`` after an output was written (nothing for ``-``: the output itself is on stdout)."""
     if not is_stdout(path):
         typer.echo(f"wrote {path}", err=to_stderr)

@@ -19,6 +19,7 @@ import typer
 from .options import (
     DataDir,
     EncoderOptions,
+    announce,
     check_outputs,
     with_encoder_options,
 )
@@ -102,7 +103,6 @@ def register(app: typer.Typer) -> None:
         from ..analysis import AnalysisSettings, parse_splits
         from ..comparison import load_comparison
         from ..errors import InputError
-        from ..io_utils import is_stdout
         from ..sts_eval import STSResult
         from . import invocation
         from .sts import sts_table
@@ -143,8 +143,7 @@ def register(app: typer.Typer) -> None:
                    err=to_stderr)
         if json_out is not None:
             save_record(record, json_out)  # through io_utils.write_output_text
-            if not is_stdout(json_out):
-                typer.echo(f"wrote {json_out}", err=to_stderr)
+            announce(json_out, to_stderr=to_stderr)
         if out is not None:
             from reports.compare_page import comparison_report_parts
             from reports.token_page import token_sections
@@ -152,5 +151,4 @@ def register(app: typer.Typer) -> None:
             blocks, cmp_figs = comparison_report_parts(compare_doc) if compare_doc else ([], [])
             write_report(record, out, extra_blocks=blocks,
                          extra_sections=[*cmp_figs, *(token_sections(token_doc) if token_doc else ())])
-            if not is_stdout(out):
-                typer.echo(f"wrote {out}", err=to_stderr)
+            announce(out, to_stderr=to_stderr)

@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import DataDir, EncoderOptions, HtmlOut, JsonOut, Models, with_encoder_options
+from .options import (
+    DataDir,
+    EncoderOptions,
+    HtmlOut,
+    JsonOut,
+    Models,
+    announce,
+    check_outputs,
+    with_encoder_options,
+    write_output,
+)
 
 Corpus = Annotated[list[Path] | None, typer.Option(
     "--corpus", help="Sentences to analyse, one per line (repeatable; default: every distinct STS-B sentence).")]
@@ -81,7 +91,6 @@ def register(app: typer.Typer) -> None:
         """Token-level anisotropy per layer (Ethayarajh 2019), rogue dimensions and the token-embedding matrix."""
         from ..errors import InputError
         from ..token_analysis import TokenSettings, load_token_corpus, run_token_analysis
-        from .options import check_outputs, write_output
 
         if embeddings:
             raise InputError(f"--embeddings {embeddings[0]}: precomputed sentence vectors have no tokens and no "
@@ -108,9 +117,10 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             write_output(json_out, report.to_json(), to_stderr=to_stderr)
         if html_out is not None:
-            from reports.token_page import render_token_page
+            from reports.token_page import write_token_page
 
-            write_output(html_out, render_token_page(report.to_dict()), to_stderr=to_stderr)
+            write_token_page(report.to_dict(), html_out)
+            announce(html_out, to_stderr=to_stderr)
 
 
 def report_token_document(models: list[str], n_sentences: int | None, seed: int, tokens_from: Path | None,
