@@ -280,6 +280,14 @@ def test_whiten_into_an_unwritable_directory_is_one_error_line(run_cli, locked, 
     assert listing(locked) == []
 
 
+def test_train_sbert_into_an_unwritable_directory_is_one_error_line(run_cli, locked, tiny_trainer_bert, data_dir):
+    out = locked / "sbert"
+    code, _, err = run_cli("train", "sbert", "--model", tiny_trainer_bert, "--train-file",
+                           data_dir / "nli" / "snli-senteval", "--out", out, "--max-steps", "1", "--quiet")
+    assert_one_error(code, err, f"cannot write --out {out}: Permission denied", "choose a writable output directory")
+    assert listing(locked) == []
+
+
 # ------------------------------------------------------------------ 8. supervised CSV headers
 def test_header_naming_the_hard_negative_second_is_refused(run_cli, tmp_path, tiny_trainer_bert, small_data_dir):
     bad = tmp_path / "swapped.csv"

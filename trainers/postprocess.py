@@ -146,11 +146,12 @@ def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, mean:
 
 
 def check_output_dir(out: str | os.PathLike[str], overwrite: bool) -> Path:
-    """``out`` as a Path; :class:`InputError` if it is a file or a non-empty directory (unless ``overwrite``)."""
+    """``out`` as a Path; :class:`InputError` if it is a file or a non-empty directory (unless ``overwrite``),
+    or cannot be written (:func:`~simcse_analysis.io_utils.check_writable_dir`, touching nothing)."""
     outp = Path(out)
     if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
         raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
-    return outp
+    return check_writable_dir(outp)
 
 
 def save_post_processed_checkpoint(base: str | os.PathLike[str], transform: PostTransform,
@@ -241,7 +242,6 @@ def post_process_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str 
 
     say = log or (lambda msg: None)
     outp = check_output_dir(out, overwrite)
-    check_writable_dir(outp)
     if texts is None:
         sentences, records = sample_corpus(corpus, max_sentences, seed, what=baseline)
     else:
