@@ -9,17 +9,14 @@ whose predicted-similarity rank moved most. plotly.js is inlined once; all user 
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from .html import _SORT_JS, _e
+
 SPACE_METRICS = ("alignment", "uniformity")
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
 
 
 def _n(x: Any, spec: str = ".2f") -> str:
@@ -165,31 +162,6 @@ th{cursor:pointer;background:#f6f6f6}td[data-v]{text-align:right}.better{color:#
 .worse{color:#b42318;font-weight:600}.note{color:#555}.table-wrap{overflow-x:auto}
 input.filter{padding:4px 8px;width:24em}"""
 
-_JS = """(function(){
-  function key(td){ var v = td.getAttribute('data-v'); return v === null ? td.textContent.toLowerCase() : parseFloat(v); }
-  document.querySelectorAll('table.sortable').forEach(function(table){
-    table.querySelectorAll('th').forEach(function(th, col){
-      function sort(){
-        var asc = th.getAttribute('aria-sort') !== 'ascending';
-        table.querySelectorAll('th').forEach(function(h){ h.removeAttribute('aria-sort'); });
-        th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function(a, b){ var x = key(a.cells[col]), y = key(b.cells[col]);
-          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); });
-        rows.forEach(function(r){ body.appendChild(r); });
-      }
-      th.addEventListener('click', sort);
-      th.addEventListener('keydown', function(e){ if (e.key === 'Enter' || e.key === ' '){ e.preventDefault(); sort(); } });
-    });
-  });
-  document.querySelectorAll('input.filter').forEach(function(box){
-    box.addEventListener('input', function(){
-      var q = box.value.toLowerCase(), table = document.getElementById(box.getAttribute('data-table'));
-      Array.prototype.forEach.call(table.tBodies[0].rows, function(r){
-        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none'; });
-    });
-  });
-})();"""
 
 
 def render_compare_page(doc: dict[str, Any]) -> str:
@@ -206,7 +178,7 @@ def render_compare_page(doc: dict[str, Any]) -> str:
             f"<style>{_CSS}</style></head><body>\n<h1>Checkpoint comparison</h1>\n"
             f"<p>baseline: <b>{_e(base)}</b>; {len(doc['models']) - 1} checkpoint(s) compared against it.</p>\n"
             + tables + "\n" + "\n".join(divs)
-            + f"\n<h2>Settings</h2><table>{settings}</table>\n<script>{_JS}</script>\n</body></html>\n")
+            + f"\n<h2>Settings</h2><table>{settings}</table>\n<script>{_SORT_JS}</script>\n</body></html>\n")
 
 
 def write_compare_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
