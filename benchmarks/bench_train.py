@@ -8,13 +8,18 @@ max length, precision, learning rate and dropout:
 * peer: ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss`` on ``(s, s)`` pairs (the
   sentence-transformers documentation's SimCSE recipe; needs the ``datasets`` package).
 
-Only optimiser steps are timed, each on its own (forward, backward, clipping, optimiser; after
-``--warmup`` untimed steps; evaluation, model loading and saving are excluded). The two systems
-alternate for ``--repeats`` rounds; each one's throughput is 1 / (median step time over all its timed
-steps), which shrugs off load spikes on a shared machine. Prints steps/s of both and the ratio
-ours / peer (floor: ≥ 1.0×).
+Each step is timed as a whole cycle, from the end of the previous optimiser step to the end of this
+one: fetching and collating the batch (tokenisation), forward, backward, clipping, the optimiser and the
+trainer's per-step bookkeeping (after ``--warmup`` untimed steps; evaluation, model loading and saving
+are excluded). The two systems alternate for ``--repeats`` rounds; each one's throughput is
+1 / (median step time over all its timed steps). Prints steps/s of both and the ratio ours / peer
+(floor: ≥ 1.3×), and beside it the machine: CPU and SIMD flags, the measured fp32 matmul ceiling,
+each system's matrix-multiply FLOPs per step (counted by ``torch.utils.flop_counter`` on its first
+step) and its share of the ceiling (FLOPs / ceiling / step time: the fraction of a step that matmuls at
+the ceiling's rate would fill).
 
     python benchmarks/bench_train.py [--model all-MiniLM-L6-v2] [--steps 20] [--batch-size 64]
+        [--pooler cls_before_pooler] [--no-padding-free]
 """
 
 from __future__ import annotations
@@ -30,41 +35,55 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_description, load_line, matmul_ceiling  # noqa: E402
+
 
 def step_timer(warmup: int, steps: int):
-    """A TrainerCallback recording the wall time of each of steps ``warmup+1 … warmup+steps``."""
+    """A TrainerCallback recording the wall time of the cycles ending at steps ``warmup+1 … warmup+steps``
+    (each from the previous step's end), and counting the FLOPs of step 1."""
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import TrainerCallback
 
     class Timer(TrainerCallback):
         def __init__(self) -> None:
             self.times: list[float] = []
-            self._t = 0.0
+            self.flops = 0
+            self._t: float | None = None
+            self._counter: FlopCounterMode | None = None
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self._t = time.perf_counter()
+            if state.global_step == 0:  # the first step runs under the FLOP counter (and is never timed)
+                self._counter = FlopCounterMode(display=False)
+                self._counter.__enter__()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if warmup < state.global_step <= warmup + steps:
-                self.times.append(time.perf_counter() - self._t)
+            if self._counter is not None:
+                self._counter.__exit__(None, None, None)
+                self.flops, self._counter = self._counter.get_total_flops(), None
+            now = time.perf_counter()
+            if self._t is not None and warmup < state.global_step <= warmup + steps:
+                self.times.append(now - self._t)
+            self._t = now
 
     return Timer()
 
 
-def run_ours(model: str, corpus: Path, a: argparse.Namespace, data_dir: Path) -> list[float]:
+def run_ours(model: str, corpus: Path, a: argparse.Namespace, data_dir: Path) -> tuple[list[float], int]:
     from trainers.config import TrainConfig
     from trainers.loop import train
 
     timer = step_timer(a.warmup, a.steps)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig("unsup", model, [str(corpus)], str(Path(tmp) / "run"), pooler="cls_before_pooler",
+        cfg = TrainConfig("unsup", model, [str(corpus)], str(Path(tmp) / "run"), pooler=a.pooler,
                           batch_size=a.batch_size, max_length=a.max_length, learning_rate=3e-5,
                           max_steps=a.warmup + a.steps, eval_steps=10 ** 9, eval_at_start=False,
-                          precision=a.precision, data_dir=str(data_dir), device="cpu" if a.cpu else None)
+                          precision=a.precision, data_dir=str(data_dir), device="cpu" if a.cpu else None,
+                          padding_free=a.padding_free)
         train(cfg, progress=False, callbacks=[timer])
-    return timer.times
+    return timer.times, timer.flops
 
 
-def run_peer(model_path: str, sentences: list[str], a: argparse.Namespace) -> list[float]:
+def run_peer(model_path: str, sentences: list[str], a: argparse.Namespace) -> tuple[list[float], int]:
     import torch
     from datasets import Dataset
     from sentence_transformers import (
@@ -90,7 +109,7 @@ def run_peer(model_path: str, sentences: list[str], a: argparse.Namespace) -> li
         trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=data,
                                              loss=MultipleNegativesRankingLoss(st, scale=20.0), callbacks=[timer])
         trainer.train()
-    return timer.times
+    return timer.times, timer.flops
 
 
 def main() -> None:
@@ -103,6 +122,9 @@ def main() -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds (median reported)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    p.add_argument("--pooler", default="cls_before_pooler", help="our trainer's pooler (the peer: the model's own)")
+    p.add_argument("--padding-free", action=argparse.BooleanOptionalAction, default=True,
+                   help="our trainer's padding-free forward (--no-padding-free: the model's padded forward)")
     p.add_argument("--data-dir", default=os.environ.get("SIMCSE_DATA", str(REPO.parent / "shared" / "data")))
     a = p.parse_args()
 
@@ -130,20 +152,29 @@ def main() -> None:
         corpus.write_text("\n".join(sentences) + "\n", encoding="utf-8")
         ours: list[float] = []
         peer: list[float] = []
+        flops = {"ours": 0, "peer": 0}
         for r in range(a.repeats):
-            ours += run_ours(model_path, corpus, a, data_dir)
-            peer += run_peer(model_path, sentences, a)
+            times, flops["ours"] = run_ours(model_path, corpus, a, data_dir)
+            ours += times
+            times, flops["peer"] = run_peer(model_path, sentences, a)
+            peer += times
             print(f"round {r + 1}: median step ours {statistics.median(ours):.3f} s, sentence-transformers "
                   f"{statistics.median(peer):.3f} s", flush=True)
     # median step time over every timed step of every round: robust to the other load on a shared machine
     o, s = 1.0 / statistics.median(ours), 1.0 / statistics.median(peer)
     device = "cuda" if torch.cuda.is_available() and not a.cpu else "cpu"
+    ceiling = matmul_ceiling(device="cuda" if device == "cuda" else "cpu")
     print(f"\nmodel {a.model}, batch {a.batch_size}, max length {a.max_length}, {a.precision}, {device} "
           f"({torch.get_num_threads()} threads), {a.steps} timed steps × {a.repeats} rounds (steps/s = 1 / median "
           "step time)")
-    print(f"ours (trainers.loop.train, SimCSE)            {o:8.3f} steps/s")
-    print(f"sentence-transformers (MNRL on (s, s) pairs)  {s:8.3f} steps/s")
-    print(f"ratio ours / sentence-transformers            {o / s:8.3f}×   (floor 1.0×)")
+    print(f"{cpu_description()}; {load_line()}")
+    print(f"fp32 matmul ceiling (4096×384 · 384×1536, best of 20): {ceiling:.0f} GFLOP/s")
+    print(f"{'':46}{'steps/s':>9}{'GFLOP/step':>12}{'share of ceiling':>18}")
+    for name, label, rate in (("ours", f"ours (SimCSE, {a.pooler}{'' if a.padding_free else ', padded'})", o),
+                              ("peer", "sentence-transformers (MNRL on (s, s) pairs)", s)):
+        gflop = flops[name] / 1e9
+        print(f"{label:<46}{rate:9.3f}{gflop:12.1f}{100 * gflop / ceiling * rate:17.1f}%")
+    print(f"ratio ours / sentence-transformers            {o / s:8.3f}×   (floor 1.3×)")
 
 
 if __name__ == "__main__":

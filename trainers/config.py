@@ -130,6 +130,8 @@ class TrainConfig:
     precision: str = "fp32"
     device: str | None = None
     cross_process_gradient: str = "average"
+    #: run the encoder's token-wise layers on real tokens only (:mod:`trainers.padding_free`; same numbers)
+    padding_free: bool = True
     # evaluation / bookkeeping
     eval_steps: int = 125
     eval_at_start: bool = True
@@ -234,7 +236,7 @@ class TrainConfig:
         decide whether an output directory holds the same run."""
         d = self.to_dict()
         for key in ("output_dir", "keep_state", "device", "data_dir", "eval_batch_size", "trust_remote_code",
-                    "report_to"):
+                    "report_to", "padding_free"):
             d.pop(key, None)
         return json.loads(json.dumps(d, sort_keys=True))
 
@@ -250,8 +252,9 @@ class TrainConfig:
             args += ["--dropout", format_dropout(0.1 if self.dropout is None else self.dropout,
                                                  self.fixed_dropout_mask)]
         flags = {"do_mlm": "--do-mlm", "eval_at_start": "--eval-at-start", "keep_state": "--keep-state",
-                 "trust_remote_code": "--trust-remote-code", "two_encoders": "--two-encoders"}
-        negative = {"eval_at_start": "--no-eval-at-start"}
+                 "trust_remote_code": "--trust-remote-code", "two_encoders": "--two-encoders",
+                 "padding_free": "--padding-free"}
+        negative = {"eval_at_start": "--no-eval-at-start", "padding_free": "--no-padding-free"}
         for f in dataclasses.fields(self):
             name = f.name
             if name in ("objective", "model", "train_files", "output_dir", "dropout", "fixed_dropout_mask",

@@ -199,6 +199,22 @@ class SimCSETrainer(Trainer):
                              "from it; start over with --overwrite (and a lower --lr)")
 
 
+def adamw_implementation(device_type: str) -> str:
+    """The Trainer's ``optim`` for AdamW on ``device_type``: torch's fused kernel where this torch has one
+    for the device (one pass over each parameter, where the for-loop implementation makes about ten
+    elementwise passes; the same update to float rounding, tested in tests/test_padding_free.py), else
+    the for-loop ``adamw_torch``."""
+    try:
+        torch.optim.AdamW([torch.zeros(1, device=device_type, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return "adamw_torch"
+    return "adamw_torch_fused"
+
+
+def _training_device_type(c: TrainConfig) -> str:
+    return "cpu" if c.device == "cpu" or not torch.cuda.is_available() else "cuda"
+
+
 def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: bool):
     from transformers import TrainingArguments
 
@@ -213,14 +229,14 @@ def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: b
         warmup_steps=c.warmup_steps,
         weight_decay=c.weight_decay,
         max_grad_norm=c.max_grad_norm,
-        optim="adamw_torch",
+        optim=adamw_implementation(_training_device_type(c)),
         seed=c.seed,
         data_seed=c.seed,
         bf16=c.precision == "bf16",
         fp16=c.precision == "fp16",
         # without CUDA train on the CPU (several CPU processes are only recognised as distributed, and bf16
         # only allowed, with use_cpu)
-        use_cpu=c.device == "cpu" or not torch.cuda.is_available(),
+        use_cpu=_training_device_type(c) == "cpu",
         eval_strategy="no",
         save_strategy="steps",
         save_steps=c.eval_steps,
@@ -246,7 +262,8 @@ def build_model(c: TrainConfig, path: Path) -> SimCSEModel:
         temperature=c.temperature, hard_negative_weight=c.hard_negative_weight,
         fixed_dropout_mask=c.fixed_dropout_mask, do_mlm=c.do_mlm, mlm_weight=c.mlm_weight, seed=c.seed,
         trust_remote_code=c.trust_remote_code, two_encoders=c.two_encoders,
-        cross_process_gradient=c.cross_process_gradient, mini_batch_size=c.mini_batch_size)
+        cross_process_gradient=c.cross_process_gradient, mini_batch_size=c.mini_batch_size,
+        padding_free=c.padding_free)
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -338,6 +355,16 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
     return per_device
 
 
+def _padding_free_note(model: SimCSEModel, c: TrainConfig) -> str:
+    """``run.json``'s record of whether the padding-free forward ran, and if not why."""
+    from .padding_free import unsupported_reason
+
+    if not c.padding_free:
+        return "off (--no-padding-free)"
+    reason = unsupported_reason(model.encoder)
+    return "on" if reason is None else f"off: not supported for {reason}"
+
+
 def _resolved_settings(c: TrainConfig, model: Any) -> dict[str, Any]:
     """What the settings left to a default (``None`` in ``config``) resolved to in this run: the dropout
     rate (the checkpoint's own unless set) and the data directory. ``run.json`` keeps them beside the
@@ -423,7 +450,9 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
-    run_record.setdefault("resolved", {})["device"] = str(args.device)
+    run_record.setdefault("resolved", {}).update({
+        "device": str(args.device), "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "padding_free": _padding_free_note(model, c)})
     try:
         _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state,
                      select_on=c.select_on)

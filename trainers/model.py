@@ -35,6 +35,7 @@ from simcse_analysis.errors import InputError
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
+from . import padding_free
 from .config import CROSS_PROCESS_GRADIENTS
 from .objectives import DEFAULT_TEMPERATURE, contrastive_logits, gather_with_grad, scale_gradient, world
 
@@ -87,8 +88,11 @@ class SimCSEModel(nn.Module):
                  temperature: float = DEFAULT_TEMPERATURE, hard_negative_weight: float = 0.0,
                  fixed_dropout_mask: bool = False, lm_head: nn.Module | None = None,
                  mlm_weight: float = 0.1, two_encoders: bool = False,
-                 cross_process_gradient: str = "average", mini_batch_size: int | None = None) -> None:
+                 cross_process_gradient: str = "average", mini_batch_size: int | None = None,
+                 padding_free: bool = True) -> None:
         super().__init__()
+        #: run supported encoders padding-free (:mod:`trainers.padding_free`): same numbers, no FLOPs on padding
+        self.padding_free = bool(padding_free)
         if mini_batch_size is not None and mini_batch_size < 1:
             raise InputError(f"--mini-batch-size {mini_batch_size}: must be at least 1")
         if mini_batch_size is not None and lm_head is not None:
@@ -125,7 +129,7 @@ class SimCSEModel(nn.Module):
                         do_mlm: bool = False, mlm_weight: float = 0.1, seed: int = 42,
                         trust_remote_code: bool = False, two_encoders: bool = False,
                         cross_process_gradient: str = "average",
-                        mini_batch_size: int | None = None) -> SimCSEModel:
+                        mini_batch_size: int | None = None, padding_free: bool = True) -> SimCSEModel:
         """Load the encoder from a checkpoint directory, set its dropout, prepare the MLP / MLM head."""
         from transformers import AutoConfig, AutoModel
 
@@ -152,7 +156,8 @@ class SimCSEModel(nn.Module):
         return cls(encoder, pooler=pooler, mlp_only_train=mlp_only_train, temperature=temperature,
                    hard_negative_weight=hard_negative_weight, fixed_dropout_mask=fixed_dropout_mask,
                    lm_head=lm_head, mlm_weight=mlm_weight, two_encoders=two_encoders,
-                   cross_process_gradient=cross_process_gradient, mini_batch_size=mini_batch_size)
+                   cross_process_gradient=cross_process_gradient, mini_batch_size=mini_batch_size,
+                   padding_free=padding_free)
 
     @property
     def eval_pooler(self) -> str:
@@ -163,10 +168,14 @@ class SimCSEModel(nn.Module):
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               token_type_ids: torch.Tensor | None = None, encoder: nn.Module | None = None) -> torch.Tensor:
         """``(N, T)`` tokens -> ``(N, d)`` training representations (MLP applied for ``cls``), by ``encoder``
-        (default: the first)."""
+        (default: the first); padding-free (:mod:`trainers.padding_free`) where it reproduces the encoder."""
+        encoder = encoder if encoder is not None else self.encoder
+        if self.padding_free and padding_free.applicable(encoder, attention_mask):
+            out = padding_free.forward(encoder, input_ids, attention_mask, token_type_ids, pooler=self.pooler)
+            return pool(self.pooler, out, attention_mask)
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        out = (encoder or self.encoder)(input_ids=input_ids, attention_mask=attention_mask,
-                           output_hidden_states=self.pooler in NEEDS_HIDDEN_STATES, return_dict=True, **kwargs)
+        out = encoder(input_ids=input_ids, attention_mask=attention_mask,
+                      output_hidden_states=self.pooler in NEEDS_HIDDEN_STATES, return_dict=True, **kwargs)
         return pool(self.pooler, out, attention_mask)
 
     def embed_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -97,6 +97,10 @@ ReportTo = Annotated[str, typer.Option(
     "--report-to", help="Also send every evaluation (loss, learning rate, STS-B dev, alignment, uniformity) to these "
                         "Hugging Face Trainer integrations: tensorboard (event files in OUT/tensorboard), wandb, "
                         "mlflow, … comma-separated, or none.")]
+PaddingFree = Annotated[bool, typer.Option(
+    "--padding-free/--no-padding-free", help="Run the encoder's dense layers on real tokens only (BERT and RoBERTa; "
+                                             "same numbers to float tolerance, fewer FLOPs); off: the model's own "
+                                             "padded forward.")]
 KeepState = Annotated[bool, typer.Option("--keep-state", help="Keep the resumable optimiser state after the run.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last saved state.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")]
@@ -158,7 +162,8 @@ TRAINING_OPTIONS: list[SharedOption] = [
         ("warmup_steps", Warmup, None), ("weight_decay", WeightDecay, None), ("max_grad_norm", MaxGradNorm, None),
         ("grad_accum", GradAccum, "gradient_accumulation_steps"), ("mini_batch_size", MiniBatch, None),
         ("precision", Precision, None), ("device", Device, None),
-        ("cross_process_gradient", CrossProcessGradient, None), ("eval_steps", EvalSteps, None),
+        ("cross_process_gradient", CrossProcessGradient, None), ("padding_free", PaddingFree, None),
+        ("eval_steps", EvalSteps, None),
         ("eval_at_start", EvalAtStart, None), ("select_on", SelectOn, None),
         ("eval_batch_size", EvalBatch, None), ("align_uniform_splits", AlignSplits, None),
         ("data_dir", DataDir, None), ("keep_state", KeepState, None), ("trust_remote_code", TrustRemoteCode, None))

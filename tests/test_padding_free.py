@@ -1,0 +1,227 @@
+"""The training speed-ups change no numbers: the padding-free forward (trainers.padding_free) against the
+model's own forward, torch's fused AdamW against the for-loop one, and whole training runs with both
+against runs with neither.
+
+Tolerances (stated in the README's "Training speed" section):
+* one forward: embeddings agree to 1e-5 relative (fp32; measured ~1e-7), parameter gradients to 1e-4
+  relative (measured ~1e-7), and the random generator is left in the same state (same dropout masks);
+* one AdamW step, fused vs for-loop: parameters agree to 1e-6 relative;
+* a training run (tiny BERT, 6 steps, evaluation every 2): every recorded loss to 1e-4 relative, STS-B dev
+  Spearman and alignment/uniformity to 1e-4 absolute, final weights to 1e-4 relative — except attention
+  key biases, whose true gradient is zero (softmax ignores a shift of a row's scores) so that AdamW turns
+  rounding noise into steps of size lr in any two runs: those agree to 2 × steps × lr absolute. A run
+  with another seed is far outside these, so the comparison can fail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, POOLERS, pool
+from trainers import padding_free as pf
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _batch(tokenizer, sentences: list[str], max_length: int = 32) -> dict[str, torch.Tensor]:
+    return dict(tokenizer(sentences, max_length=max_length, truncation=True, padding="longest", return_tensors="pt"))
+
+
+@pytest.fixture(scope="module")
+def sentences(data_dir) -> list[str]:
+    lines = (data_dir / "unsup" / "wiki1m_for_simcse.head.txt").read_text(encoding="utf-8").splitlines()
+    return [s for s in lines if s.strip()][:24]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(minilm_path))
+
+
+def _tiny(kind: str, vocab: int, dropout: float = 0.1, attn: str = "sdpa"):
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, initializer_range=0.3)
+    torch.manual_seed(0)
+    if kind == "bert":
+        model = BertModel(BertConfig(max_position_embeddings=64, **common), add_pooling_layer=True)
+    else:  # RoBERTa: its own position ids (offset by the padding index); pad id 0 = the BERT tokenizer's
+        model = RobertaModel(RobertaConfig(max_position_embeddings=70, pad_token_id=0, bos_token_id=101,
+                                           eos_token_id=102, **common))
+    model.config._attn_implementation = attn
+    return model.train()
+
+
+def _run(model, batch, pooler: str, padding_free: bool, seed: int = 7):
+    """Embeddings, all parameter gradients and the generator state after one forward + backward."""
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    if padding_free:
+        out = pf.forward(model, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                         pooler=pooler)
+    else:
+        out = model(**batch, output_hidden_states=pooler in NEEDS_HIDDEN_STATES, return_dict=True)
+    z = pool(pooler, out, batch["attention_mask"])
+    (z.square().sum() + z.sum(0).pow(3).sum() * 1e-3).backward()
+    grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return z.detach(), grads, torch.get_rng_state()
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("pooler", POOLERS)
+def test_padding_free_forward_equals_the_models_own(kind, attn, pooler, tokenizer, sentences):
+    model = _tiny(kind, len(tokenizer), attn=attn)
+    assert pf.unsupported_reason(model) is None
+    batch = _batch(tokenizer, sentences)
+    assert not bool(batch["attention_mask"].all()), "the batch must have padding for this test to mean anything"
+    z0, g0, rng0 = _run(model, batch, pooler, padding_free=False)
+    z1, g1, rng1 = _run(model, batch, pooler, padding_free=True)
+    assert _rel(z1, z0) < 1e-5
+    assert g1.shape == g0.shape and _rel(g1, g0) < 1e-4
+    assert torch.equal(rng0, rng1), "the padding-free forward must draw exactly the model's dropout masks"
+    # and the dropout masks matter: another seed moves the embeddings far beyond the tolerance
+    z2, _, _ = _run(model, batch, pooler, padding_free=True, seed=8)
+    assert _rel(z2, z0) > 1e-3
+
+
+def test_batch_without_padding_and_eval_mode_are_reproduced(tokenizer, sentences):
+    model = _tiny("bert", len(tokenizer))
+    long_enough = [s for s in sentences if len(tokenizer(s)["input_ids"]) >= 6]
+    short = _batch(tokenizer, long_enough, max_length=6)  # every sentence is longer: no padding at all
+    assert bool(short["attention_mask"].all())
+    for mode in (model.train, model.eval):
+        mode()
+        z0, g0, _ = _run(model, short, "avg", padding_free=False)
+        z1, g1, _ = _run(model, short, "avg", padding_free=True)
+        assert _rel(z1, z0) < 1e-5 and _rel(g1, g0) < 1e-4
+
+
+def test_bf16_autocast_draws_the_same_masks(tokenizer, sentences):
+    model = _tiny("bert", len(tokenizer))
+    batch = _batch(tokenizer, sentences)
+    results = []
+    for flag in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            results.append(_run(model, batch, "cls_before_pooler", padding_free=flag))
+    (z0, g0, rng0), (z1, g1, rng1) = results
+    assert torch.equal(rng0, rng1)
+    assert _rel(z1.float(), z0.float()) < 2e-2  # bf16 rounding of differently ordered sums
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_cpu_dropout_scale_is_bitwise_torchs_dropout(dtype, p):
+    shape = (37, 19)
+    torch.manual_seed(3)
+    ref = F.dropout(torch.ones(shape, dtype=dtype), p, True)
+    after_ref = torch.get_rng_state()
+    torch.manual_seed(3)
+    mine = pf._dropout_scale(shape, p, torch.empty(0, dtype=dtype))
+    assert mine.dtype == dtype and torch.equal(mine, ref)
+    assert torch.equal(torch.get_rng_state(), after_ref)
+
+
+def test_unsupported_encoders_and_left_padding_use_the_models_forward(tokenizer, sentences, monkeypatch):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from trainers.model import SimCSEModel
+
+    distil = DistilBertModel(DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2,
+                                              hidden_dim=64))
+    assert "distilbert" in pf.unsupported_reason(distil)
+    bert = _tiny("bert", len(tokenizer))
+    bert.gradient_checkpointing = True
+    assert "gradient checkpointing" in pf.unsupported_reason(bert)
+    bert.gradient_checkpointing = False
+    batch = _batch(tokenizer, sentences)
+    left = batch["attention_mask"].flip(1)  # left padding: [CLS] is not at position 0 everywhere
+    assert not pf.applicable(bert, left) and pf.applicable(bert, batch["attention_mask"])
+
+    calls = []
+    monkeypatch.setattr(pf, "forward", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    model = SimCSEModel(distil, pooler="avg")
+    model.embed(batch["input_ids"], batch["attention_mask"])
+    assert calls == []
+
+
+def test_fused_adamw_is_the_default_and_updates_as_the_for_loop_one():
+    from trainers.loop import adamw_implementation
+
+    assert adamw_implementation("cpu") == "adamw_torch_fused"  # torch >= 2.4 has a fused CPU kernel
+    torch.manual_seed(0)
+    params = [torch.randn(50, 8), torch.randn(8)]
+    copies = {name: [p.clone().requires_grad_() for p in params] for name in ("loop", "fused")}
+    opts = {"loop": torch.optim.AdamW(copies["loop"], lr=3e-3, foreach=False),
+            "fused": torch.optim.AdamW(copies["fused"], lr=3e-3, fused=True)}
+    for step in range(5):
+        g = [torch.randn_like(p) for p in params]
+        for name, opt in opts.items():
+            for p, gi in zip(copies[name], g):
+                p.grad = gi.clone()
+            opt.step()
+    for a, b in zip(copies["fused"], copies["loop"]):
+        assert _rel(a.detach(), b.detach()) < 1e-6
+    assert _rel(copies["fused"][0].detach(), params[0]) > 1e-3  # and they did move
+
+
+LR = 3e-5
+
+
+def _train(tiny_trainer_bert, tiny_corpus, data_dir, out, *, fast: bool, seed: int = 42, monkeypatch=None):
+    from trainers import loop
+    from trainers.config import TrainConfig
+
+    if not fast:
+        monkeypatch.setattr(loop, "adamw_implementation", lambda device: "adamw_torch")
+    cfg = TrainConfig("unsup", str(tiny_trainer_bert), [str(tiny_corpus)], str(out), batch_size=16, max_steps=6,
+                      eval_steps=2, learning_rate=LR, data_dir=str(data_dir), seed=seed, padding_free=fast, pooler="cls")
+    result = loop.train(cfg, progress=False)
+    monkeypatch.undo()
+    return result
+
+
+def test_training_trajectory_is_unchanged_by_the_speed_ups(tiny_trainer_bert, tiny_corpus, data_dir, tmp_path,
+                                                            monkeypatch):
+    from safetensors.torch import load_file
+
+    slow = _train(tiny_trainer_bert, tiny_corpus, data_dir, tmp_path / "slow", fast=False, monkeypatch=monkeypatch)
+    fast = _train(tiny_trainer_bert, tiny_corpus, data_dir, tmp_path / "fast", fast=True, monkeypatch=monkeypatch)
+    other = _train(tiny_trainer_bert, tiny_corpus, data_dir, tmp_path / "seed", fast=True, seed=43,
+                   monkeypatch=monkeypatch)
+    run = json.loads((tmp_path / "fast" / "run.json").read_text())
+    assert run["resolved"]["optimizer"] == "adamw_torch_fused" and run["resolved"]["padding_free"] == "on"
+    assert json.loads((tmp_path / "slow" / "run.json").read_text())["resolved"]["optimizer"] == "adamw_torch"
+
+    def close(a, b) -> bool:
+        if [e["step"] for e in a.trajectory] != [e["step"] for e in b.trajectory]:
+            return False
+        for x, y in zip(a.trajectory, b.trajectory):
+            if x["loss"] is not None and abs(x["loss"] - y["loss"]) > 1e-4 * abs(y["loss"]):
+                return False
+            if any(abs(x[k] - y[k]) > 1e-4 for k in ("stsb_spearman", "alignment", "uniformity")):
+                return False
+        wa, wb = (load_file(str(Path(r.last_dir) / "model.safetensors")) for r in (a, b))
+        for k in wb:
+            if k.endswith("attention.self.key.bias"):
+                # its true gradient is 0 (softmax ignores a shift of a row's scores), so AdamW turns each run's
+                # rounding noise into steps of size lr: the two agree to steps × lr, not relatively
+                if float((wa[k] - wb[k]).abs().max()) > 6 * 2 * LR:
+                    return False
+            elif _rel(wa[k].float(), wb[k].float()) > 1e-4:
+                return False
+        return True
+
+    assert len(slow.trajectory) == 4
+    assert close(fast, slow)
+    assert not close(other, slow)

@@ -1,0 +1,240 @@
+"""Padding-free training forward of BERT-family encoders: the same numbers as the model's own forward,
+without the matrix multiplies on padding tokens.
+
+A training batch is padded to its longest text (32 tokens with SimCSE's ``max_length``); on the paper's
+Wikipedia sentences about a third of those positions are padding. A padding position changes nothing
+a real token computes — attention gives it weight exactly 0 — yet the model's own forward pushes it
+through every dense layer. This forward runs the token-wise parts of each layer (the Q/K/V, output and
+feed-forward projections, GELU, LayerNorm, the residuals) on the ``n`` real tokens only, stacked as an
+``(n, d)`` matrix, and scatters Q/K/V back into the padded ``(N, heads, T, d_head)`` layout just for the
+attention function the model itself uses (SDPA or eager, called with the model's own mask, scaling and
+dropout). With a [CLS] pooler only the [CLS] rows of the last layer reach the loss, so that layer's
+output and feed-forward projections run on the ``N`` [CLS] rows alone (its keys and values still need
+every token).
+
+Same numbers, same random stream. Every dropout draws its mask over the full padded shape, exactly
+as the model's own ``nn.Dropout`` would (one ``F.dropout`` call of the same shape, dtype and device, so
+CPU, CUDA and mixed precision consume the generator identically), and keeps the rows of the real
+tokens. Pad positions get zero keys and values where the model has finite ones; both vanish under the
+mask, so attention outputs of real tokens do not change. What differs is only the floating-point
+summation order of matrix multiplies over a different number of rows: ``tests/test_padding_free.py``
+checks that embeddings agree to 1e-5 (fp32) and gradients to 1e-4, relative, and that a training
+trajectory stays the same.
+
+Used by :class:`trainers.model.SimCSEModel` for BERT and RoBERTa encoders (``transformers`` ≥ 5
+module layout); anything else — another architecture, a decoder, chunked feed-forward, gradient
+checkpointing, left padding — goes through the model's own forward (:func:`unsupported_reason` says why).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Model types whose layers have the BERT layout this forward re-implements (tested in tests/test_padding_free.py).
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("bert", "roberta")
+
+#: Poolers that read only the last layer's [CLS] row.
+CLS_POOLERS = frozenset({"cls", "cls_before_pooler"})
+
+_LAYER_PARTS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.self.dropout",
+                "attention.output.dense", "attention.output.dropout", "attention.output.LayerNorm",
+                "intermediate.dense", "intermediate.intermediate_act_fn", "output.dense", "output.dropout",
+                "output.LayerNorm")
+
+
+@dataclass
+class PaddingFreeOutput:
+    """What :func:`simcse_analysis.pooling.pool` reads, padded back to ``(N, T, d)`` (pad rows zero):
+    ``last_hidden_state`` (only ``(N, 1, d)`` [CLS] rows for the [CLS] poolers), ``pooler_output`` (the
+    model's pooler on [CLS], pooler ``cls`` only) and ``hidden_states`` (layer-mixing poolers only: the
+    embedding output and each layer's output)."""
+
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def _get(module: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+    return module
+
+
+def unsupported_reason(encoder: nn.Module) -> str | None:
+    """``None`` if :func:`forward` reproduces ``encoder``'s own forward, else why not (one phrase)."""
+    config = getattr(encoder, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model type {model_type!r} (padding-free covers {', '.join(SUPPORTED_MODEL_TYPES)})"
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return "a decoder / cross-attention configuration"
+    if getattr(config, "chunk_size_feed_forward", 0):
+        return "chunked feed-forward"
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return f"position_embedding_type {config.position_embedding_type!r}"
+    if getattr(encoder, "gradient_checkpointing", False):
+        return "gradient checkpointing"
+    if not callable(getattr(encoder, "_create_attention_masks", None)) or _get(encoder, "embeddings") is None:
+        return "a transformers version whose encoder lacks _create_attention_masks (transformers < 5)"
+    layers = _get(encoder, "encoder.layer")
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return "no encoder.layer list"
+    for layer in layers:
+        missing = [p for p in _LAYER_PARTS if _get(layer, p) is None]
+        if missing:
+            return f"a layer without {missing[0]}"
+        if not isinstance(_get(layer, "attention.self.scaling"), float):
+            return "an attention module without a scaling attribute"
+        if getattr(layer, "crossattention", None) is not None:
+            return "cross-attention layers"
+        if _attention_function(layer.attention.self) is None:
+            return "an unknown attention implementation"
+    return None
+
+
+def applicable(encoder: nn.Module, attention_mask: torch.Tensor) -> bool:
+    """Whether :func:`forward` may replace ``encoder``'s forward on this batch: a supported encoder, and
+    right padding (every text's first position is real, where [CLS] sits)."""
+    return unsupported_reason(encoder) is None and bool(attention_mask[:, 0].all())
+
+
+def _attention_function(self_attention: nn.Module) -> Callable[..., Any] | None:
+    """The attention function the model's own forward calls: its configured implementation, else its
+    module's ``eager_attention_forward`` (the same lookup as ``BertSelfAttention.forward``)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    eager = getattr(sys.modules.get(type(self_attention).__module__), "eager_attention_forward", None)
+    if eager is None:
+        return None
+    return ALL_ATTENTION_FUNCTIONS.get_interface(self_attention.config._attn_implementation, eager)
+
+
+def _dropout_scale(shape: tuple[int, int], p: float, like: torch.Tensor) -> torch.Tensor:
+    """What ``F.dropout(x, p, training=True)`` multiplies an ``x`` of ``shape`` (dtype and device of ``like``)
+    by — 0 or 1/(1-p) — drawn from the same random stream. On the CPU that is torch's own recipe
+    (``empty.bernoulli_(1-p).div_(1-p)``, checked bitwise against ``F.dropout`` in the tests) without
+    filling and multiplying a tensor of ones; elsewhere (CUDA's fused dropout kernel) ``F.dropout`` of ones."""
+    if like.device.type == "cpu":
+        return torch.empty(shape, dtype=like.dtype).bernoulli_(1.0 - p).div_(1.0 - p)
+    return F.dropout(like.new_ones(shape), p, True)
+
+
+def _dropout_rows(x: torch.Tensor, dropout: nn.Dropout, full_rows: int, rows: torch.Tensor) -> torch.Tensor:
+    """``dropout`` applied to the rows ``rows`` of a ``(full_rows, d)`` tensor whose other rows are not
+    needed: the mask is drawn over the full shape (the random stream the model's own forward uses) and
+    its selected rows multiply ``x`` ``(len(rows), d)``."""
+    if not dropout.training or dropout.p == 0.0:
+        return x  # F.dropout draws nothing here either
+    return x * _dropout_scale((full_rows, x.shape[1]), dropout.p, x).index_select(0, rows)
+
+
+@dataclass
+class _Layout:
+    """Where the ``n`` real tokens sit in the ``(N, T)`` batch (``seq``, ``pos``), and the pad positions."""
+
+    shape: tuple[int, int]
+    seq: torch.Tensor
+    pos: torch.Tensor
+    pad_seq: torch.Tensor
+    pad_pos: torch.Tensor
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> _Layout:
+        real = attention_mask.bool()
+        seq, pos = real.nonzero(as_tuple=True)
+        pad_seq, pad_pos = (~real).nonzero(as_tuple=True)
+        return cls(tuple(real.shape), seq, pos, pad_seq, pad_pos)
+
+
+class _ToHeads(torch.autograd.Function):
+    """``(n, heads·d_h)`` real-token rows → ``(N, heads, T, d_h)``, zeros at pad positions. The model has
+    this as a transposed view of ``(N, T, heads, d_h)``; contiguous here, which spares each of attention's
+    matmuls a copy. Backward gathers the real rows of the gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor, layout: _Layout, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        n_seq, heads, length, head_size = shape
+        out = t.new_empty(shape)
+        tokens_first = out.permute(0, 2, 1, 3)  # a view: writes land in out
+        tokens_first[layout.pad_seq, layout.pad_pos] = 0
+        tokens_first[layout.seq, layout.pos] = t.view(-1, heads, head_size)
+        ctx.layout = layout
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        rows = grad.permute(0, 2, 1, 3)[ctx.layout.seq, ctx.layout.pos]
+        return rows.reshape(rows.shape[0], -1), None, None
+
+
+def _scatter_rows(x: torch.Tensor, rows: torch.Tensor, full_rows: int) -> torch.Tensor:
+    """``(n, d)`` → ``(full_rows, d)`` with ``x`` at ``rows`` and zeros elsewhere."""
+    return x.new_zeros((full_rows, x.shape[1])).index_copy(0, rows, x)
+
+
+def _layer(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor, layout: _Layout, mask: Any,
+           keep: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """One BERT layer on the real tokens ``x`` ``(n, d)`` (``rows``: their positions in the flattened
+    ``N × T`` batch). With ``keep = (positions, indices into x)`` only those rows are carried past the
+    attention (the last layer under a [CLS] pooler)."""
+    n_seq, length = layout.shape
+    full = n_seq * length
+    sa = layer.attention.self
+    heads, head_size = sa.num_attention_heads, sa.attention_head_size
+
+    def padded_heads(t: torch.Tensor) -> torch.Tensor:
+        return _ToHeads.apply(t, layout, (n_seq, heads, length, head_size))
+    q, k, v = padded_heads(sa.query(x)), padded_heads(sa.key(x)), padded_heads(sa.value(x))
+    context, _ = _attention_function(sa)(sa, q, k, v, mask, dropout=sa.dropout.p if sa.training else 0.0,
+                                         scaling=sa.scaling)
+    context = context.reshape(full, heads * head_size)
+    out_rows, residual = (rows, x) if keep is None else (keep[0], x.index_select(0, keep[1]))
+    context = context.index_select(0, out_rows)
+    ao = layer.attention.output
+    h = ao.LayerNorm(_dropout_rows(ao.dense(context), ao.dropout, full, out_rows) + residual)
+    out = layer.output
+    y = out.dense(layer.intermediate.intermediate_act_fn(layer.intermediate.dense(h)))
+    return out.LayerNorm(_dropout_rows(y, out.dropout, full, out_rows) + h)
+
+
+def forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None, *, pooler: str = "avg") -> PaddingFreeOutput:
+    """``encoder``'s forward on ``(N, T)`` right-padded tokens, computing only what ``pooler`` reads
+    (check :func:`applicable` first). The embedding layer and the attention mask are the model's own."""
+    from simcse_analysis.pooling import NEEDS_HIDDEN_STATES
+
+    n_seq, length = input_ids.shape
+    full = n_seq * length
+    emb = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (N, T, d), dropout included
+    mask = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
+                                           embedding_output=emb, encoder_hidden_states=None, cache=None)[0]
+    layout = _Layout.of(attention_mask)
+    rows = layout.seq * length + layout.pos  # real tokens' positions in the flattened batch (ascending)
+    x = emb.reshape(full, -1).index_select(0, rows)
+    layers = encoder.encoder.layer
+    keep_hidden = pooler in NEEDS_HIDDEN_STATES
+    states = [emb] if keep_hidden else []
+    cls_only = pooler in CLS_POOLERS
+    keep = None
+    if cls_only:  # [CLS] sits at position 0 of each text: flattened position i·T, index in x = tokens before it
+        cls_rows = torch.arange(n_seq, device=rows.device) * length
+        keep = (cls_rows, torch.searchsorted(rows, cls_rows))
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        x = _layer(layer, x, rows, layout, mask, keep if last else None)
+        if keep_hidden:
+            states.append(_scatter_rows(x, rows, full).view(n_seq, length, -1))
+    if cls_only:
+        last_hidden = x.unsqueeze(1)  # (N, 1, d): the [CLS] rows
+        module = getattr(encoder, "pooler", None)
+        pooled = module(last_hidden) if pooler == "cls" and module is not None else None
+        return PaddingFreeOutput(last_hidden, pooled)
+    last_hidden = states[-1] if keep_hidden else _scatter_rows(x, rows, full).view(n_seq, length, -1)
+    return PaddingFreeOutput(last_hidden, None, tuple(states) if keep_hidden else None)
