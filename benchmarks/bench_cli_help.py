@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_description
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,21 +45,6 @@ def export_tree(ref: str, into: Path) -> Path:
     return into / "tree"
 
 
-def cpu_line() -> str:
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("?", "", "x86_64"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    simd = [f for f in ("sse4_2", "avx", "avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"CPU: {model}; {os.cpu_count()} logical cores; SIMD flags: {', '.join(simd) or 'unknown'}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -78,7 +65,7 @@ def main() -> None:
     rows += [("simcse-analyze " + " ".join(p + ["--help"]), [sys.executable, "-m", "simcse_analysis", *p, "--help"])
              for p in names]
 
-    print(cpu_line())
+    print(f"CPU: {cpu_description()}")
     print(f"python {platform.python_version()}; best of {args.repeats} fresh processes per row")
     with tempfile.TemporaryDirectory() as tmp:
         base_root = export_tree(args.baseline, Path(tmp)) if args.baseline else None

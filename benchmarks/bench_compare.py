@@ -22,32 +22,18 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_MODELS = ["all-MiniLM-L6-v2@avg", "all-MiniLM-L6-v2@cls_before_pooler",
                   "/work/runs/minilm-unsup-48/best@cls_before_pooler"]
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model}; {os.cpu_count()} logical CPUs; SIMD: {', '.join(simd) or '?'}"
 
 
 def main() -> None:

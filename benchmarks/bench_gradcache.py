@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_description
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -79,18 +81,6 @@ def child(a: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                keep = [f for f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-                return " ".join(keep)
-    except OSError:
-        pass
-    return "unknown"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -115,7 +105,7 @@ def main() -> None:
         results[arm] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     plain, cached = results["plain"], results["cached"]
     print(f"model {a.model}, batch {a.batch_size}, mini-batch {a.mini_batch_size}, max length {a.max_length}, "
-          f"device {a.device}, {a.steps} timed steps after {a.warmup}; CPU flags: {cpu_flags()}; "
+          f"device {a.device}, {a.steps} timed steps after {a.warmup}; CPU: {cpu_description()}; "
           f"threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
     for arm, r in results.items():
         print(f"{arm:>6}: {1 / r['median_step_s']:.4f} steps/s (median step {r['median_step_s']:.2f} s), peak memory "

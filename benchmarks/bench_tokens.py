@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from machine import cpu_description, load_line
+
 
 @contextlib.contextmanager
 def peak_rss(interval: float = 0.01) -> Iterator[dict[str, float]]:
@@ -55,22 +57,6 @@ def peak_rss(interval: float = 0.01) -> Iterator[dict[str, float]]:
         stop.set()
         thread.join()
         out["rise_mib"] = (max(peak, proc.memory_info().rss) - start) / 2 ** 20
-
-
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    simd = [x for x in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
-                            if x in flags]
-                    return f"{model}; {' '.join(simd)}"
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -138,7 +124,7 @@ def main() -> None:
     if args.phase:
         print(json.dumps(run_phase(args)))
         return
-    print(f"{cpu_flags()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    print(f"{cpu_description()}; {load_line()}", flush=True)
     results = {}
     for phase in ("encode", "layers", "tokens", "matrix"):  # each in a fresh process: peaks do not mix
         cmd = [sys.executable, __file__, "--phase", phase, "--model", args.model, "--data-dir", args.data_dir,

@@ -20,6 +20,8 @@ the ceiling's rate would fill).
 
     python benchmarks/bench_train.py [--model all-MiniLM-L6-v2] [--steps 20] [--batch-size 64]
         [--pooler cls_before_pooler] [--no-padding-free]
+
+``PYTHONPATH=/path/to/old/checkout python benchmarks/bench_train.py`` measures an older trainer the same way.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(REPO))
 
-from machine import cpu_description, load_line, matmul_ceiling  # noqa: E402
+from machine import cpu_description, load_line, matmul_ceiling
 
 
 def step_timer(warmup: int, steps: int):
@@ -78,7 +81,7 @@ def run_ours(model: str, corpus: Path, a: argparse.Namespace, data_dir: Path) ->
                           batch_size=a.batch_size, max_length=a.max_length, learning_rate=3e-5,
                           max_steps=a.warmup + a.steps, eval_steps=10 ** 9, eval_at_start=False,
                           precision=a.precision, data_dir=str(data_dir), device="cpu" if a.cpu else None,
-                          padding_free=a.padding_free)
+                          **({} if a.padding_free else {"padding_free": False}))  # an older checkout has no such field
         train(cfg, progress=False, callbacks=[timer])
     return timer.times, timer.flops
 

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(REPO))
 
-from machine import cpu_description, load_line, matmul_ceiling  # noqa: E402
+from machine import cpu_description, load_line, matmul_ceiling
 
 PHASES = ("data", "forward", "backward", "clip", "optimizer", "other")
 OP_GROUPS = {
@@ -81,7 +81,7 @@ def instrument(clock: PhaseClock):
     import accelerate
     from transformers import Trainer, TrainerCallback
 
-    import trainers.loop as loop
+    from trainers import loop
 
     loop.SimCSETrainer.compute_loss = clock.wrap("forward", loop.SimCSETrainer.compute_loss)
     Trainer.get_batch_samples = clock.wrap("data", Trainer.get_batch_samples)

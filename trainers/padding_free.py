@@ -160,7 +160,7 @@ class _ToHeads(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, t: torch.Tensor, layout: _Layout, shape: tuple[int, int, int, int]) -> torch.Tensor:
-        n_seq, heads, length, head_size = shape
+        _, heads, _, head_size = shape
         out = t.new_empty(shape)
         tokens_first = out.permute(0, 2, 1, 3)  # a view: writes land in out
         tokens_first[layout.pad_seq, layout.pad_pos] = 0
