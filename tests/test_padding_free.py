@@ -226,3 +226,13 @@ def test_training_trajectory_is_unchanged_by_the_speed_ups(tiny_trainer_bert, ti
     assert len(slow.trajectory) == 4
     assert close(fast, slow)
     assert not close(other, slow)
+
+
+def test_switching_the_padding_free_forward_keeps_the_run_resumable():
+    """--no-padding-free changes how, not what, is trained: a run directory resumes across the switch."""
+    from trainers.config import TrainConfig
+
+    on = TrainConfig("unsup", "m", ["f"], "o")
+    off = TrainConfig("unsup", "m", ["f"], "o", padding_free=False)
+    assert on.padding_free and on.identity() == off.identity()
+    assert TrainConfig.from_dict({k: v for k, v in off.to_dict().items() if k != "padding_free"}).padding_free

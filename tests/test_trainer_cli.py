@@ -56,7 +56,9 @@ def test_command_line_of_a_config_parses_back_to_the_same_settings(run_cli, tmp_
     cfg = TrainConfig("unsup", "all-MiniLM-L6-v2", ["a.txt", "b.txt"], str(tmp_path / "o"), pooler="avg",
                       temperature=0.1, dropout=0.2, fixed_dropout_mask=True, batch_size=32, learning_rate=1e-5,
                       max_steps=150, max_length=40, seed=3, eval_steps=25, eval_at_start=False, keep_state=True,
-                      mlp_only_train=False, gradient_accumulation_steps=2, do_mlm=True, mlm_weight=0.2)
+                      mlp_only_train=False, gradient_accumulation_steps=2, do_mlm=True, mlm_weight=0.2,
+                      padding_free=False)
+    assert "--no-padding-free" in cfg.cli_args()
     assert cfg.command_line().startswith("simcse-analyze train unsup --model all-MiniLM-L6-v2 --train-file a.txt")
     code, stdout, stderr = run_cli("train", *cfg.cli_args(), "--dry-run")
     assert code == 0, stderr
