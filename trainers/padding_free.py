@@ -13,9 +13,9 @@ output and feed-forward projections run on the ``N`` [CLS] rows alone (its keys 
 every token).
 
 Same numbers, same random stream. Every dropout draws its mask over the full padded shape, exactly
-as the model's own ``nn.Dropout`` would (one ``F.dropout`` call of the same shape, dtype and device, so
-CPU, CUDA and mixed precision consume the generator identically), and keeps the rows of the real
-tokens. Pad positions get zero keys and values where the model has finite ones; both vanish under the
+as the model's own ``nn.Dropout`` would (same shape, dtype and device: torch's CPU dropout recipe on the
+CPU, ``F.dropout`` of ones elsewhere, so CPU, CUDA and mixed precision consume the generator
+identically), and keeps the rows of the real tokens. Pad positions get zero keys and values where the model has finite ones; both vanish under the
 mask, so attention outputs of real tokens do not change. What differs is only the floating-point
 summation order of matrix multiplies over a different number of rows: ``tests/test_padding_free.py``
 checks that embeddings agree to 1e-5 (fp32) and gradients to 1e-4, relative, and that a training
@@ -189,9 +189,8 @@ def _layer(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor, layout: _Layou
     sa = layer.attention.self
     heads, head_size = sa.num_attention_heads, sa.attention_head_size
 
-    def padded_heads(t: torch.Tensor) -> torch.Tensor:
-        return _ToHeads.apply(t, layout, (n_seq, heads, length, head_size))
-    q, k, v = padded_heads(sa.query(x)), padded_heads(sa.key(x)), padded_heads(sa.value(x))
+    q, k, v = (_ToHeads.apply(proj(x), layout, (n_seq, heads, length, head_size))
+               for proj in (sa.query, sa.key, sa.value))
     context, _ = _attention_function(sa)(sa, q, k, v, mask, dropout=sa.dropout.p if sa.training else 0.0,
                                          scaling=sa.scaling)
     context = context.reshape(full, heads * head_size)
