@@ -15,8 +15,8 @@ every token).
 Same numbers, same random stream. Every dropout draws its mask over the full padded shape, exactly
 as the model's own ``nn.Dropout`` would (same shape, dtype and device: torch's CPU dropout recipe on the
 CPU, ``F.dropout`` of ones elsewhere, so CPU, CUDA and mixed precision consume the generator
-identically), and keeps the rows of the real tokens. Pad positions get zero keys and values where the model has finite ones; both vanish under the
-mask, so attention outputs of real tokens do not change. What differs is only the floating-point
+identically), and keeps the rows of the real tokens. Pad positions get zero keys and values where the
+model has finite ones; both vanish under the mask, so attention outputs of real tokens do not change. What differs is only the floating-point
 summation order of matrix multiplies over a different number of rows: ``tests/test_padding_free.py``
 checks that embeddings agree to 1e-5 (fp32) and gradients to 1e-4, relative, and that a training
 trajectory stays the same.
@@ -137,11 +137,13 @@ def _dropout_rows(x: torch.Tensor, dropout: nn.Dropout, full_rows: int, rows: to
 
 @dataclass
 class _Layout:
-    """Where the ``n`` real tokens sit in the ``(N, T)`` batch (``seq``, ``pos``), and the pad positions."""
+    """Where the ``n`` real tokens sit in the ``(N, T)`` batch: (``seq``, ``pos``) and ``rows``, their positions
+    in the flattened ``N × T`` batch (ascending); and the pad positions."""
 
     shape: tuple[int, int]
     seq: torch.Tensor
     pos: torch.Tensor
+    rows: torch.Tensor
     pad_seq: torch.Tensor
     pad_pos: torch.Tensor
 
@@ -150,7 +152,7 @@ class _Layout:
         real = attention_mask.bool()
         seq, pos = real.nonzero(as_tuple=True)
         pad_seq, pad_pos = (~real).nonzero(as_tuple=True)
-        return cls(tuple(real.shape), seq, pos, pad_seq, pad_pos)
+        return cls(tuple(real.shape), seq, pos, seq * real.shape[1] + pos, pad_seq, pad_pos)
 
 
 class _ToHeads(torch.autograd.Function):
@@ -179,10 +181,10 @@ def _scatter_rows(x: torch.Tensor, rows: torch.Tensor, full_rows: int) -> torch.
     return x.new_zeros((full_rows, x.shape[1])).index_copy(0, rows, x)
 
 
-def _layer(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor, layout: _Layout, mask: Any,
+def _layer(layer: nn.Module, x: torch.Tensor, layout: _Layout, mask: Any,
            keep: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """One BERT layer on the real tokens ``x`` ``(n, d)`` (``rows``: their positions in the flattened
-    ``N × T`` batch). With ``keep = (positions, indices into x)`` only those rows are carried past the
+    """One BERT layer on the real tokens ``x`` ``(n, d)``, laid out as ``layout`` says. With
+    ``keep = (positions in the flattened batch, indices into x)`` only those rows are carried past the
     attention (the last layer under a [CLS] pooler)."""
     n_seq, length = layout.shape
     full = n_seq * length
@@ -194,7 +196,7 @@ def _layer(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor, layout: _Layou
     context, _ = _attention_function(sa)(sa, q, k, v, mask, dropout=sa.dropout.p if sa.training else 0.0,
                                          scaling=sa.scaling)
     context = context.reshape(full, heads * head_size)
-    out_rows, residual = (rows, x) if keep is None else (keep[0], x.index_select(0, keep[1]))
+    out_rows, residual = (layout.rows, x) if keep is None else (keep[0], x.index_select(0, keep[1]))
     context = context.index_select(0, out_rows)
     ao = layer.attention.output
     h = ao.LayerNorm(_dropout_rows(ao.dense(context), ao.dropout, full, out_rows) + residual)
@@ -215,7 +217,7 @@ def forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.T
     mask = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
                                            embedding_output=emb, encoder_hidden_states=None, cache=None)[0]
     layout = _Layout.of(attention_mask)
-    rows = layout.seq * length + layout.pos  # real tokens' positions in the flattened batch (ascending)
+    rows = layout.rows
     x = emb.reshape(full, -1).index_select(0, rows)
     layers = encoder.encoder.layer
     keep_hidden = pooler in NEEDS_HIDDEN_STATES
@@ -227,7 +229,7 @@ def forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.T
         keep = (cls_rows, torch.searchsorted(rows, cls_rows))
     for i, layer in enumerate(layers):
         last = i == len(layers) - 1
-        x = _layer(layer, x, rows, layout, mask, keep if last else None)
+        x = _layer(layer, x, layout, mask, keep if last else None)
         if keep_hidden:
             states.append(_scatter_rows(x, rows, full).view(n_seq, length, -1))
     if cls_only:
