@@ -3,13 +3,12 @@ over ``trainers.abtt.abtt_checkpoint`` and ``trainers.flow.flow_checkpoint``).""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .options import DataDir, EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_output
+from .options import DataDir, EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_record
 from .whiten import Corpus, MaxSentences, Overwrite, Seed
 
 Model = Annotated[str, typer.Argument(help="Base checkpoint: Hugging Face id, alias or directory.",
@@ -19,11 +18,6 @@ Out = Annotated[Path, typer.Option("--out", help="Directory of the post-processe
 Directions = Annotated[int | None, typer.Option(
     "--n-directions", min=1, help="Principal directions D to remove (default: round(d/100), at least 1).",
     show_default=False)]
-
-
-def _write_json(json_out: Path | None, result: Any, to_stderr: bool) -> None:
-    if json_out is not None:
-        write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +38,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"all-but-the-top on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: removed the mean "
                    f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares})", err=to_stderr)
         typer.echo(f"wrote {r.output_dir}", err=to_stderr)
-        _write_json(json_out, r, to_stderr)
+        write_record(json_out, r, to_stderr=to_stderr)
 
     from trainers.flow_settings import FlowSettings
 
@@ -89,4 +83,4 @@ def register(app: typer.Typer) -> None:
                    f"{d['steps']} steps in {d['fit_time_s']:.1f} s, negative log-likelihood "
                    f"{d['nll_per_dim_start']:.3f} → {d['nll_per_dim_end']:.3f} nats/dim", err=to_stderr)
         typer.echo(f"wrote {r.output_dir}", err=to_stderr)
-        _write_json(json_out, r, to_stderr)
+        write_record(json_out, r, to_stderr=to_stderr)

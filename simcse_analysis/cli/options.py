@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,13 @@ def write_output(path: Path, text: str, *, to_stderr: bool = False) -> None:
     standard output, devices and pipes are written through, other files atomically) and say so."""
     write_output_text(path, text)
     announce(path, to_stderr=to_stderr)
+
+
+def write_record(path: Path | None, record: Any, *, to_stderr: bool = False) -> None:
+    """``--json PATH``: write ``record.to_dict()`` as indented JSON with :func:`write_output` (nothing when
+    the option was not given)."""
+    if path is not None:
+        write_output(path, json.dumps(record.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
 
 
 def announce(path: Path, *, to_stderr: bool = False) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .options import DataDir, Device, JsonOut, check_outputs, write_output
+from .options import DataDir, Device, JsonOut, check_outputs, write_record
 from .train import Model
 
 TrainFiles = Annotated[list[Path], typer.Option(
@@ -57,5 +56,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{r.steps} steps on {r.rows} pairs in {r.train_time_s / 60:.1f} min, train accuracy "
                    f"{100 * r.train_accuracy:.1f}%\nstart: {dev(r.dev_start)}\nend:   {dev(r.dev_end)}", err=to_stderr)
         typer.echo(f"wrote {r.output_dir}", err=to_stderr)
-        if json_out is not None:
-            write_output(json_out, json.dumps(r.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
+        write_record(json_out, r, to_stderr=to_stderr)

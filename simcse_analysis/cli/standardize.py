@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .options import EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_output
+from .options import EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_record
 from .whiten import MaxSentences, Overwrite, Seed
 
 Model = Annotated[str, typer.Argument(help="Checkpoint to standardise: Hugging Face id, alias or directory.",
@@ -50,5 +49,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {result.output_dir}"
                    + ("" if result.sentence_transformers else " (no sentence-transformers modules for this pooler)"),
                    err=to_stderr)
-        if json_out is not None:
-            write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
+        write_record(json_out, result, to_stderr=to_stderr)

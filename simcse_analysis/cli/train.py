@@ -18,7 +18,7 @@ from .options import (
     TrustRemoteCode,
     check_outputs,
     shared_options,
-    write_output,
+    write_record,
 )
 
 Model = Annotated[str, typer.Option(
@@ -146,8 +146,7 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
     result = train(config, resume=resume, overwrite=overwrite, progress=not quiet,
                    log=lambda msg: typer.echo(msg, err=True))
     typer.echo(summary_table(result), err=to_stderr)
-    if json_out is not None:
-        write_output(json_out, json.dumps(result.to_dict(), indent=2) + "\n", to_stderr=to_stderr)
+    write_record(json_out, result, to_stderr=to_stderr)
 
 
 #: The defaults of every training option: those of :class:`~trainers.config.TrainConfig` (one place).
