@@ -43,6 +43,11 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("bert", "roberta")
 #: Poolers that read only the last layer's [CLS] row.
 CLS_POOLERS = frozenset({"cls", "cls_before_pooler"})
 
+#: The attention implementations whose mask :func:`attention_mask_for` builds: SDPA takes a boolean "may
+#: attend" mask, eager attention an additive one (0 or the dtype's most negative value), both broadcast
+#: over heads and query positions.
+MASK_KINDS: tuple[str, ...] = ("sdpa", "eager")
+
 _LAYER_PARTS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.self.dropout",
                 "attention.output.dense", "attention.output.dropout", "attention.output.LayerNorm",
                 "intermediate.dense", "intermediate.intermediate_act_fn", "output.dense", "output.dropout",
@@ -81,8 +86,12 @@ def unsupported_reason(encoder: nn.Module) -> str | None:
         return f"position_embedding_type {config.position_embedding_type!r}"
     if getattr(encoder, "gradient_checkpointing", False):
         return "gradient checkpointing"
-    if not callable(getattr(encoder, "_create_attention_masks", None)) or _get(encoder, "embeddings") is None:
-        return "a transformers version whose encoder lacks _create_attention_masks (transformers < 5)"
+    if _get(encoder, "embeddings") is None:
+        return "no embeddings module"
+    implementation = getattr(config, "_attn_implementation", None)
+    if implementation not in MASK_KINDS:
+        return (f"attention implementation {implementation!r} (padding-free builds masks for "
+                f"{', '.join(MASK_KINDS)})")
     layers = _get(encoder, "encoder.layer")
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
         return "no encoder.layer list"
@@ -114,6 +123,23 @@ def _attention_function(self_attention: nn.Module) -> Callable[..., Any] | None:
     if eager is None:
         return None
     return ALL_ATTENTION_FUNCTIONS.get_interface(self_attention.config._attn_implementation, eager)
+
+
+def attention_mask_for(implementation: str, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """The ``(N, 1, 1, T)`` key mask that ``implementation``'s attention function applies to padded keys,
+    built from the ``(N, T)`` 0/1 ``attention_mask`` without the model's private mask helpers:
+
+    * ``sdpa``: boolean, True where a key may be attended; ``None`` when nothing is padded (as the model
+      passes, which lets SDPA pick its unmasked kernel);
+    * ``eager``: additive in ``dtype`` (the embedding output's), 0 for real keys and ``finfo(dtype).min``
+      for pad keys, so ``softmax(scores + mask)`` gives pad keys weight exactly 0.
+    """
+    real = attention_mask.bool()[:, None, None, :]
+    if implementation == "sdpa":
+        return None if bool(real.all()) else real
+    if implementation == "eager":
+        return torch.zeros(real.shape, dtype=dtype, device=real.device).masked_fill_(~real, torch.finfo(dtype).min)
+    raise ValueError(f"no padding-free mask for attention implementation {implementation!r}")
 
 
 def _dropout_scale(shape: tuple[int, int], p: float, like: torch.Tensor) -> torch.Tensor:
@@ -208,14 +234,14 @@ def _layer(layer: nn.Module, x: torch.Tensor, layout: _Layout, mask: Any,
 def forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor | None = None, *, pooler: str = "avg") -> PaddingFreeOutput:
     """``encoder``'s forward on ``(N, T)`` right-padded tokens, computing only what ``pooler`` reads
-    (check :func:`applicable` first). The embedding layer and the attention mask are the model's own."""
+    (check :func:`applicable` first). The embedding layer is the model's own; the attention mask is built
+    here (:func:`attention_mask_for`), from public inputs only."""
     from simcse_analysis.pooling import NEEDS_HIDDEN_STATES
 
     n_seq, length = input_ids.shape
     full = n_seq * length
     emb = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (N, T, d), dropout included
-    mask = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
-                                           embedding_output=emb, encoder_hidden_states=None, cache=None)[0]
+    mask = attention_mask_for(encoder.config._attn_implementation, attention_mask, emb.dtype)
     layout = _Layout.of(attention_mask)
     rows = layout.rows
     x = emb.reshape(full, -1).index_select(0, rows)
