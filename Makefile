@@ -6,17 +6,36 @@ MODEL   ?= all-MiniLM-L6-v2
 OUTDIR  ?= out
 BIN      = $(VENV)/bin
 
-.PHONY: setup browser wordnet report test bench clean
+.PHONY: setup lock browser wordnet report test test-newest test-oldest bench clean
 
-# venv + CPU torch wheel first (any other torch request would pull a multi-GB CUDA build) + the package.
-$(BIN)/simcse-analyze: pyproject.toml
+# The tested set of versions (README "Dependencies"): requirements/dev.lock (what `make setup`, `make report`,
+# `make test` and .ci/run install) and requirements/bench.lock (`make bench`), both made by `make lock` with uv
+# for CPython 3.11 on Linux x86-64, with every file's SHA-256. torch is the CPU build (requirements/torch-cpu.txt).
+LOCKS    = requirements/dev.lock requirements/bench.lock
+UV_VERSION ?= 0.13.9
+UV       = .venv-tools/bin/uv
+UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+             --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels -c requirements/torch-cpu.txt \
+             --no-header --custom-compile-command "make lock"
+
+# venv from the lock (hash-checked, nothing resolved at install time), then the package itself (no deps).
+$(BIN)/simcse-analyze: pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 setup: $(BIN)/simcse-analyze
+
+# Refresh the lock files: the newest versions the ranges in pyproject.toml allow, today (then run `make test`).
+$(UV):
+	$(PY) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install -q "uv==$(UV_VERSION)"
+
+lock: $(UV)
+	$(UV_COMPILE) --extra dev -o requirements/dev.lock
+	$(UV_COMPILE) --extra dev --extra bench -o requirements/bench.lock
 
 # Debian's Chromium for the report's browser test (needs root or sudo; skipped when already there).
 browser:
@@ -40,7 +59,7 @@ test: setup browser wordnet
 	SIMCSE_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/bench.lock
 	SIMCSE_DATA=$(DATA) $(BIN)/python benchmarks/bench_cli_help.py
 	SIMCSE_DATA=$(DATA) $(BIN)/python benchmarks/bench_encode.py --data-dir $(DATA)
 

@@ -33,7 +33,6 @@ import io
 import json
 import os
 import re
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, warn
 from .io_utils import atomic_write_bytes
 
 ENV_VAR = "SIMCSE_CACHE"
@@ -55,11 +54,6 @@ _OLD_DIR = re.compile(r"^[0-9a-f]{2}$")
 _OLD_FILE = re.compile(r"^[0-9a-f]{64}\.(npy|sha256)$")
 #: Cache roots already reported unwritable in this process (the warning is printed once per root).
 _UNWRITABLE_WARNED: set[str] = set()
-
-
-def warn(message: str) -> None:
-    """One line ``warning: …`` on standard error (the cache never fails a command, but says what it skips)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def default_cache_dir() -> Path:

@@ -7,8 +7,15 @@ traceback; Python callers get an ordinary exception.
 
 from __future__ import annotations
 
+import sys
+
 
 class InputError(ValueError):
     """Bad input: the message names the file/argument at fault and how to fix it."""
 
     exit_code = 2
+
+
+def warn(message: str) -> None:
+    """One line ``warning: …`` on standard error: something was skipped or fell back, and the command goes on."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

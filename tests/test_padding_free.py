@@ -235,3 +235,154 @@ def test_switching_the_padding_free_forward_keeps_the_run_resumable():
     off = TrainConfig("unsup", "m", ["f"], "o", padding_free=False)
     assert on.padding_free and on.identity() == off.identity()
     assert TrainConfig.from_dict({k: v for k, v in off.to_dict().items() if k != "padding_free"}).padding_free
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The next transformers release, simulated. Each change below is made consistently — the model's own forward
+# keeps working with it, as a real release's would — and must end in a completed run whose losses equal the
+# --no-padding-free run of the same seed: either padding-free is unaffected (it reads nothing the change
+# touched) or its first-batch self-check notices, prints one warning and falls back to the model's forward.
+
+def _called_from_modeling_bert() -> bool:
+    """Whether the caller of the caller is transformers' own BERT code (the model's own, updated call)."""
+    import sys
+
+    from transformers.models.bert import modeling_bert
+
+    return sys._getframe(2).f_code.co_filename == modeling_bert.__file__
+
+
+def _private_mask_helper_changed(m) -> None:
+    """5.25-style: the private mask helper gains a parameter; only the model's own (updated) call passes it."""
+    from transformers.models.bert.modeling_bert import BertModel
+
+    original = BertModel._create_attention_masks
+
+    def changed(self, *args, **kwargs):
+        if not _called_from_modeling_bert():
+            raise TypeError("BertModel._create_attention_masks() missing 1 required positional argument: 'new_arg'")
+        return original(self, *args, **kwargs)
+
+    m.setattr(BertModel, "_create_attention_masks", changed)
+
+
+def _attention_interface_changed(m) -> None:
+    """The attention functions' signature changes (a renamed keyword, say); the model's call is updated."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    original = ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+    def changed(*args, **kwargs):
+        if not _called_from_modeling_bert():
+            raise TypeError("sdpa_attention_forward() got an unexpected keyword argument 'scaling'")
+        return original(*args, **kwargs)
+
+    m.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa", changed)
+
+
+def _residual_scaled(m) -> None:
+    """A layer's forward computes something else: BertSelfOutput scales its residual."""
+    from transformers.models.bert.modeling_bert import BertSelfOutput
+
+    def forward(self, hidden_states, input_tensor):
+        hidden_states = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(hidden_states + 1.5 * input_tensor)
+
+    m.setattr(BertSelfOutput, "forward", forward)
+
+
+def _submodule_renamed(m) -> None:
+    """A submodule moves: BertIntermediate's activation is now ``act``."""
+    from transformers.models.bert.modeling_bert import BertIntermediate
+
+    init = BertIntermediate.__init__
+
+    def __init__(self, config):
+        init(self, config)
+        self.act = self.intermediate_act_fn
+        del self.intermediate_act_fn
+
+    def forward(self, hidden_states):
+        return self.act(self.dense(hidden_states))
+
+    m.setattr(BertIntermediate, "__init__", __init__)
+    m.setattr(BertIntermediate, "forward", forward)
+
+
+@pytest.mark.parametrize("release, falls_back, reason", [
+    (_private_mask_helper_changed, False, None),
+    (_attention_interface_changed, True, "failed (TypeError: sdpa_attention_forward() got an unexpected"),
+    (_residual_scaled, True, "differ from the model's own forward by"),
+    (_submodule_renamed, True, "not supported for a layer without intermediate.intermediate_act_fn"),
+])
+def test_a_changed_transformers_release_never_trains_something_else(release, falls_back, reason, tiny_trainer_bert,
+                                                                    tiny_corpus, data_dir, tmp_path, monkeypatch,
+                                                                    capfd):
+    from trainers import loop
+    from trainers.config import TrainConfig
+
+    def run(out: str, fast: bool):
+        cfg = TrainConfig("unsup", str(tiny_trainer_bert), [str(tiny_corpus)], str(tmp_path / out), batch_size=16,
+                          max_steps=3, eval_steps=3, learning_rate=LR, data_dir=str(data_dir), seed=42,
+                          padding_free=fast, pooler="cls")
+        return loop.train(cfg, progress=False)
+
+    with monkeypatch.context() as m:
+        release(m)
+        capfd.readouterr()
+        fast = run("fast", True)
+        warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning: padding-free")]
+        slow = run("slow", False)
+    note = json.loads((tmp_path / "fast" / "run.json").read_text())["resolved"]["padding_free"]
+    losses = [e["loss"] for e in fast.trajectory]
+    assert losses[-1] is not None and len(losses) == len(slow.trajectory)
+    if falls_back:
+        assert len(warnings) == 1 and reason in warnings[0], warnings
+        assert note.startswith("off: ") and reason in note
+        assert losses == [e["loss"] for e in slow.trajectory]  # the model's own forward: the very same numbers
+    else:
+        assert warnings == [] and note == "on"
+        assert all(abs(a - b) <= 1e-4 * abs(b) for a, b in zip(losses[1:], [e["loss"] for e in slow.trajectory][1:]))
+
+
+def test_the_self_check_accepts_bf16_rounding_and_draws_no_random_numbers(tokenizer, sentences):
+    model = _tiny("bert", len(tokenizer))
+    batch = _batch(tokenizer, sentences)
+    before = torch.get_rng_state()
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            verdict = pf.verify(model, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                                pooler="cls_before_pooler")
+        assert verdict.on, verdict.note
+        assert verdict.tolerance == (pf.tolerance(torch.bfloat16) if autocast else 1e-5)
+        assert verdict.max_relative_difference <= verdict.tolerance
+    assert torch.equal(torch.get_rng_state(), before) and model.training
+
+
+def test_padding_free_calls_no_private_function_of_transformers(tokenizer, sentences):
+    """Every function of transformers that padding-free's own code calls is public (the attention functions the
+    model registers, the embedding and pooler modules); ``config._attn_implementation`` is the one private
+    name read (README: "Where the code reaches into a dependency"), and the self-check guards it."""
+    import sys
+
+    import transformers
+
+    root = Path(transformers.__file__).parent
+    ours = pf.__file__
+    called: set[str] = set()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_back is not None and frame.f_back.f_code.co_filename == ours:
+            code = frame.f_code
+            if code.co_filename.startswith(str(root)):
+                called.add(code.co_name)
+
+    model = _tiny("bert", len(tokenizer))
+    batch = _batch(tokenizer, sentences)
+    sys.setprofile(profile)
+    try:
+        pf.forward(model, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), pooler="avg")
+    finally:
+        sys.setprofile(None)
+    private = {name for name in called if name.startswith("_") and not name.startswith("__")}
+    assert called and private <= {"_attn_implementation"}, private

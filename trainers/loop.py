@@ -104,6 +104,22 @@ class Schedule(TrainerCallback):
         return control
 
 
+class RecordPaddingFree(TrainerCallback):
+    """Writes ``run.json`` → ``resolved.padding_free`` once the first batch has settled it (the padding-free
+    forward checks itself against the model's own there: :meth:`SimCSEModel._padding_free_for`)."""
+
+    def __init__(self, model: SimCSEModel, rd: RunDir, run_record: dict[str, Any]) -> None:
+        self.model, self.rd, self.run_record = model, rd, run_record
+
+    def on_step_end(self, args, state, control, **kwargs):
+        resolved = self.run_record.setdefault("resolved", {})
+        note = self.model.padding_free_note()
+        if note != resolved.get("padding_free") and _is_main_process():
+            resolved["padding_free"] = note
+            self.rd.write_run(self.run_record)
+        return control
+
+
 class SimCSETrainer(Trainer):
     """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
 
@@ -355,16 +371,6 @@ def _check_setup(c: TrainConfig, rows: int, world: int) -> int:
     return per_device
 
 
-def _padding_free_note(model: SimCSEModel, c: TrainConfig) -> str:
-    """``run.json``'s record of whether the padding-free forward ran, and if not why."""
-    from .padding_free import unsupported_reason
-
-    if not c.padding_free:
-        return "off (--no-padding-free)"
-    reason = unsupported_reason(model.encoder)
-    return "on" if reason is None else f"off: not supported for {reason}"
-
-
 def _resolved_settings(c: TrainConfig, model: Any) -> dict[str, Any]:
     """What the settings left to a default (``None`` in ``config``) resolved to in this run: the dropout
     rate (the checkpoint's own unless set) and the data directory. ``run.json`` keeps them beside the
@@ -452,7 +458,8 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
     run_record.setdefault("resolved", {}).update({
         "device": str(args.device), "optimizer": str(getattr(args.optim, "value", args.optim)),
-        "padding_free": _padding_free_note(model, c)})
+        "padding_free": model.padding_free_note()})
+    trainer.add_callback(RecordPaddingFree(model, rd, run_record))
     try:
         _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state,
                      select_on=c.select_on)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from simcse_analysis.checkpoint import loading_error
-from simcse_analysis.errors import InputError
+from simcse_analysis.errors import InputError, warn
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.pooling import NEEDS_HIDDEN_STATES, check_pooler, pool
 
@@ -93,6 +93,8 @@ class SimCSEModel(nn.Module):
         super().__init__()
         #: run supported encoders padding-free (:mod:`trainers.padding_free`): same numbers, no FLOPs on padding
         self.padding_free = bool(padding_free)
+        #: the check of :meth:`_padding_free_for`, per encoder instance (``id``): done once, on its first batch
+        self.padding_free_verdicts: dict[int, padding_free.Verdict] = {}
         if mini_batch_size is not None and mini_batch_size < 1:
             raise InputError(f"--mini-batch-size {mini_batch_size}: must be at least 1")
         if mini_batch_size is not None and lm_head is not None:
@@ -170,13 +172,45 @@ class SimCSEModel(nn.Module):
         """``(N, T)`` tokens -> ``(N, d)`` training representations (MLP applied for ``cls``), by ``encoder``
         (default: the first); padding-free (:mod:`trainers.padding_free`) where it reproduces the encoder."""
         encoder = encoder if encoder is not None else self.encoder
-        if self.padding_free and padding_free.applicable(encoder, attention_mask):
+        if self._padding_free_for(encoder, input_ids, attention_mask, token_type_ids):
             out = padding_free.forward(encoder, input_ids, attention_mask, token_type_ids, pooler=self.pooler)
             return pool(self.pooler, out, attention_mask)
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = encoder(input_ids=input_ids, attention_mask=attention_mask,
                       output_hidden_states=self.pooler in NEEDS_HIDDEN_STATES, return_dict=True, **kwargs)
         return pool(self.pooler, out, attention_mask)
+
+    def _padding_free_for(self, encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          token_type_ids: torch.Tensor | None) -> bool:
+        """Whether this batch goes through the padding-free forward: asked for, right-padded, and — checked
+        once per encoder instance, on the first batch it sees (:func:`trainers.padding_free.verify`) —
+        equal to the model's own forward. A failed check prints one ``warning:`` line and the encoder
+        keeps the model's own forward for the rest of the run."""
+        if not self.padding_free or not bool(attention_mask[:, 0].all()):
+            return False
+        verdict = self.padding_free_verdicts.get(id(encoder))
+        if verdict is None:
+            verdict = padding_free.verify(encoder, input_ids, attention_mask, token_type_ids, pooler=self.pooler)
+            self.padding_free_verdicts[id(encoder)] = verdict
+            if verdict.warn and not any(v.warn for k, v in self.padding_free_verdicts.items() if k != id(encoder)):
+                warn(f"padding-free forward {verdict.note.removeprefix('off: ')}; training with the model's own "
+                     "forward instead (same numbers, slower); --no-padding-free silences this")
+        return verdict.on
+
+    def padding_free_note(self) -> str:
+        """``run.json`` → ``resolved.padding_free``: ``on``, ``off (--no-padding-free)``, ``off: …`` (why),
+        or ``pending`` before the first batch (the check runs then)."""
+        if not self.padding_free:
+            return "off (--no-padding-free)"
+        verdicts = [self.padding_free_verdicts.get(id(e)) for e in (self.encoder, self.second_encoder)
+                    if e is not None]
+        off = [v for v in verdicts if v is not None and not v.on]
+        if off:
+            return off[0].note
+        if all(v is not None for v in verdicts):
+            return "on"
+        reason = padding_free.unsupported_reason(self.encoder)
+        return f"off: not supported for {reason}" if reason is not None else "pending"
 
     def embed_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simcse_analysis.pooling import NEEDS_HIDDEN_STATES
+
 #: Model types whose layers have the BERT layout this forward re-implements (tested in tests/test_padding_free.py).
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("bert", "roberta")
 
@@ -106,6 +108,88 @@ def unsupported_reason(encoder: nn.Module) -> str | None:
         if _attention_function(layer.attention.self) is None:
             return "an unknown attention implementation"
     return None
+
+
+#: Reasons of :func:`unsupported_reason` that are a configuration padding-free does not cover (said only in
+#: ``run.json``); any other reason means the installed transformers lays the model out differently from what
+#: this forward re-implements, which also gets a ``warning:`` line.
+_CONFIGURATION_REASONS = ("model type", "a decoder", "chunked feed-forward", "position_embedding_type",
+                          "gradient checkpointing", "attention implementation")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the padding-free forward runs for one encoder instance, and why (``note`` goes to
+    ``run.json`` → ``resolved.padding_free``); ``warn``: the reason is a fault worth a ``warning:`` line."""
+
+    on: bool
+    note: str
+    warn: bool = False
+    max_relative_difference: float | None = None
+    tolerance: float | None = None
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """Largest accepted relative difference between this forward's and the model's own embeddings in
+    ``dtype``: 1e-5 in fp32/fp64 (measured ~1e-7: only the summation order differs), else 4 units of the
+    dtype's rounding (bf16: 3.1e-2, fp16: 3.9e-3)."""
+    return 1e-5 if dtype in (torch.float32, torch.float64) else 4 * torch.finfo(dtype).eps
+
+
+def working_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype a forward producing ``t`` computed in: autocast's where it is on for ``t``'s device (its
+    LayerNorm outputs are fp32 even then), else ``t``'s own."""
+    device = t.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return t.dtype
+
+
+def _relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    """max over rows of ‖ours − theirs‖ / ‖theirs‖ (NaN if either is not finite)."""
+    ours, theirs = ours.float().flatten(1), theirs.float().flatten(1)
+    return float(((ours - theirs).norm(dim=1) / theirs.norm(dim=1).clamp_min(1e-30)).max())
+
+
+def verify(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+           token_type_ids: torch.Tensor | None = None, *, pooler: str = "avg") -> Verdict:
+    """Whether :func:`forward` may stand in for ``encoder``'s own forward: the encoder is one it covers
+    (:func:`unsupported_reason`), and on this batch, with dropout off and no gradient, its ``pooler``
+    embeddings equal the model's own to :func:`tolerance` of their dtype (under autocast, the autocast
+    dtype). Any exception on the way is a failed check, not an error: the caller falls back to the model's
+    own forward. Costs two forwards without a graph; draws nothing from the random generator."""
+    reason = unsupported_reason(encoder)
+    if reason is not None:
+        configuration = reason.startswith(_CONFIGURATION_REASONS)
+        return Verdict(False, f"off: not supported for {reason}", warn=not configuration)
+    from simcse_analysis.pooling import pool
+
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            ours = pool(pooler, forward(encoder, input_ids, attention_mask, token_type_ids, pooler=pooler),
+                        attention_mask)
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            theirs = pool(pooler, encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                          output_hidden_states=pooler in NEEDS_HIDDEN_STATES, **kwargs),
+                          attention_mask)
+    except Exception as e:  # noqa: BLE001 — whatever a changed transformers raises, fall back to its forward
+        first_line = (str(e).splitlines() or [""])[0][:200]
+        return Verdict(False, f"off: the padding-free forward failed ({type(e).__name__}: {first_line})", warn=True)
+    finally:
+        encoder.train(was_training)
+    dtype = working_dtype(theirs)
+    tol = tolerance(dtype)
+    if ours.shape != theirs.shape:
+        return Verdict(False, f"off: its embeddings have shape {tuple(ours.shape)}, the model's own "
+                              f"{tuple(theirs.shape)}", warn=True)
+    rel = _relative_difference(ours, theirs)
+    if not rel <= tol:  # also NaN
+        return Verdict(False, f"off: its embeddings differ from the model's own forward by {rel:.3g} (relative; "
+                              f"tolerance {tol:.1g} in {str(dtype).removeprefix('torch.')})",
+                       warn=True, max_relative_difference=rel, tolerance=tol)
+    return Verdict(True, "on", max_relative_difference=rel, tolerance=tol)
 
 
 def applicable(encoder: nn.Module, attention_mask: torch.Tensor) -> bool:
@@ -236,8 +320,6 @@ def forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.T
     """``encoder``'s forward on ``(N, T)`` right-padded tokens, computing only what ``pooler`` reads
     (check :func:`applicable` first). The embedding layer is the model's own; the attention mask is built
     here (:func:`attention_mask_for`), from public inputs only."""
-    from simcse_analysis.pooling import NEEDS_HIDDEN_STATES
-
     n_seq, length = input_ids.shape
     full = n_seq * length
     emb = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (N, T, d), dropout included
