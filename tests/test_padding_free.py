@@ -386,3 +386,4 @@ def test_padding_free_calls_no_private_function_of_transformers(tokenizer, sente
         sys.setprofile(None)
     private = {name for name in called if name.startswith("_") and not name.startswith("__")}
     assert called and private <= {"_attn_implementation"}, private
+

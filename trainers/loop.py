@@ -21,6 +21,7 @@ computes the whole per-process batch's loss in chunks with cached representation
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from simcse_analysis.errors import InputError
+from simcse_analysis.errors import InputError, warn
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.io_utils import check_writable_dir
 from simcse_analysis.version import __version__
@@ -193,9 +194,15 @@ class SimCSETrainer(Trainer):
                         max_length=self.eval_length, metadata=meta)
 
     # ---------------------------------------------------------------- resumable state
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+    # Two private hooks of the Trainer are overridden: `_save` (write the resumable model state, refusing NaN
+    # weights) and `_load_from_checkpoint` (read it back). `checkpoint_hooks_problem` checks, once per process,
+    # that this transformers still calls them with the signature written for; if not, both defer to the
+    # Trainer's own implementation (a warning says so and run.json records it).
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None, *args: Any, **kwargs: Any) -> None:
         from safetensors.torch import save_model
 
+        if args or kwargs or checkpoint_hooks_problem() is not None:
+            return super()._save(output_dir, state_dict, *args, **kwargs)
         if not self.args.should_save:
             return
         output_dir = output_dir or self.args.output_dir
@@ -204,15 +211,52 @@ class SimCSETrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         save_model(self.accelerator.unwrap_model(self.model), os.path.join(output_dir, "model.safetensors"))
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None, *args: Any, **kwargs: Any) -> None:
         from safetensors.torch import load_model
 
+        if args or kwargs or checkpoint_hooks_problem() is not None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model, *args, **kwargs)
         target = self.accelerator.unwrap_model(model if model is not None else self.model)
         weights = os.path.join(resume_from_checkpoint, "model.safetensors")
         load_model(target, weights, device="cpu")
         if not _all_finite(target):
             raise InputError(f"the resumable state {weights} holds NaN or inf weights: the run cannot continue "
                              "from it; start over with --overwrite (and a lower --lr)")
+
+
+#: The Trainer's private hooks :class:`SimCSETrainer` overrides: name → the parameters (after ``self``) it expects.
+CHECKPOINT_HOOKS: dict[str, tuple[str, ...]] = {"_save": ("output_dir", "state_dict"),
+                                                "_load_from_checkpoint": ("resume_from_checkpoint", "model")}
+
+
+@functools.cache
+def checkpoint_hooks_problem() -> str | None:
+    """``None`` if this transformers' ``Trainer`` still has the private hooks of :data:`CHECKPOINT_HOOKS` with
+    those leading parameters *and* calls them from one of its own methods; else what changed (then the
+    overrides defer to the Trainer's own saving and loading)."""
+    import inspect
+
+    for name, expected in CHECKPOINT_HOOKS.items():
+        hook = getattr(Trainer, name, None)
+        if not callable(hook):
+            return f"transformers' Trainer has no {name}"
+        try:
+            params = tuple(inspect.signature(hook).parameters)[1:1 + len(expected)]
+        except (TypeError, ValueError):
+            return f"the signature of Trainer.{name} cannot be read"
+        if params != expected:
+            return f"Trainer.{name} takes ({', '.join(params)}), not ({', '.join(expected)})"
+        callers = [m for m in vars(Trainer).values()
+                   if callable(m) and name in getattr(getattr(m, "__code__", None), "co_names", ())]
+        if not callers:
+            return f"no method of transformers' Trainer calls {name} any more"
+    return None
+
+
+def checkpoint_io_note() -> str:
+    """``run.json`` → ``resolved.checkpoint_io``: whose code writes and reads the resumable state."""
+    problem = checkpoint_hooks_problem()
+    return "simcse (safetensors, finite weights only)" if problem is None else f"the Trainer's own ({problem})"
 
 
 def adamw_implementation(device_type: str) -> str:
@@ -458,7 +502,10 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         trainer.remove_callback(PrinterCallback)  # it would print every log dict
     run_record.setdefault("resolved", {}).update({
         "device": str(args.device), "optimizer": str(getattr(args.optim, "value", args.optim)),
-        "padding_free": model.padding_free_note()})
+        "padding_free": model.padding_free_note(), "checkpoint_io": checkpoint_io_note()})
+    if checkpoint_hooks_problem() is not None:
+        warn(f"resumable states are written by the Trainer's own code: {checkpoint_hooks_problem()} "
+             "(this transformers is newer than the tested set in requirements/dev.lock)")
     trainer.add_callback(RecordPaddingFree(model, rd, run_record))
     try:
         _run_trainer(trainer, rd, run_record, resume_from, rows=len(data), keep_state=c.keep_state,

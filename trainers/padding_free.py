@@ -7,19 +7,26 @@ a real token computes — attention gives it weight exactly 0 — yet the model'
 through every dense layer. This forward runs the token-wise parts of each layer (the Q/K/V, output and
 feed-forward projections, GELU, LayerNorm, the residuals) on the ``n`` real tokens only, stacked as an
 ``(n, d)`` matrix, and scatters Q/K/V back into the padded ``(N, heads, T, d_head)`` layout just for the
-attention function the model itself uses (SDPA or eager, called with the model's own mask, scaling and
-dropout). With a [CLS] pooler only the [CLS] rows of the last layer reach the loss, so that layer's
-output and feed-forward projections run on the ``N`` [CLS] rows alone (its keys and values still need
-every token).
+attention function the model itself uses (SDPA or eager, called with a key mask built here, the model's
+scaling and dropout). With a [CLS] pooler only the [CLS] rows of the last layer reach the loss, so that
+layer's output and feed-forward projections run on the ``N`` [CLS] rows alone (its keys and values still
+need every token).
 
 Same numbers, same random stream. Every dropout draws its mask over the full padded shape, exactly
 as the model's own ``nn.Dropout`` would (same shape, dtype and device: torch's CPU dropout recipe on the
 CPU, ``F.dropout`` of ones elsewhere, so CPU, CUDA and mixed precision consume the generator
 identically), and keeps the rows of the real tokens. Pad positions get zero keys and values where the
-model has finite ones; both vanish under the mask, so attention outputs of real tokens do not change. What differs is only the floating-point
-summation order of matrix multiplies over a different number of rows: ``tests/test_padding_free.py``
-checks that embeddings agree to 1e-5 (fp32) and gradients to 1e-4, relative, and that a training
-trajectory stays the same.
+model has finite ones; both vanish under the mask, so attention outputs of real tokens do not change.
+What differs is only the floating-point summation order of matrix multiplies over a different number
+of rows: ``tests/test_padding_free.py`` checks that embeddings agree to 1e-5 (fp32) and gradients to
+1e-4, relative, and that a training trajectory stays the same.
+
+Never silently different. This module re-implements transformers' layer from its submodules, so a
+release that changes the layer's computation would make it train something else. :func:`verify`
+therefore compares it with the model's own forward on the first batch of each encoder instance (dropout
+off, no gradient); :class:`trainers.model.SimCSEModel` falls back to the model's forward, with one
+warning, on any exception or mismatch. It calls no private method of transformers; the one private name
+it reads is ``config._attn_implementation``.
 
 Used by :class:`trainers.model.SimCSEModel` for BERT and RoBERTa encoders (``transformers`` ≥ 5
 module layout); anything else — another architecture, a decoder, chunked feed-forward, gradient
@@ -91,6 +98,8 @@ def unsupported_reason(encoder: nn.Module) -> str | None:
     if _get(encoder, "embeddings") is None:
         return "no embeddings module"
     implementation = getattr(config, "_attn_implementation", None)
+    if not isinstance(implementation, str):
+        return "a config without _attn_implementation"
     if implementation not in MASK_KINDS:
         return (f"attention implementation {implementation!r} (padding-free builds masks for "
                 f"{', '.join(MASK_KINDS)})")
@@ -201,12 +210,16 @@ def applicable(encoder: nn.Module, attention_mask: torch.Tensor) -> bool:
 def _attention_function(self_attention: nn.Module) -> Callable[..., Any] | None:
     """The attention function the model's own forward calls: its configured implementation, else its
     module's ``eager_attention_forward`` (the same lookup as ``BertSelfAttention.forward``)."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    eager = getattr(sys.modules.get(type(self_attention).__module__), "eager_attention_forward", None)
-    if eager is None:
+    try:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    except ImportError:  # a transformers without the attention registry (< 4.48): no function to call
         return None
-    return ALL_ATTENTION_FUNCTIONS.get_interface(self_attention.config._attn_implementation, eager)
+    eager = getattr(sys.modules.get(type(self_attention).__module__), "eager_attention_forward", None)
+    get_interface = getattr(ALL_ATTENTION_FUNCTIONS, "get_interface", None)
+    implementation = getattr(getattr(self_attention, "config", None), "_attn_implementation", None)
+    if eager is None or get_interface is None or not isinstance(implementation, str):
+        return None
+    return get_interface(implementation, eager)
 
 
 def attention_mask_for(implementation: str, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
