@@ -437,6 +437,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
                 failure = e if isinstance(e, InputError) else InputError(
                     f"cannot write the run in {rd.root}: {e.strerror or e}; free space or fix the rights")
                 start = {"error": str(failure)}
+        run_record: dict[str, Any] = start.pop("run_record", {})  # the main process's; the others keep none
         if world > 1:
             start = _share_from_main(start)  # every process learns the decision (or the refusal) of the main one
         if "error" in start:
@@ -445,7 +446,6 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
             say(f"{rd.root} already holds this finished run; nothing to do")
             return RunResult.load(rd.root)
         resume_from = Path(start["resume_from"]) if start.get("resume_from") else None
-        run_record: dict[str, Any] = start.get("run_record", {}) if _is_main_process() else {}
         return _fit(c, rd, run_record, resume_from, model=model, args=args, data=data, collator=collator,
                     dev=dev, tokenizer=tokenizer, length=length, metadata=metadata, callbacks=callbacks,
                     progress=progress, world=world)
