@@ -30,10 +30,13 @@ from memory maps, as float32.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +48,8 @@ import numpy as np
 from .cache import KEY_BYTES, sentence_key
 from .errors import InputError
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from .locks import DirectoryLock, check_not_in_use
+from .path_safety import check_apart
 
 SCHEMA = "simcse-analysis/embedding-store"
 SCHEMA_VERSION = 1
@@ -101,14 +106,19 @@ class StoreManifest:
 # ----------------------------------------------------------------------------------------- input
 def _line_stream(files: Sequence[Path]) -> Iterator[str]:
     """Lines of every file in order, as :func:`simcse_analysis.corpora.split_lines` splits them (on ``\\n``,
-    a trailing ``\\r`` dropped, a UTF-8 BOM skipped), streamed; UnicodeDecodeError on non-UTF-8 bytes."""
+    a trailing ``\\r`` dropped, a UTF-8 BOM skipped), streamed; :class:`InputError` naming the file and line
+    on bytes that are not UTF-8."""
     for f in files:
         with open(f, "rb") as fh:
-            first = True
-            for raw in fh:
-                line = raw.decode("utf-8")
-                if first:
-                    line, first = line.removeprefix("\ufeff"), False
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InputError(f"--sentences {f}: line {number} is not UTF-8 text (byte "
+                                     f"0x{raw[e.start]:02x} at column {e.start + 1}); convert the file to UTF-8, "
+                                     "e.g. iconv -f latin1 -t utf-8") from None
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
                 yield line.removesuffix("\n").removesuffix("\r")
 
 
@@ -127,15 +137,12 @@ def scan_sentences(files: Sequence[Path], keys: Any) -> tuple[int, str]:
     to the binary file object ``keys``. Nothing is kept in memory."""
     h = hashlib.sha256()
     n = 0
-    try:
-        for line in _line_stream(files):
-            b = line.encode("utf-8")
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
-            keys.write(hashlib.sha256(b).digest()[:KEY_BYTES])
-            n += 1
-    except UnicodeDecodeError as e:
-        raise InputError(f"--sentences: a file is not UTF-8 text ({e})") from e
+    for line in _line_stream(files):
+        b = line.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+        keys.write(hashlib.sha256(b).digest()[:KEY_BYTES])
+        n += 1
     if n == 0:
         raise InputError("--sentences: the files hold no lines")
     return n, h.hexdigest()
@@ -203,16 +210,48 @@ def dist_info() -> tuple[int, int]:
         raise InputError("RANK and WORLD_SIZE must be integers (set by torchrun / accelerate launch)") from None
 
 
+def check_store_out(out: str | os.PathLike[str], inputs: Sequence[tuple[str, Any]] = ()) -> Path:
+    """``out`` as a Path, refused (:class:`InputError`) when it is, contains or lies inside an input (``inputs``:
+    ``(option, path)`` pairs; :func:`simcse_analysis.path_safety.check_apart`), is a file, or is a non-empty
+    directory that holds no store (encoding there would mix the shards with other files). Touches nothing."""
+    check_apart([("--out", out)], inputs)
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root} is a file: give a directory for the store")
+    if root.is_dir() and not is_store(root) and any(not _leftover(p) for p in root.iterdir()):
+        raise InputError(f"--out {root} holds files that are not an embedding store: choose a new or empty directory")
+    return root
+
+
+def _leftover(p: Path) -> bool:
+    """A temporary file an atomic write of the store left behind when it was killed (``.keys.bin.XYZ.tmp``)."""
+    return p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()
+
+
+def _store_write_error(root: Path, e: OSError, done: int) -> InputError:
+    """One line for a failed write into a store: the cause, and that the complete shards are kept."""
+    reason = e.strerror or str(e)
+    where = f" ({Path(e.filename).name})" if getattr(e, "filename", None) else ""
+    fix = "free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the rights or choose another --out"
+    kept = f": {done} complete shard(s) are kept and not encoded again" if done else ""
+    return InputError(f"cannot write --out {root}{where}: {reason}; {fix}, then rerun the same command{kept}")
+
+
 def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                     *, precision: str = "float32", shard_rows: int = DEFAULT_SHARD_ROWS, batch_size: int = 64,
                     rank: int = 0, world_size: int = 1, progress: bool = True,
-                    on_shard: Any = None) -> EncodeSummary:
+                    on_shard: Any = None, lock: bool = True) -> EncodeSummary:
     """Encode every line of ``sentence_files`` with ``encoder`` into the store ``out`` (see module docstring).
 
     Resumes: shards already complete are skipped. ``rank``/``world_size`` split the shards round-robin
     (every rank writes the same manifest and keys, atomically, so no rank waits for another).
     ``on_shard(k, rows_done_by_this_process)`` is called after each shard this process writes.
-    Raises InputError if ``out`` holds a store of other sentences or other settings.
+    With ``lock`` (one process) the store's lock (:class:`simcse_analysis.locks.DirectoryLock`) is held from
+    before the first write to the end: another process writing the same store is refused. Several ranks pass
+    ``lock=False`` and let one process hold it for all (:func:`encode_corpus` does).
+    Raises InputError if ``out`` overlaps an input, holds other files or a store of other sentences or other
+    settings, if a file is not UTF-8 (nothing is left behind), or if a write fails (a full disk: the
+    complete shards are kept, and the same call resumes).
     """
     if precision not in PRECISIONS:
         raise InputError(f"unknown store precision {precision!r}: use float32 or float16 (--fp16)")
@@ -221,26 +260,34 @@ def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str
     if not 0 <= rank < world_size:
         raise InputError(f"rank {rank} is outside world size {world_size}")
     files = _check_inputs(sentence_files)
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"--out {root} is a file: give a directory for the store")
-    if not root.is_dir():
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot create --out {root}: {e.strerror or e}") from e
-    with atomic_path(root / KEYS) as tmp:
-        with open(tmp, "wb") as fh:
-            n, digest = scan_sentences(files, fh)
-        manifest = StoreManifest(model=encoder.name, fingerprint=encoder.fingerprint, pooler=encoder.pooler,
-                                 max_length=encoder.max_length, dtype=encoder.dtype, precision=precision,
-                                 dim=encoder.dim, n=n, shard_rows=int(shard_rows), sentences_digest=digest,
-                                 sources=[p.name for p in files],
-                                 post_transform="affine" if encoder.post_transform is not None else None)
-        if (root / MANIFEST).is_file():
-            old = read_manifest(root)
-            _check_same(root, old, manifest)
-    atomic_write_text(root / MANIFEST, json.dumps(manifest.to_dict(), indent=1) + "\n")
+    root = check_store_out(out, [("--sentences", f) for f in files] + [("MODEL", getattr(encoder, "path", None))])
+    with DirectoryLock(root) if lock else contextlib.nullcontext():
+        return _write_store(encoder, files, root, precision=precision, shard_rows=shard_rows, batch_size=batch_size,
+                            rank=rank, world_size=world_size, progress=progress, on_shard=on_shard)
+
+
+def _write_store(encoder: Any, files: list[Path], root: Path, *, precision: str, shard_rows: int, batch_size: int,
+                 rank: int, world_size: int, progress: bool, on_shard: Any) -> EncodeSummary:
+    created = not root.exists()
+    try:
+        with atomic_path(root / KEYS) as tmp:
+            with open(tmp, "wb") as fh:
+                n, digest = scan_sentences(files, fh)
+            manifest = StoreManifest(model=encoder.name, fingerprint=encoder.fingerprint, pooler=encoder.pooler,
+                                     max_length=encoder.max_length, dtype=encoder.dtype, precision=precision,
+                                     dim=encoder.dim, n=n, shard_rows=int(shard_rows), sentences_digest=digest,
+                                     sources=[p.name for p in files],
+                                     post_transform="affine" if encoder.post_transform is not None else None)
+            if (root / MANIFEST).is_file():
+                old = read_manifest(root)
+                _check_same(root, old, manifest)
+        atomic_write_text(root / MANIFEST, json.dumps(manifest.to_dict(), indent=1) + "\n")
+    except BaseException as e:
+        if created:  # nothing of this store existed: leave nothing (the lock keeps other writers out)
+            shutil.rmtree(root, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise _store_write_error(root, e, 0) from e
+        raise
     mine = [k for k in range(manifest.n_shards) if k % world_size == rank]
     todo = {k for k in mine if not _shard_complete(root, k)}
     bar = None
@@ -253,7 +300,7 @@ def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str
     done_rows = 0
     lines = _line_stream(files)
     pos = 0
-    for k in sorted(todo):
+    for written, k in enumerate(sorted(todo)):
         lo, hi = manifest.shard_range(k)
         while pos < lo:  # skip lines of shards this process does not encode
             next(lines)
@@ -261,7 +308,12 @@ def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str
         texts = [next(lines) for _ in range(hi - lo)]
         pos = hi
         vec = encoder.encode(texts, batch_size=batch_size, show_progress_bar=False, use_cache=False)
-        _write_shard(root, k, np.ascontiguousarray(vec.astype(dtype, copy=False)))
+        try:
+            _write_shard(root, k, np.ascontiguousarray(vec.astype(dtype, copy=False)))
+        except OSError as e:
+            if bar is not None:
+                bar.close()
+            raise _store_write_error(root, e, len(mine) - len(todo) + written) from e
         done_rows += hi - lo
         del texts, vec
         if bar is not None:
@@ -428,10 +480,17 @@ def encode_corpus(model: str, sentence_files: Sequence[str | os.PathLike[str]], 
     """Load ``model`` and encode the files into the store ``out``, in this process or, under ``torchrun`` /
     ``accelerate launch`` (``WORLD_SIZE`` > 1), as one rank of several: each rank encodes its shards
     (on ``cuda:LOCAL_RANK`` when GPUs are present and no device is given), then all ranks meet at a
-    barrier (gloo) and the store is checked complete. The summary counts the shards of all ranks."""
+    barrier (gloo) and the store is checked complete. The summary counts the shards of all ranks.
+
+    ``out`` is checked against the inputs before the model loads (:func:`check_store_out`). The store's
+    lock is held for the whole write by rank 0 alone, for all ranks: they share the store, and another
+    encoder (or another torchrun group) writing it at the same time is refused, on every one of its ranks."""
     from .encoder import load_encoder
 
     rank, world = dist_info()
+    root = check_store_out(out, [("MODEL", model), *(("--sentences", f) for f in sentence_files)])
+    if rank == 0:
+        check_not_in_use(root)  # fail before the model loads; the lock itself is taken below
     kwargs = dict(encoder_kwargs or {})
     group = False
     if world > 1:
@@ -443,10 +502,27 @@ def encode_corpus(model: str, sentence_files: Sequence[str | os.PathLike[str]], 
         if not dist.is_initialized():
             dist.init_process_group("gloo")
             group = True
+    lock = DirectoryLock(root)
     try:
         encoder = load_encoder(model, **kwargs)
+        refusal: InputError | None = None
+        if rank == 0:
+            try:
+                lock.acquire()
+            except InputError as e:
+                refusal = e
+        if world > 1:
+            import torch.distributed as dist
+
+            box = [str(refusal) if refusal is not None else None]
+            dist.broadcast_object_list(box, src=0)  # every rank learns whether rank 0 holds the lock
+            if box[0] is not None and refusal is None:
+                refusal = InputError(box[0])
+        if refusal is not None:
+            raise refusal
         summary = encode_to_store(encoder, sentence_files, out, precision=precision, shard_rows=shard_rows,
-                                  batch_size=batch_size, rank=rank, world_size=world, progress=progress)
+                                  batch_size=batch_size, rank=rank, world_size=world, progress=progress,
+                                  lock=False)
         if world > 1:
             import torch
             import torch.distributed as dist
@@ -456,6 +532,7 @@ def encode_corpus(model: str, sentence_files: Sequence[str | os.PathLike[str]], 
             summary.encoded_shards, summary.skipped_shards = (int(c) for c in counts)
             dist.barrier()
     finally:
+        lock.release()
         if group:
             import torch.distributed as dist
 

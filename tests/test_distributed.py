@@ -85,7 +85,9 @@ def test_trainer_under_torchrun_follows_the_single_process_trajectory(tmp_path, 
                                                                       small_data_dir):
     """The full Trainer path: `torchrun --nproc-per-node 2 simcse-analyze train …` with batch 16 (8 per process)
     takes the same steps as one process with batch 16 (dropout 0, so both runs are deterministic), with the gradient
-    rescaled to the global batch's (--cross-process-gradient global)."""
+    rescaled to the global batch's (--cross-process-gradient global). Rank 1 starts 3 s late: only the main process
+    reads and locks the output directory and the other follows its decision (every rank used to decide for itself,
+    so a slow rank 1 saw rank 0's fresh run.json and stopped with "already holds a training run (running)")."""
     from trainers.loop import train
 
     def config(out: Path) -> TrainConfig:
@@ -95,9 +97,9 @@ def test_trainer_under_torchrun_follows_the_single_process_trajectory(tmp_path, 
 
     single = train(config(tmp_path / "single"), progress=False)
     cfg = config(tmp_path / "ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "SIMCSE_TEST_SLOW_RANK": "1:3"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "simcse_analysis", "train", *cfg.cli_args(), "--quiet"]
+           str(Path(__file__).with_name("cli_driver.py")), "train", *cfg.cli_args(), "--quiet"]
     # own session, so that a hang is cleaned up with every worker torchrun started
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

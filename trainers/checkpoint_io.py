@@ -19,6 +19,7 @@ run killed mid-save — never sees a half-written checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,7 +85,7 @@ def save_checkpoint(encoder: torch.nn.Module, tokenizer: Any, out: str | os.Path
     evaluation defaults ``load_encoder`` picks up) and ``sentence_transformers`` (whether the module
     files were written).
     """
-    out = Path(out)
+    out = real_target(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -104,33 +105,51 @@ def save_checkpoint(encoder: torch.nn.Module, tokenizer: Any, out: str | os.Path
     return out
 
 
+def real_target(out: str | os.PathLike[str]) -> Path:
+    """Where writing directory ``out`` lands: a symlink's target (the link is kept and its target replaced, as
+    for output files), else ``out``. Build the new directory beside this path, on the target's file system."""
+    p = Path(out)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
 def _old_name(target: Path) -> Path:
     return target.parent / f".{target.name}.old"
 
 
+def _remove(p: Path) -> None:
+    """Delete a directory tree, or just the link when ``p`` is a symlink (never what it points to)."""
+    if p.is_symlink() or p.is_file():
+        p.unlink()
+    else:
+        shutil.rmtree(p)
+
+
 def replace_dir(src: Path, target: Path) -> None:
     """Move directory ``src`` to ``target``, replacing it; at every instant either the old or the new
-    ``target`` is complete (the old one waits at ``.NAME.old`` during the swap, see :func:`recover_dir`)."""
-    src, target = Path(src), Path(target)
+    ``target`` is complete (the old one waits at ``.NAME.old`` during the swap, see :func:`recover_dir`).
+    A symlinked ``target`` keeps its link: its target directory is replaced (:func:`real_target`)."""
+    src, target = Path(src), real_target(target)
     old = _old_name(target)
-    if old.exists():
+    if old.is_symlink() or old.exists():
         if target.exists():
-            shutil.rmtree(old)
+            _remove(old)
         else:
             os.replace(old, target)  # a previous swap was interrupted: restore first
     if target.exists():
         os.replace(target, old)
     os.replace(src, target)
-    shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        _remove(old)
 
 
 def recover_dir(target: Path) -> None:
     """Undo an interrupted :func:`replace_dir` and remove temporary siblings of ``target``."""
-    target = Path(target)
+    target = real_target(target)
     old = _old_name(target)
-    if old.exists():
+    if old.is_symlink() or old.exists():
         if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                _remove(old)
         else:
             os.replace(old, target)
     for tmp in target.parent.glob(f".{target.name}.tmp-*"):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simcse_analysis.errors import InputError
+from simcse_analysis.path_safety import data_inputs
 
 from .flow_settings import FlowSettings
 from .postprocess import PostProcessResult, post_process_checkpoint
@@ -168,4 +169,5 @@ def flow_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.Pat
     return post_process_checkpoint(model, corpus, out, fit, baseline="flow", method=method,
                                    max_sentences=max_sentences, seed=seed, batch_size=batch_size,
                                    overwrite=overwrite, encoder_kwargs=encoder_kwargs, check_dim=check_dim,
-                                   texts=texts, min_sentences=MIN_SENTENCES, log=log)
+                                   texts=texts, min_sentences=MIN_SENTENCES,
+                                   reads=data_inputs(data_dir) if target else (), log=log)

@@ -37,6 +37,7 @@ from transformers import Trainer, TrainerCallback
 from simcse_analysis.errors import InputError, warn
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.io_utils import check_writable_dir
+from simcse_analysis.locks import DirectoryLock
 from simcse_analysis.version import __version__
 
 from .checkpoint_io import save_checkpoint
@@ -44,7 +45,7 @@ from .config import TrainConfig
 from .data import ContrastiveCollator, RowDataset, load_training_data
 from .evaluation import DevSet, dev_metrics, load_dev_set, selection_score
 from .model import SimCSEModel, get_dropout
-from .rundir import RunDir, RunResult, prepare_output_dir, wipe_run_dir
+from .rundir import RunDir, RunResult, check_run_paths, decide_output_action, prepare_output_dir, wipe_run_dir
 from .views import parse_positive
 
 #: Run-time warning of gradient accumulation: it shrinks the in-batch negatives (gradient caching does not).
@@ -429,17 +430,20 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
     say = log or (lambda msg: None)
     # ---- everything the user can get wrong is checked before the output directory is touched
     c = config.resolved()
+    check_run_paths(c)  # --out never on an input; pure path logic, so every process refuses the same --out
     views = parse_positive(c.positive)
     data = load_training_data(c.train_files, c.objective, c.positive)
     world = _world_size()
     per_device = _check_setup(c, len(data), world)
     dev = load_dev_set(c.data_dir, align_uniform_splits=c.align_uniform_splits.split(","))
-    rd, action = prepare_output_dir(c, data.files, resume=resume, overwrite=overwrite)
-    if action == "finished":
-        say(f"{rd.root} already holds this finished run; nothing to do")
-        return RunResult.load(rd.root)
+    rd = RunDir(c.output_dir)
+    if _is_main_process():  # only the main process reads the output directory; the others follow its decision
+        _, action = prepare_output_dir(c, data.files, resume=resume, overwrite=overwrite)
+        if action == "finished" and world == 1:
+            say(f"{rd.root} already holds this finished run; nothing to do")
+            return RunResult.load(rd.root)
 
-    from simcse_analysis.checkpoint import check_tokenizer_fits, resolve_checkpoint, weights_fingerprint
+    from simcse_analysis.checkpoint import check_tokenizer_fits, resolve_checkpoint
     from simcse_analysis.encoder import load_tokenizer
 
     check_writable_dir(c.output_dir)
@@ -451,35 +455,6 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
     collator = ContrastiveCollator(data, tokenizer, c.max_length, views=views, seed=c.seed,
                                    mlm_probability=c.mlm_probability if c.do_mlm else None)
     length = eval_max_length(path, tokenizer, model.encoder.config)
-
-    # ---- from here on the output directory is written
-    resume_from: Path | None = None
-    run_record: dict[str, Any] = {}  # filled by the main process
-    if _is_main_process():
-        if action == "overwrite":
-            wipe_run_dir(rd)
-        rd.root.mkdir(parents=True, exist_ok=True)
-        if action == "resume":
-            rd.recover()
-            resume_from = rd.latest_state()
-            run_record = rd.read_run() or {}
-        else:
-            run_record = {}
-        done = rd.truncate_trajectory(_state_step(resume_from))
-        if resume_from is None:
-            for d in (rd.best_dir, rd.last_dir):
-                if d.exists():
-                    shutil.rmtree(d)
-        run_record.update({
-            "status": "running", "config": c.to_dict(), "data": data.files, "package_version": __version__,
-            "base_model": {"name": c.model, "path": str(path), "fingerprint": weights_fingerprint(path)},
-            "world_size": world, "eval": {**dev.describe(), "max_length": length, "pooler": model.eval_pooler},
-            "resolved": _resolved_settings(c, model),
-        })
-        rd.write_run(run_record)
-        if resume_from is not None:
-            say(f"resuming from {resume_from.name} ({len(done)} evaluations kept)")
-
     metadata = {
         "objective": c.objective, "train_pooler": c.pooler, "mlp_only_train": bool(c.mlp_only_train),
         "temperature": c.temperature, "dropout": get_dropout(model.encoder.config),
@@ -489,8 +464,75 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         "base_model": c.model, "data": data.files, "package_version": __version__,
     }
     args = _training_arguments(c, rd, per_device, progress)  # sets up the process group under torchrun
-    if world > 1:
-        resume_from = _agree_on_resume_point(resume_from)
+
+    # ---- from here on the output directory is written, under its lock (main process; the others follow)
+    lock = DirectoryLock(rd.root)
+    try:
+        start: dict[str, Any] = {}
+        failure: InputError | None = None
+        if _is_main_process():
+            try:
+                lock.acquire()
+                action = decide_output_action(c, data.files, resume=resume, overwrite=overwrite)  # again, locked
+                start = {"action": action}
+                if action != "finished":
+                    start.update(_start_run(rd, action, c, data.files, path, world, dev, length, model, say))
+            except (InputError, OSError) as e:
+                failure = e if isinstance(e, InputError) else InputError(
+                    f"cannot write the run in {rd.root}: {e.strerror or e}; free space or fix the rights")
+                start = {"error": str(failure)}
+        run_record: dict[str, Any] = start.pop("run_record", {})  # the main process's; the others keep none
+        if world > 1:
+            start = _share_from_main(start)  # every process learns the decision (or the refusal) of the main one
+        if "error" in start:
+            raise failure or InputError(start["error"])
+        if start["action"] == "finished":
+            say(f"{rd.root} already holds this finished run; nothing to do")
+            return RunResult.load(rd.root)
+        resume_from = Path(start["resume_from"]) if start.get("resume_from") else None
+        return _fit(c, rd, run_record, resume_from, model=model, args=args, data=data, collator=collator,
+                    dev=dev, tokenizer=tokenizer, length=length, metadata=metadata, callbacks=callbacks,
+                    progress=progress, world=world)
+    finally:
+        lock.release()
+
+
+def _start_run(rd: RunDir, action: str, c: TrainConfig, data_files: list[dict[str, Any]], path: Path, world: int,
+               dev: DevSet, length: int, model: SimCSEModel, say: Callable[[str], None]) -> dict[str, Any]:
+    """The main process's first writes (under the run's lock): clear a run to overwrite, repair one to resume,
+    write ``run.json`` (status ``running``). Returns the resume point and the run record."""
+    from simcse_analysis.checkpoint import weights_fingerprint
+
+    if action == "overwrite":
+        wipe_run_dir(rd)
+    rd.root.mkdir(parents=True, exist_ok=True)
+    resume_from: Path | None = None
+    run_record: dict[str, Any] = {}
+    if action == "resume":
+        rd.recover()
+        resume_from = rd.latest_state()
+        run_record = rd.read_run() or {}
+    done = rd.truncate_trajectory(_state_step(resume_from))
+    if resume_from is None:
+        for d in (rd.best_dir, rd.last_dir):
+            if d.exists():
+                shutil.rmtree(d)
+    run_record.update({
+        "status": "running", "config": c.to_dict(), "data": data_files, "package_version": __version__,
+        "base_model": {"name": c.model, "path": str(path), "fingerprint": weights_fingerprint(path)},
+        "world_size": world, "eval": {**dev.describe(), "max_length": length, "pooler": model.eval_pooler},
+        "resolved": _resolved_settings(c, model),
+    })
+    rd.write_run(run_record)
+    if resume_from is not None:
+        say(f"resuming from {resume_from.name} ({len(done)} evaluations kept)")
+    return {"resume_from": str(resume_from) if resume_from is not None else None, "run_record": run_record}
+
+
+def _fit(c: TrainConfig, rd: RunDir, run_record: dict[str, Any], resume_from: Path | None, *, model: SimCSEModel,
+         args: Any, data: Any, collator: Any, dev: DevSet, tokenizer: Any, length: int, metadata: dict[str, Any],
+         callbacks: Sequence[Any], progress: bool, world: int) -> RunResult:
+    """Train with the Hugging Face Trainer from ``resume_from`` (or the start) and return the run's result."""
     trainer = SimCSETrainer(model=model, args=args, train_dataset=RowDataset(len(data)),
                                data_collator=collator, callbacks=list(callbacks))
     trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
@@ -576,12 +618,14 @@ def _state_step(state: Path | None) -> int | None:
     return int(state.name.rsplit("-", 1)[1]) if state is not None else None
 
 
-def _agree_on_resume_point(local: Path | None) -> Path | None:
-    """All processes resume from the main process's choice (it may have cleaned half-written states)."""
+def _share_from_main(box: dict[str, Any]) -> dict[str, Any]:
+    """Every process gets the main process's ``box`` (its decision about the output directory, the resume point
+    it chose after cleaning half-written states, or its refusal), so the processes of one run never decide
+    for themselves, nor lock each other out."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        return local
-    box = [str(local) if local is not None else None]
-    dist.broadcast_object_list(box, src=0)
-    return Path(box[0]) if box[0] else None
+        return box
+    shared = [box if _is_main_process() else None]
+    dist.broadcast_object_list(shared, src=0)
+    return dict(shared[0] or {})

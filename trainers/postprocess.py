@@ -33,6 +33,7 @@ import numpy as np
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import check_writable_dir, write_error
+from simcse_analysis.path_safety import check_apart
 
 # Files of the base directory that are not copied: they describe the base (its sentence-transformers
 # pipeline, its metadata, its model card), not the post-processed model, and are rewritten where needed.
@@ -147,11 +148,16 @@ def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, mean:
 
 def check_output_dir(out: str | os.PathLike[str], overwrite: bool) -> Path:
     """``out`` as a Path; :class:`InputError` if it is a file or a non-empty directory (unless ``overwrite``),
-    or cannot be written (:func:`~simcse_analysis.io_utils.check_writable_dir`, touching nothing)."""
+    holds something other than a checkpoint (``--overwrite`` replaces a previous checkpoint, never an arbitrary
+    directory), or cannot be written (:func:`~simcse_analysis.io_utils.check_writable_dir`, touching nothing)."""
     outp = Path(out)
     if outp.exists() and (not outp.is_dir() or (any(outp.iterdir()) and not overwrite)):
         raise InputError(f"--out {outp} already exists and is not empty: choose a new directory or pass --overwrite")
+    if outp.is_dir() and any(outp.iterdir()) and not (outp / "config.json").is_file():
+        raise InputError(f"--out {outp} holds files that are not a checkpoint, which --overwrite would delete: "
+                         "choose a new or empty directory")
     return check_writable_dir(outp)
+
 
 
 def save_post_processed_checkpoint(base: str | os.PathLike[str], transform: PostTransform,
@@ -168,11 +174,10 @@ def save_post_processed_checkpoint(base: str | os.PathLike[str], transform: Post
 
     from simcse_analysis.checkpoint import METADATA_FILE, read_metadata
 
-    from .checkpoint_io import replace_dir
+    from .checkpoint_io import real_target, replace_dir
 
-    base, out = Path(base), check_output_dir(out, overwrite)
-    if out.resolve() == base.resolve():
-        raise InputError(f"--out {out} is the base checkpoint itself: choose another directory")
+    check_apart([("--out", out)], [("MODEL", base)])
+    base, out = Path(base), real_target(check_output_dir(out, overwrite))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -227,20 +232,24 @@ def post_process_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str 
                             max_sentences: int | None = None, seed: int = 0, batch_size: int = 64,
                             overwrite: bool = False, encoder_kwargs: dict[str, Any] | None = None,
                             check_dim: Callable[[int], None] | None = None, texts: Sequence[str] | None = None,
-                            min_sentences: int = 1, log: Callable[[str], None] | None = None) -> PostProcessResult:
+                            min_sentences: int = 1, reads: Sequence[tuple[str, Any]] = (),
+                            log: Callable[[str], None] | None = None) -> PostProcessResult:
     """Encode ``corpus`` with ``model``, ``fit`` the map and write the post-processed checkpoint to ``out``.
 
     ``encoder_kwargs`` go to :func:`~simcse_analysis.encoder.load_encoder` (pooler, max_length, device,
     dtype, cache …); the pooler and max length used are stored in the output so it encodes the same way.
     ``check_dim(d)`` validates settings that depend on the embedding dimension before encoding.
     ``texts`` replaces the corpus files by given sentences (recorded as such); fewer than ``min_sentences``
-    are refused before anything is encoded. The metadata's
+    are refused before anything is encoded; ``reads`` names further inputs (``(option, path)``). An ``out`` that
+    is, contains or lies inside an input (the model — a training run counts whole —, a corpus file, ``reads``)
+    is refused first (:func:`simcse_analysis.path_safety.check_apart`). The metadata's
     ``baseline`` entry records ``method`` and where the map was fitted.
     """
     from simcse_analysis.checkpoint import read_metadata, resolve_checkpoint, weights_fingerprint
     from simcse_analysis.encoder import load_encoder
 
     say = log or (lambda msg: None)
+    check_apart([("--out", out)], [("MODEL", model), *(("--corpus", f) for f in corpus), *reads])
     outp = check_output_dir(out, overwrite)
     if texts is None:
         sentences, records = sample_corpus(corpus, max_sentences, seed, what=baseline)

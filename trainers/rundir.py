@@ -26,6 +26,8 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import atomic_write_text
+from simcse_analysis.locks import check_not_in_use
+from simcse_analysis.path_safety import check_apart, data_inputs
 
 from .checkpoint_io import recover_dir
 from .config import TrainConfig
@@ -121,26 +123,43 @@ class RunDir:
         self.clean_incomplete_states()
 
 
+def check_run_paths(config: TrainConfig) -> None:
+    """:class:`InputError` if ``--out`` is, contains or lies inside what the run reads: the starting
+    checkpoint (a training run given as ``--model`` counts whole), the training files, an ``mlm:K@MODEL``
+    positive's model, the STS data of the dev evaluation (:func:`simcse_analysis.path_safety.check_apart`)."""
+    mlm = config.positive.split("@", 1)[1] if config.positive.startswith("mlm:") and "@" in config.positive else None
+    check_apart([("--out", config.output_dir)],
+                [("--model", config.model), *(("--train-file", f) for f in config.train_files),
+                 ("--positive", mlm), *data_inputs(config.data_dir)])
+
+
 def prepare_output_dir(config: TrainConfig, data_files: list[dict[str, Any]], *, resume: bool,
                        overwrite: bool) -> tuple[RunDir, str]:
-    """Decide what to do with ``config.output_dir`` without touching it.
+    """Decide what to do with ``config.output_dir`` without touching it (:func:`decide_output_action`), after
+    refusing an ``--out`` that overlaps an input (:func:`check_run_paths`) or that another process holds now
+    (:func:`simcse_analysis.locks.check_not_in_use`; the run still takes the lock before its first write)."""
+    check_run_paths(config)
+    check_not_in_use(config.output_dir)
+    return RunDir(config.output_dir), decide_output_action(config, data_files, resume=resume, overwrite=overwrite)
 
-    Returns ``(run_dir, action)`` with action ``"new"`` (empty or absent), ``"overwrite"`` (a previous
+
+def decide_output_action(config: TrainConfig, data_files: list[dict[str, Any]], *, resume: bool,
+                         overwrite: bool) -> str:
+    """What to do with ``config.output_dir``, read-only: ``"new"`` (empty or absent), ``"overwrite"`` (a previous
     run to delete), ``"resume"`` (the same run, unfinished) or ``"finished"`` (the same run, done).
-    Raises :class:`InputError` for a directory holding other files or a different run.
-    """
+    Raises :class:`InputError` for a directory holding other files or a different run."""
     rd = RunDir(config.output_dir)
     root = rd.root
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file: choose a directory")
     if not root.exists() or not any(root.iterdir()):
-        return rd, "new"
+        return "new"
     previous = rd.read_run() if rd.run_file.is_file() else None
     if previous is None:
         raise InputError(f"--out {root} already holds files that are not a training run: choose a new or empty "
                          "directory")
     if overwrite:
-        return rd, "overwrite"
+        return "overwrite"
     if previous.get("status") == "diverged":  # its states would only diverge again
         where = previous.get("diverged") or {}
         raise InputError(f"--out {root} holds a run that diverged at step {where.get('step', '?')} "
@@ -159,7 +178,7 @@ def prepare_output_dir(config: TrainConfig, data_files: list[dict[str, Any]], *,
     if old_hashes and old_hashes != [f["sha256"] for f in data_files]:
         raise InputError(f"--out {root}: the training data changed since the run started (SHA-256 differs); "
                          "restore it, or start over with --overwrite")
-    return rd, ("finished" if previous.get("status") == "finished" else "resume")
+    return "finished" if previous.get("status") == "finished" else "resume"
 
 
 def wipe_run_dir(rd: RunDir) -> None:

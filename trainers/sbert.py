@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from simcse_analysis.errors import InputError
+from simcse_analysis.path_safety import check_apart
 
 from .config import SBERTConfig  # defined beside TrainConfig (the CLI reads its defaults)
 
@@ -212,6 +213,7 @@ def train_sbert(config: SBERTConfig, *, overwrite: bool = False, progress: bool 
             raise InputError(f"--{name.replace('_', '-')} {getattr(c, name)}: must be at least 1")
     if c.learning_rate <= 0 or c.epochs <= 0 or not 0 <= c.warmup_ratio < 1:
         raise InputError("--lr and --epochs must be > 0, --warmup-ratio in [0, 1)")
+    check_apart([("--out", c.output_dir)], [("--model", c.model), *(("--train-file", f) for f in c.train_files)])
     out = check_output_dir(c.output_dir, overwrite)
     data = load_nli_pairs(c.train_files)
     if len(data) < c.batch_size:

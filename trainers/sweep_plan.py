@@ -18,6 +18,7 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import atomic_write_text
+from simcse_analysis.path_safety import check_apart
 
 from .config import TrainConfig
 from .sweep_grid import GRID_KEYS, parse_grid, parse_rates
@@ -104,6 +105,7 @@ def plan_sweep(kind: str, base: TrainConfig, values: dict[str, list[str]], seeds
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file: choose a directory for the sweep")
+    check_apart([("--out", out)], [("--model", base.model), *(("--train-file", f) for f in base.train_files)])
     keys = list(values)
     runs = []
     for combo in itertools.product(*(values[k] for k in keys)):

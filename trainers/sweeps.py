@@ -66,10 +66,11 @@ from .sweep_stats import (
 REPORT_FILE = "report.html"
 
 __all__ = [
-    "DIFF_FIELDS", "paired_differences", "GRID_ALIASES", "GRID_KEYS", "PAPER_RATES", "REPORT_FILE", "STAT_FIELDS", "SUMMARY_FILE", "SWEEP_FILE",
+    "DIFF_FIELDS", "GRID_ALIASES", "GRID_KEYS", "PAPER_RATES", "REPORT_FILE", "STAT_FIELDS", "SUMMARY_FILE", "SWEEP_FILE",
     "GridKey", "PlannedRun", "PointSummary", "Stat", "Sweep", "SweepPoint", "SweepSummary",
     "check_run_dirs", "collect_runs", "find_run_dirs", "format_summary", "grid_key", "load_manifest",
-    "mean_trajectory", "parse_grid", "parse_rates", "parse_seeds", "plan_dropout_sweep", "plan_grid_sweep",
+    "mean_trajectory", "paired_differences", "parse_grid", "parse_rates", "parse_seeds", "plan_dropout_sweep",
+    "plan_grid_sweep",
     "plan_sweep", "point_of", "resume_command", "run_command", "run_figures", "run_settings", "run_sweep",
     "split_settings", "summarize", "varying_keys", "write_manifest", "write_summary",
 ]

@@ -75,7 +75,8 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
 
     if dry_run and collect:
         raise InputError("--dry-run and --collect exclude each other: plan runs, or read finished ones")
-    to_stderr = check_outputs(json_out, report)
+    to_stderr = check_outputs(("--json", json_out), ("--report", report), reads=[("--model", base_kw.get("model")), *(
+        ("--train-file", f) for f in base_kw.get("train_files") or [])])
     seed_list = sweeps.parse_seeds(seeds) if seeds is not None else None
     base = _base_config(out=out, collect=collect, **base_kw)
     # the swept values: required to run; with --collect an optional selection of the runs found

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..path_safety import data_inputs
 from .options import (
     DataDir,
     EncoderOptions,
@@ -115,7 +116,10 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
     export_sentences, data_dir = inputs["export_sentences"], inputs["data_dir"]
     json_out, html_out = inputs["json_out"], inputs["html_out"]
     settings = AnalysisSettings(splits=parse_splits(inputs["splits"]), variant=inputs["variant"], **settings_kw)
-    to_stderr = check_outputs(*((export_sentences,) if export_sentences is not None else (json_out, html_out)))
+    to_stderr = check_outputs(*((("--export-sentences", export_sentences),) if export_sentences is not None else (
+        ("--json", json_out), ("--out", html_out))), reads=[*(("MODEL", m) for m in models or []), *(
+        ("--embeddings", e) for e in embeddings or []), *(("--sentences", f) for f in sentences or []),
+        *data_inputs(data_dir)])
     data = load_protocol_data(settings, data_dir)  # fails on missing data before any model loads
     if export_sentences is not None:
         from ..io_utils import write_output_text

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         directions; writes a checkpoint that applies it when encoding (usable by every command)."""
         from trainers.abtt import abtt_checkpoint
 
-        to_stderr = check_outputs(json_out)  # fail before any encoding
+        to_stderr = check_outputs(("--json", json_out), reads=[("MODEL", model), *(("--corpus", c) for c in corpus)],
+                                  dirs=[("--out", out)])  # fail before any encoding
         r = abtt_checkpoint(model, corpus, out, n_directions=n_directions, max_sentences=max_sentences, seed=seed,
                             batch_size=encoder.batch_size, overwrite=overwrite, encoder_kwargs=encoder.load_kwargs,
                             log=lambda msg: typer.echo(msg, err=True))
@@ -71,7 +72,8 @@ def register(app: typer.Typer) -> None:
 
             raise InputError("no corpus given: pass --corpus FILE (one sentence per line), or --target to fit on "
                              "the STS test sentences")
-        to_stderr = check_outputs(json_out)  # fail before any encoding
+        to_stderr = check_outputs(("--json", json_out), reads=[("MODEL", model), *(  # fail before any encoding
+            ("--corpus", c) for c in corpus or [])], dirs=[("--out", out)])
         settings = FlowSettings(blocks=blocks, hidden=hidden, epochs=epochs, learning_rate=lr,
                                 batch_size=flow_batch_size, seed=seed)
         r = flow_checkpoint(model, corpus or [], out, settings=settings, target=target, data_dir=data_dir,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..path_safety import data_inputs
 from .options import (
     DataDir,
     EncoderOptions,
@@ -94,7 +95,8 @@ def register(app: typer.Typer) -> None:
                                    variant=variant, aggregation=aggregation, resamples=resamples, seed=seed,
                                    alpha=alpha, k=k, movers=movers, layers=not no_layers,
                                    embedding_space=not no_embedding_space)
-        to_stderr = check_outputs(json_out, html_out)  # fail before any encoding
+        to_stderr = check_outputs(("--json", json_out), ("--out", html_out), reads=[  # fail before any encoding
+            *(("MODEL", c) for c in checkpoints), *data_inputs(data_dir)], dirs=[("--save-scores", save_scores)])
         report = compare(checkpoints, settings, data_dir=data_dir, encoder_kwargs=encoder.load_kwargs,
                          batch_size=encoder.batch_size, save_scores=save_scores)
         typer.echo(verdict_table(report), err=to_stderr)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..path_safety import check_apart
 from .options import DataDir
 
 Download = Annotated[bool, typer.Option("--download", help="Fetch missing data from the public URLs.")]
@@ -63,6 +64,8 @@ def register(app: typer.Typer) -> None:
         selected = select_resources(only, resources)
         if download:
             root = resolve_data_dir(data_dir, must_exist=False)
+            check_apart([(f"--download {r.name} →", root / rel) for r in selected for rel in r.expects],
+                        [("--manifest", manifest)])  # a fetched file must not replace the manifest being read
             for rep in fetch_missing(root, selected, force=force, progress=not no_progress):
                 check = "verified" if rep.verified else "not verified: no known checksum"
                 typer.echo(f"fetched {rep.name}: {len(rep.files)} file(s), sha256 {rep.sha256} ({check})")

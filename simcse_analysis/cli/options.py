@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ..io_utils import check_writable, is_stdout, write_output_text
+from ..path_safety import check_apart
 
 Models = Annotated[list[str], typer.Argument(
     metavar="MODEL", help="Checkpoints: Hugging Face ids, aliases or directories.",
@@ -108,13 +109,19 @@ with_encoder_options = shared_options(
 
 
 # ------------------------------------------------------------------------------------------ outputs
-def check_outputs(*targets: Path | None) -> bool:
-    """Fail before any work if an output file (``--json``, ``--out``) cannot be written; returns whether one
-    of them is standard output (``-``), in which case the human-readable table goes to standard error."""
-    for t in targets:
+def check_outputs(*targets: Path | None | tuple[str, Path | None], reads: Iterable[tuple[str, Any]] = (),
+                  dirs: Iterable[tuple[str, Any]] = ()) -> bool:
+    """Fail before any work if an output file (``--json``, ``--out``; a path or ``(option, path)``) cannot be
+    written, or if an output is, contains or lies inside an input (``reads``: ``(option, path or MODEL)``) or
+    another output (the files and the output directories ``dirs``), see
+    :func:`~simcse_analysis.path_safety.check_apart`. Returns whether an output file is standard output (``-``),
+    in which case the human-readable table goes to standard error."""
+    files = [t if isinstance(t, tuple) else ("output", t) for t in targets]
+    check_apart([*files, *dirs], reads)
+    for _, t in files:
         if t is not None:
             check_writable(t)
-    return any(is_stdout(t) for t in targets if t is not None)
+    return any(is_stdout(t) for _, t in files if t is not None)
 
 
 def write_output(path: Path, text: str, *, to_stderr: bool = False) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from ..path_safety import data_inputs
 from .options import (
     DataDir,
     EncoderOptions,
@@ -111,7 +112,10 @@ def register(app: typer.Typer) -> None:
             raise InputError("nothing to write: give --out REPORT.html and/or --json RECORD.json")
         if not models and not from_json:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
-        to_stderr = check_outputs(out, json_out)  # fail before any encoding
+        to_stderr = check_outputs(("--out", out), ("--json", json_out), reads=[  # fail before any encoding
+            *(("MODEL", m) for m in models or []), *(("--from-json", f) for f in from_json or []),
+            *(("--trajectory", t) for t in trajectory or []), ("--compare-from", compare_from),
+            ("--tokens-from", tokens_from), *data_inputs(data_dir)])
         records = [load_analysis(p).record for p in from_json or []]
         from .tokens import report_token_document
 

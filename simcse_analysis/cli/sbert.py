@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         is saved with pooler avg and its STS-B / SICK-R dev scores before and after."""
         from trainers.sbert import SBERTConfig, train_sbert
 
-        to_stderr = check_outputs(json_out)  # fail before any training
+        to_stderr = check_outputs(("--json", json_out), reads=[("--model", model), *(  # fail before any training
+            ("--train-file", f) for f in train_files)], dirs=[("--out", out)])
         cfg = SBERTConfig(model=model, train_files=[str(f) for f in train_files], output_dir=str(out),
                           batch_size=batch_size, learning_rate=lr, epochs=epochs, max_steps=max_steps,
                           warmup_ratio=warmup_ratio, max_length=max_length, seed=seed, device=device,

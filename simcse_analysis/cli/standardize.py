@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         corpus embeddings and write a checkpoint that applies it when encoding (usable by eval, report, …)."""
         from trainers.standardize import standardize_checkpoint
 
-        to_stderr = check_outputs(json_out)
+        to_stderr = check_outputs(("--json", json_out), reads=[("MODEL", model), *(("--corpus", c) for c in corpus)],
+                                  dirs=[("--out", out)])
         result = standardize_checkpoint(model, corpus, out, max_sentences=max_sentences, seed=seed,
                                         batch_size=encoder.batch_size, overwrite=overwrite,
                                         encoder_kwargs=encoder.load_kwargs, log=lambda msg: typer.echo(msg, err=True))

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         """Uniformity of every row of an embedding store (streamed): exact within --budget, else sampled ± SE."""
         from ..store import corpus_uniformity
 
-        to_stderr = check_outputs(json_out)
+        to_stderr = check_outputs(("--json", json_out), reads=[("PATH", store)])
         r = corpus_uniformity(store, t=t, budget_pairs=budget, seed=seed, device=device)
         se = "" if r["stderr"] is None else f" ± {r['stderr']:.6f} (sampled, seed {r['seed']})"
         typer.echo(f"uniformity (t = {r['t']:g}) of {r['n_points']:,} vectors: {r['uniformity']:.6f}{se}; "

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..path_safety import data_inputs
 from ..tables import format_table
 from .options import (
     DataDir,
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         from ..sts_data import SEMEVAL_TASKS, canonical_split, check_variant, load_sts, parse_tasks
         from ..sts_eval import check_aggregation, evaluate_sts, results_to_json
 
-        to_stderr = check_outputs(json_out)
+        to_stderr = check_outputs(("--json", json_out), reads=[*(("MODEL", m) for m in models), *data_inputs(data_dir)])
         split_c, variant_c = canonical_split(split), check_variant(variant)
         check_aggregation(aggregation)
         if resamples:

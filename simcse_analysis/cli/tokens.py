@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..path_safety import data_inputs
 from .options import (
     DataDir,
     EncoderOptions,
@@ -99,7 +100,8 @@ def register(app: typer.Typer) -> None:
             if Path(m).suffix.lower() == ".npy" or Path(m).is_file():
                 raise InputError(f"{m} is a file of precomputed vectors, not a checkpoint: token analysis needs the "
                                  "tokenizer and token-embedding matrix of a checkpoint directory or model id")
-        to_stderr = check_outputs(json_out, html_out)  # fail before any encoding
+        to_stderr = check_outputs(("--json", json_out), ("--out", html_out), reads=[  # fail before any encoding
+            *(("MODEL", m) for m in models), *(("--corpus", c) for c in corpus or []), *data_inputs(data_dir)])
         settings = TokenSettings(units=units, min_count=min_count, max_sentences=max_sentences, seed=seed,
                                  mev_cap=mev_cap, mev_types=mev_types)
         data = load_token_corpus(settings, list(corpus or []), data_dir)

@@ -135,7 +135,8 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
          training: dict[str, Any], **kw: Any) -> None:
     """Build the config from the command's own options and the shared ``training`` ones, and run it."""
     config = _config(objective, **training, **kw)
-    to_stderr = check_outputs(json_out)
+    to_stderr = check_outputs(("--json", json_out), reads=[("--model", config.model), *(
+        ("--train-file", f) for f in config.train_files)], dirs=[("--out", config.output_dir)])
     if dry_run:
         resolved = config.resolved()
         typer.echo(json.dumps(resolved.to_dict(), indent=2, sort_keys=True))

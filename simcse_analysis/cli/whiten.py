@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         checkpoint that applies it when encoding (usable by eval, align-uniform, anisotropy, …)."""
         from trainers.whitening import whiten_checkpoint
 
-        to_stderr = check_outputs(json_out)
+        to_stderr = check_outputs(("--json", json_out), reads=[("MODEL", model), *(("--corpus", c) for c in corpus)],
+                                  dirs=[("--out", out)])
         result = whiten_checkpoint(model, corpus, out, n_components=n_components, max_sentences=max_sentences,
                                    seed=seed, batch_size=encoder.batch_size, overwrite=overwrite,
                                    encoder_kwargs=encoder.load_kwargs,
