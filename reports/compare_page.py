@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import figures as F
-from .page import Section, render_page, settings_table, swatch
+from .page import Section, provenance_cards, render_page, settings_table, swatch
 from .page import e as _e
 from .page import table as page_table
 
@@ -262,7 +262,6 @@ def document_provenance(doc: dict[str, Any], models: list[dict[str, Any]], what:
     """Provenance of a page drawn from a ``compare`` / ``tokens`` document: the checkpoints it names (model,
     pooler, fingerprint, path), its settings, and how this page was built (date, command, packages, machine)."""
     from .collect import provenance_entry
-    from .html import provenance_cards
 
     rows = []
     for m in models:

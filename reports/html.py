@@ -33,13 +33,14 @@ from simcse_analysis.metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
 from . import figures as F
 from . import reading as R
-from .page import PLOT_CONFIG, Section, check_scripts, render_page, swatch
+from .page import PLOT_CONFIG, Section, check_scripts, data_files_table, provenance_cards, render_page, swatch
 
 STS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("STS12", "STS12"), ("STS13", "STS13"), ("STS14", "STS14"), ("STS15", "STS15"), ("STS16", "STS16"),
     ("STSBenchmark", "STS-B"), ("SICKRelatedness", "SICK-R"), ("avg", "Avg."))
 
-__all__ = ["PLOT_CONFIG", "build_figures", "isotropy_table", "render_report", "sts_table", "write_report"]
+__all__ = ["PLOT_CONFIG", "build_figures", "data_files_table", "isotropy_table", "provenance_cards", "render_report",
+           "sts_table", "write_report"]
 
 
 def _e(x: Any) -> str:
@@ -333,43 +334,6 @@ def reference_table(record: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------------------- page
-def provenance_cards(provenance: Sequence[dict[str, Any]]) -> str:
-    """One card per provenance entry (``reports.collect.provenance_entry``): date, command line, data
-    directory, machine, package versions."""
-    cards = []
-    for p in provenance:
-        pk = ", ".join(f"{_e(n)} {_e(v)}" for n, v in (p.get("packages") or {}).items())
-        m = p.get("machine") or {}
-        machine = ", ".join(_e(x) for x in (m.get("platform"), m.get("cpu"),
-                                            f"{m['cores']} cores" if m.get("cores") else None,
-                                            f"accelerator: {m['accelerator']}" if m.get("accelerator") else None)
-                            if x)
-        cards.append(f'<div class="card"><h3>Built {_e(p.get("created", "?"))}</h3>'
-                     f'<pre class="cmd mono">{_e(p.get("command", ""))}</pre>'
-                     + (f'<p class="note">data: <span class="mono">{_e(p["data_dir"])}</span></p>'
-                        if p.get("data_dir") else "")
-                     + (f'<p class="note">machine: {machine}</p>' if machine else "")
-                     + f'<p class="note">{pk}</p></div>')
-    return "".join(cards)
-
-
-def data_files_table(files: Sequence[dict[str, Any]]) -> str:
-    """Path, size in bytes (and rows, for training files that record them) and SHA-256 of each file (the
-    full hash on hover)."""
-    with_rows = any(f.get("rows") is not None for f in files)
-
-    def count(x: Any) -> str:
-        return "–" if x is None else format(x, ",")
-
-    rows = "".join(
-        f'<tr><td class="mono">{_e(f["path"])}</td><td>{count(f.get("bytes"))}</td>'
-        + (f'<td>{count(f.get("rows"))}</td>' if with_rows else "")
-        + f'<td class="mono" title="{_e(f.get("sha256", ""))}">{_e(f.get("sha256", "")[:16])}</td></tr>'
-        for f in files)
-    return ('<table class="plain"><thead><tr><th>file</th><th>bytes</th>' + ("<th>rows</th>" if with_rows else "")
-            + f"<th>SHA-256</th></tr></thead><tbody>{rows}</tbody></table>")
-
-
 def provenance_html(record: dict[str, Any]) -> str:
     """The provenance block: checkpoints (pooler, dimension, fingerprint, path, metadata), how the page was
     built (command line, packages, machine, date), and the data files with checksums."""

@@ -307,6 +307,43 @@ def check_scripts(page: str, expected: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------- blocks
+def provenance_cards(provenance: Sequence[dict[str, Any]]) -> str:
+    """One card per provenance entry (``reports.collect.provenance_entry``): date, command line, data
+    directory, machine, package versions."""
+    cards = []
+    for p in provenance:
+        pk = ", ".join(f"{e(n)} {e(v)}" for n, v in (p.get("packages") or {}).items())
+        m = p.get("machine") or {}
+        machine = ", ".join(e(x) for x in (m.get("platform"), m.get("cpu"),
+                                            f"{m['cores']} cores" if m.get("cores") else None,
+                                            f"accelerator: {m['accelerator']}" if m.get("accelerator") else None)
+                            if x)
+        cards.append(f'<div class="card"><h3>Built {e(p.get("created", "?"))}</h3>'
+                     f'<pre class="cmd mono">{e(p.get("command", ""))}</pre>'
+                     + (f'<p class="note">data: <span class="mono">{e(p["data_dir"])}</span></p>'
+                        if p.get("data_dir") else "")
+                     + (f'<p class="note">machine: {machine}</p>' if machine else "")
+                     + f'<p class="note">{pk}</p></div>')
+    return "".join(cards)
+
+
+def data_files_table(files: Sequence[dict[str, Any]]) -> str:
+    """Path, size in bytes (and rows, for training files that record them) and SHA-256 of each file (the
+    full hash on hover)."""
+    with_rows = any(f.get("rows") is not None for f in files)
+
+    def count(x: Any) -> str:
+        return "–" if x is None else format(x, ",")
+
+    rows = "".join(
+        f'<tr><td class="mono">{e(f["path"])}</td><td>{count(f.get("bytes"))}</td>'
+        + (f'<td>{count(f.get("rows"))}</td>' if with_rows else "")
+        + f'<td class="mono" title="{e(f.get("sha256", ""))}">{e(f.get("sha256", "")[:16])}</td></tr>'
+        for f in files)
+    return ('<table class="plain"><thead><tr><th>file</th><th>bytes</th>' + ("<th>rows</th>" if with_rows else "")
+            + f"<th>SHA-256</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def table(headers: Sequence[tuple[str, str]] | Sequence[str], rows: Sequence[str], *, table_id: str | None = None,
           caption: str = "", sortable: bool = True, search: bool = False, cls: str = "") -> str:
     """A table; ``headers``: labels or (label, tooltip); ``rows``: pre-rendered ``<tr>`` strings;

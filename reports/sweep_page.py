@@ -30,8 +30,7 @@ from typing import Any
 
 from . import figures as F
 from .collect import file_entries, provenance_entry
-from .html import data_files_table, provenance_cards
-from .page import Section, render_page, swatch
+from .page import Section, data_files_table, provenance_cards, render_page, swatch
 
 
 def _esc(x: Any) -> str:
