@@ -103,7 +103,8 @@ def anisotropy_reading(summary: dict[str, Any], reference: dict[str, Any] | None
     direction = direction_level(rpc)
     words = {"none": "random pairs are nearly orthogonal", "moderate": "random pairs share a moderate common direction",
              "cone": "random pairs share a strong common direction (a narrow cone)"}[direction]
-    parts = [f"{words} (cosine {rpc:.3f}; isotropic {ref.get('random_pair_cosine', math.nan):.3f})"]
+    iso_rpc = ref.get("random_pair_cosine")
+    parts = [f"{words} (cosine {rpc:.3f}" + (f"; isotropic {iso_rpc:.3f})" if _ok(iso_rpc) else ")")]
     if _ok(iso) and _ok(ref.get("isoscore")):
         spread = spread_level(iso, ref["isoscore"])
         text = {"even": "the variance is spread evenly", "uneven": "the variance is spread unevenly",
