@@ -93,7 +93,7 @@ def measure(browser, page_path: Path, runs: int) -> dict[str, float]:
         context = browser.new_context(viewport={"width": 1280, "height": 720}, service_workers="block")
         page = context.new_page()
         requests: list[str] = []
-        context.on("request", lambda r: requests.append(r.url))
+        context.on("request", lambda r, seen=requests: seen.append(r.url))
         t0 = time.perf_counter()
         page.goto(page_path.as_uri(), wait_until="load")
         load = (time.perf_counter() - t0) * 1000

@@ -137,3 +137,22 @@ def test_jointly_fitted_maps_of_the_same_space_coincide():
     dist = np.linalg.norm(ca[:, None] - cb[None], axis=-1)
     assert (dist.argmin(axis=0) == np.arange(3)).all()  # each cluster lands nearest its own place
     assert dist.diagonal().max() < 0.25 * span
+
+
+def test_the_same_weights_under_two_poolers_are_analysed_once(tiny_bert_dir, monkeypatch):
+    """Token analyses depend on the weights and the per-layer pooling only: ``avg`` and ``avg_first_last`` of
+    one checkpoint share one analysis; ``cls_before_pooler`` pools layers by [CLS], so it gets its own."""
+    import simcse_analysis.token_analysis as ta
+    from simcse_analysis.encoder import load_encoder
+
+    calls = []
+    real = ta.analyze_tokens
+    monkeypatch.setattr(ta, "analyze_tokens", lambda enc, *a, **k: calls.append(enc.pooler) or real(enc, *a, **k))
+    words = ["the cat sat on the mat", "a dog ran in the park", "the bank of the river was wet"] * 4
+    encs = [load_encoder(tiny_bert_dir, pooler=p, device="cpu", use_cache=False)
+            for p in ("avg", "avg_first_last", "cls_before_pooler")]
+    report = ta.run_token_analysis(encs, ta.TokenCorpus(words, "test", []), ta.TokenSettings(min_count=3))
+    assert calls == ["avg", "cls_before_pooler"]
+    a, b, c = (r.to_dict() for r in report.results)
+    assert [r["model"]["pooler"] for r in (a, b, c)] == ["avg", "avg_first_last", "cls_before_pooler"]
+    assert {**a, "model": None} == {**b, "model": None} and c["layer_pooler"] == "cls_before_pooler"
