@@ -148,7 +148,8 @@ def movers_rows(doc: dict[str, Any], per_task: int = MOVERS_PER_TASK) -> list[di
 def movers_table(doc: dict[str, Any], colours: dict[str, str]) -> str:
     """The collapsed movers table of a :func:`renamed` document (sortable, filterable, text wraps)."""
     rows = []
-    for m in movers_rows(doc):
+    moved = movers_rows(doc)
+    for m in moved:
         rows.append("<tr>" + "".join([
             f'<td class="name">{swatch(colours.get(m["other"], "#999"))}{_e(m["other"])}</td>',
             _td(_e(m["task"]) + (f'<br><small class="ci">{_e(m["subset"])}</small>' if m.get("subset") else "")),
@@ -160,14 +161,14 @@ def movers_table(doc: dict[str, Any], colours: dict[str, str]) -> str:
             f'<td class="{m["effect"]}">{_e(m["effect"] or "–")}</td>']) + "</tr>")
     if not rows:
         return ""
-    n_fixed = sum("fixed" in r for r in rows)
+    n_fixed, n_broken = (sum(m["effect"] == e for m in moved) for e in ("fixed", "broken"))
     table = page_table(["checkpoint", "task", "sentence 1", "sentence 2", "gold", "gold rank", "rank (baseline)",
                         "rank (other)", "move", "cos", "effect"], rows, table_id="movers-table", search=True,
                        caption=("Rank 1 = the most similar pair of its task (by predicted cosine, or by gold score for "
                                 "the gold rank); move = rank under the other checkpoint − rank under the baseline. "
                                 "<i>fixed</i>: the pair moved towards its gold rank; <i>broken</i>: away from it."))
     return (f'<details class="fold"><summary>The pairs that moved most: top {MOVERS_PER_TASK} per task and checkpoint '
-            f"({len(rows)} pairs: {n_fixed} fixed, {len(rows) - n_fixed} broken or unchanged)</summary>{table}</details>")
+            f"({len(rows)} pairs: {n_fixed} fixed, {n_broken} broken)</summary>{table}</details>")
 
 
 def difference_items(doc: dict[str, Any], cps: F.Checkpoints) -> str:

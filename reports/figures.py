@@ -598,6 +598,7 @@ def forest(rows: Sequence[dict[str, Any]], *, title: str = "Differences against 
         c = rs[0].get("colour") or colour(k)
         fig.add_trace(go.Scatter(
             x=[r["delta"] for r in rs], y=[esc(r["metric"]) for r in rs], mode="markers", name=esc(label),
+            orientation="h",  # grouped side by side along the categorical y axis (scattermode="group")
             marker={"color": c, "size": 10, "symbol": "diamond"},
             error_x={"type": "data", "symmetric": False, "color": c,
                      "array": [_gap(r.get("high"), r["delta"]) for r in rs],
@@ -624,7 +625,7 @@ def cka_heatmap(z: Sequence[Sequence[float | None]], baseline: str, other: str) 
         colorbar={"title": {"text": "CKA"}},
         hovertemplate=(f"layer %{{y}} of {tmpl(baseline)}<br>layer %{{x}} of {tmpl(other)}<br>CKA %{{z:.3f}}"
                        "<extra></extra>")))
-    _base_layout(fig, f"Linear CKA: layers of {baseline} (rows) vs {other} (columns)", 80 + 34 * len(z))
+    _base_layout(fig, f"Linear CKA: layers of {baseline} (rows) vs {other} (columns)", max(340, 140 + 30 * len(z)))
     fig.update_xaxes(title_text="layer of the other checkpoint (0 = embeddings)", dtick=1)
     fig.update_yaxes(title_text="layer of the baseline", dtick=1)
     return fig
