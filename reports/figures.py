@@ -287,6 +287,7 @@ def align_uniform_plane(points: Sequence[dict[str, Any]], trajectories: Sequence
                                                "<extra></extra>"))
     _base_layout(fig, title, 520)
     fig.update_layout(coloraxis={"colorscale": SPEARMAN_SCALE, "cmin": cmin, "cmax": cmax,
+                                 "showscale": len(set(finite)) > 1,  # one score: the hover says it, no scale
                                  "colorbar": {"title": {"text": "STS-B dev<br>Spearman ×100"}, "len": 0.8}})
     fig.update_xaxes(title_text="ℓ_uniform  (lower = more uniform)", range=axis_range(xs, 0.12))
     fig.update_yaxes(title_text="ℓ_align  (lower = better aligned)", range=axis_range(ys, 0.15, top=0.12))
