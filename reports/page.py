@@ -10,7 +10,8 @@
 
 Figures are drawn lazily. Each section's figure is stored as JSON in an inert ``<script
 type="application/json">`` block at the end of the page and drawn by ``Plotly.newPlot`` when its box (whose
-height is reserved, so nothing moves) comes within 400 px of the viewport; printing draws all of them first.
+height is reserved, so nothing moves) comes within 400 px of the viewport; printing asks for all of them (the
+``beforeprint`` event; best effort, as the drawing is asynchronous).
 plotly.js itself (the copy that ships with the plotly Python package) is embedded once, gzip-compressed
 and base64-encoded (4.8 MB → 2.0 MB), and unpacked with the browser's ``DecompressionStream`` after the
 text and tables have painted. Nothing is fetched from the network, so a page works offline and as a
