@@ -11,7 +11,8 @@ a page can be rebuilt, or several records merged, without re-encoding. Per check
   exact uniformity), the protocol of ``trajectory.jsonl``, so checkpoints and training paths share a plane;
 - ``random_pairs``: a histogram of the cosine of the anisotropy summary's random pairs (same seed, same
   pairs, so its mean is the summary's random-pair cosine);
-- ``umap``: 2-D UMAP coordinates of a seeded sentence subsample (the same sentences for every checkpoint).
+- ``umap``: 2-D UMAP coordinates of a seeded sentence subsample (the same sentences for every checkpoint),
+  fitted jointly (:func:`reports.umap_map.umap_maps`) so the panels compare.
 
 Embeddings come from the encoder's on-disk cache: every text list here is one the STS evaluation or the
 analyses already encode, so a report over evaluated checkpoints encodes nothing new.
@@ -28,10 +29,12 @@ which also reads version 1)::
      "models": [{"label", "model", "path", "pooler", "dim", "fingerprint", "baseline": str | null,
                  "checkpoint_metadata": {...}, "encoder": {...}, "sts_test", "sts_dev", "dev_align_uniform",
                  "align_uniform", "spectrum", "anisotropy" (its "layers" computed on ``layer_sentences`` sampled
-                 sentences; a layer whose summary is undefined is null), "layers_note": str | null,
+                 sentences; a layer whose summary is undefined is null; "isotropic_reference": the summaries of
+                 an isotropic Gaussian of the same shape, reports.reading), "layers_note": str | null,
                  "random_pairs": {"edges", "counts", "mean",
                  "n_pairs", "seed"}, "umap": {"x", "y"} | null, "summary": ModelSummary.to_dict()}],
-     "umap": {"colour", "sentences", "categories", "category_order"} | null,
+     "umap": {"colour" ("corpus" | "split"; "bin" in older records), "fit" ("aligned"; absent: independent
+              fits, older records), "sentences", "categories", "category_order"} | null,
      "trajectories": [{"label", "source", "model": index into models | null, "points": [{"step",
                        "alignment", "uniformity", "stsb_spearman", ...}]}]}
 """
@@ -338,21 +341,21 @@ class _UmapSentences:
 
 def _umap_sentences(settings: UMAPSettings, data: Any, data_dir: Any, variant: str,
                     edges: Sequence[float]) -> _UmapSentences:
-    """Seeded subsample: STS-B protocol sentences coloured by gold bin, or STS test sentences by task."""
+    """Seeded subsample: STS test sentences coloured by task (``corpus``), or STS-B protocol sentences by the
+    split they first appear in (``split``)."""
     from .umap_map import subsample
 
-    if settings.colour == "bin":
-        # a sentence's rating = mean gold score of the pairs it appears in
-        total = np.zeros(len(data.sentences))
-        count = np.zeros(len(data.sentences))
-        np.add.at(total, data.pairs[:, 0], data.scores)
-        np.add.at(total, data.pairs[:, 1], data.scores)
-        np.add.at(count, data.pairs[:, 0], 1)
-        np.add.at(count, data.pairs[:, 1], 1)
-        labels = bin_labels(edges)
-        bins = bin_of(total / np.maximum(count, 1), edges)
+    if settings.colour == "split":
+        from simcse_analysis.sts_data import load_sts
+
+        split_of: dict[str, str] = {}
+        for split in data.splits:
+            for sub in load_sts(data.task, data_dir, split=split, variant=variant):
+                for sentence in (*sub.sentences1, *sub.sentences2):
+                    split_of.setdefault(sentence, split)
         rows = subsample(len(data.sentences), settings.n_sentences, settings.seed)
-        return _UmapSentences([data.sentences[r] for r in rows], [labels[bins[r]] for r in rows], labels,
+        return _UmapSentences([data.sentences[r] for r in rows],
+                              [split_of.get(data.sentences[r], "?") for r in rows], list(data.splits),
                               [(list(data.sentences), rows)])
     from simcse_analysis.sts_data import TASKS, load_sts
     from simcse_analysis.sts_eval import unique_pairs
@@ -428,6 +431,7 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
                              "points": read_trajectory(f)})
     umap_plan = (_umap_sentences(settings.umap, data, root, a.variant, a.score_edges)
                  if settings.umap is not None else None)
+    umap_inputs: list[np.ndarray] = []
     files = sorted(dict.fromkeys([*data.files, *sts_files, *dev_files]))
     t0 = tick("inputs", t0)
 
@@ -464,14 +468,11 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         emb = source.embed(data.sentences)
         hist = random_pair_histogram(emb, a.cosine_pairs, a.seed, settings.random_pair_bins)
         t0 = tick("analyses", t0)
-        panel = None
-        if umap_plan is not None:
-            say(f"{spec.name}: UMAP of {len(umap_plan.sentences)} sentences")
-            from .umap_map import umap_panel
+        if umap_plan is not None:  # the maps are fitted jointly once every checkpoint is encoded
+            umap_inputs.append(np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources]))
+        from .reading import reference_for
 
-            x = np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources])
-            panel = umap_panel(x, settings.umap)
-            t0 = tick("umap", t0)
+        an["isotropic_reference"] = reference_for(an.get("summary") or {})
         describe = enc.describe()
         entries.append({
             "label": model_label(spec.name, enc.pooler), "model": spec.name, "path": describe.get("path"),
@@ -479,9 +480,17 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
             "baseline": baseline_of(meta, enc.pooler), "checkpoint_metadata": _small_metadata(meta),
             "encoder": describe, "sts_test": test.to_dict(), "sts_dev": dev.to_dict(),
             "dev_align_uniform": dev_au, "align_uniform": au.to_dict(), "spectrum": sp.to_dict(),
-            "anisotropy": an, "layers_note": layers_note, "random_pairs": hist, "umap": panel})
+            "anisotropy": an, "layers_note": layers_note, "random_pairs": hist, "umap": None})
         entries[-1]["summary"] = ModelSummary.of_entry(entries[-1]).to_dict()
         del enc, source, emb
+    if umap_plan is not None:
+        say(f"UMAP of {len(umap_plan.sentences)} sentences, {len(entries)} checkpoint(s), fitted jointly")
+        from .umap_map import panel, umap_maps
+
+        t0 = time.perf_counter()
+        for entry, coords in zip(entries, umap_maps(umap_inputs, settings.umap)):
+            entry["umap"] = panel(coords)
+        t0 = tick("umap", t0)
     _unique_labels(entries)
     record = {
         "schema": SCHEMA, "version": SCHEMA_VERSION, "title": title,
@@ -491,8 +500,8 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
                  "files": file_entries(files, root)},
         "models": entries,
         "umap": None if umap_plan is None else {
-            "colour": settings.umap.colour, "sentences": umap_plan.sentences, "categories": umap_plan.categories,
-            "category_order": umap_plan.order},
+            "colour": settings.umap.colour, "fit": "aligned", "sentences": umap_plan.sentences,
+            "categories": umap_plan.categories, "category_order": umap_plan.order},
         "trajectories": traj_records,
     }
     tick("record", t0)

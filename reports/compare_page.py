@@ -1,10 +1,15 @@
-"""The comparison page (``simcse-analyze compare … --out F.html``), rendered from ``ComparisonReport.to_dict()``.
+"""The comparison (``simcse-analyze compare``), as a page of its own (``compare --out F.html``) and as the
+report's Comparison section (``report --compare-from``), rendered from ``ComparisonReport.to_dict()``.
 
-Sections (:func:`comparison_section` returns them as HTML plus plotly figures, so a larger page can embed
-them): the verdict table (Δ, CI, Holm-adjusted p, verdict), STS Spearman per checkpoint with 95% error
-bars, the Δ forest plot, alignment–uniformity with 95% error bars, one CKA heatmap (layer × layer) per
-checkpoint against the baseline, the mutual kNN overlap, and a sortable, searchable table of the pairs
-whose predicted-similarity rank moved most. plotly.js is inlined once; all user text is HTML-escaped.
+Sections (:func:`comparison_sections`, in the one look of :mod:`reports.page`): the verdict table (Δ, CI,
+Holm-adjusted p, verdict), STS Spearman per checkpoint with error bars, the Δ forest plot, the align–uniform
+plane (ℓ_uniform on x, as everywhere) with CIs, one CKA heatmap (layer × layer) per checkpoint against the
+baseline, the mutual kNN overlap, and, collapsed, the pairs whose predicted-similarity rank moved most:
+the top :data:`MOVERS_PER_TASK` per task and checkpoint, each pair once, with its gold rank and whether
+the move brought it closer to the gold ranking (*fixed*) or further from it (*broken*).
+
+Every checkpoint keeps one name and one colour on a page (:class:`reports.figures.Checkpoints`): the
+comparison's ``path@pooler`` labels are shown under the page's names. All user text is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .html import _SORT_JS, _e
+from . import figures as F
+from .page import Section, provenance_cards, render_page, settings_table, swatch
+from .page import e as _e
+from .page import table as page_table
 
 SPACE_METRICS = ("alignment", "uniformity")
+#: Rows of the movers table per task and checkpoint.
+MOVERS_PER_TASK = 10
 
 
 def _n(x: Any, spec: str = ".2f") -> str:
@@ -54,131 +64,232 @@ def verdict_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    import plotly.graph_objects as go
+def comparison_checkpoints(doc: dict[str, Any], cps: F.Checkpoints | None = None) -> dict[str, int]:
+    """Each comparison label → its index among the page's checkpoints (registered in ``cps`` if new)."""
+    cps = cps if cps is not None else F.Checkpoints()
+    return {m["label"]: cps.index({**(m.get("model") or {}), "label": m["label"]}) for m in doc["models"]}
 
-    figs: list[tuple[str, str, Any]] = []
+
+def renamed(doc: dict[str, Any], cps: F.Checkpoints) -> dict[str, Any]:
+    """A copy of ``doc`` whose checkpoint labels are the page's names (verdict rows, pairs, models)."""
+    idx = comparison_checkpoints(doc, cps)
+
+    def name(label: str) -> str:
+        return cps.name(idx[label]) if label in idx else label
+
+    return {**doc, "models": [{**m, "label": name(m["label"])} for m in doc["models"]],
+            "rows": [{**r, "baseline": name(r["baseline"]), "other": name(r["other"])} for r in doc["rows"]],
+            "pairs": [{**p, "baseline": name(p["baseline"]), "other": name(p["other"])} for p in doc["pairs"]]}
+
+
+def _colours(doc: dict[str, Any], cps: F.Checkpoints) -> dict[str, str]:
+    """Page name → colour, for a :func:`renamed` document."""
+    return {cps.name(i): cps.colour(i) for i in range(len(cps.names))}
+
+
+def _figures(doc: dict[str, Any], cps: F.Checkpoints) -> list[tuple[str, str, Any, str]]:
+    """``(anchor, heading, figure, note)`` of a :func:`renamed` document, in the page's colours."""
+    figs: list[tuple[str, str, Any, str]] = []
+    colours = _colours(doc, cps)
     models = doc["models"]
     tasks = [k for k in models[0]["scores"] if k not in SPACE_METRICS] if models else []
-    sts = go.Figure()
-    for m in models:
-        s = m["scores"]
-        sts.add_trace(go.Bar(
-            x=tasks, y=[s[t]["value"] for t in tasks], name=_e(m["label"]),
-            error_y={"type": "data", "symmetric": False, "array": [s[t]["high"] - s[t]["value"] for t in tasks],
-                     "arrayminus": [s[t]["value"] - s[t]["low"] for t in tasks]}))
     level = 100 * (1 - float(doc["settings"].get("alpha", 0.05)))
-    sts.update_layout(barmode="group", title=f"STS Spearman ×100 with {level:g}% bootstrap CIs",
-                      yaxis_title="Spearman ×100")
-    figs.append(("sts", "STS with error bars", sts))
-
-    forest = go.Figure()
-    for other in dict.fromkeys(r["other"] for r in doc["rows"]):
-        rs = [r for r in doc["rows"] if r["other"] == other and r["metric"] not in SPACE_METRICS]
-        forest.add_trace(go.Scatter(
-            x=[r["delta"] for r in rs], y=[r["metric"] for r in rs], mode="markers", name=_e(other),
-            error_x={"type": "data", "symmetric": False, "array": [r["high"] - r["delta"] for r in rs],
-                     "arrayminus": [r["delta"] - r["low"] for r in rs]}))
-    forest.add_vline(x=0, line_dash="dot")
-    forest.update_layout(title="Δ Spearman ×100 against the baseline (paired bootstrap CIs)", xaxis_title="Δ")
-    figs.append(("forest", "Differences", forest))
-
-    if all("alignment" in m["scores"] for m in models):
-        au = go.Figure()
+    figs.append(("sts", "STS with error bars", F.sts_bars(
+        [{"label": m["label"], "colour": colours.get(m["label"]), "scores": m["scores"]} for m in models], tasks,
+        level=level), f"Spearman ×100 per task with {level:g}% bootstrap CIs over the pairs."))
+    rows = [{"label": r["other"], "colour": colours.get(r["other"]), **{k: r[k] for k in ("metric", "delta", "low",
+                                                                                          "high", "verdict")}}
+            for r in doc["rows"] if r["metric"] not in SPACE_METRICS]
+    if rows:
+        base = doc["rows"][0]["baseline"]
+        figs.append(("forest", "Differences", F.forest(rows, title=f"Δ Spearman ×100 against {base}"),
+                     f"Paired bootstrap {level:g}% CIs per row (not simultaneous); the dotted line is no difference."))
+    if models and all("alignment" in m["scores"] for m in models):
+        points = []
         for m in models:
             a, u = m["scores"]["alignment"], m["scores"]["uniformity"]
-            au.add_trace(go.Scatter(
-                x=[a["value"]], y=[u["value"]], mode="markers+text", name=_e(m["label"]), text=[_e(m["label"])],
-                textposition="top center", marker={"size": 12},
-                error_x={"type": "data", "symmetric": False, "array": [a["high"] - a["value"]],
-                         "arrayminus": [a["value"] - a["low"]]},
-                error_y={"type": "data", "symmetric": False, "array": [u["high"] - u["value"]],
-                         "arrayminus": [u["value"] - u["low"]]}))
-        au.update_layout(title=f"ℓ_align vs ℓ_uniform with {level:g}% CIs (lower is better for both)",
-                         xaxis_title="ℓ_align", yaxis_title="ℓ_uniform")
-        figs.append(("align-uniform", "Alignment and uniformity", au))
-
+            points.append({"label": m["label"], "colour": colours.get(m["label"]), "alignment": a["value"],
+                           "uniformity": u["value"], "stsb_dev": None, "baseline": None,
+                           "alignment_low": a.get("low"), "alignment_high": a.get("high"),
+                           "uniformity_low": u.get("low"), "uniformity_high": u.get("high")})
+        figs.append(("align-uniform", "Alignment and uniformity", F.align_uniform_plane(
+            points, title=f"ℓ_align vs ℓ_uniform with {level:g}% CIs"),
+            "Lower is better on both axes (ℓ_uniform on x, as in SimCSE Fig. 2); bars: per-checkpoint intervals."))
     for i, p in enumerate(doc["pairs"]):
-        if not p.get("cka"):
-            continue
-        z = p["cka"]
-        hm = go.Figure(go.Heatmap(z=z, x=list(range(len(z[0]))), y=list(range(len(z))), zmin=0, zmax=1,
-                                  colorscale="Viridis", text=[["n/a" if v is None else f"{v:.3f}" for v in row] for row in z],
-                                  texttemplate="%{text}", colorbar={"title": "CKA"}))
-        hm.update_layout(title=(f"Linear CKA: layers of {_e(p['baseline'])} (rows) vs {_e(p['other'])} (columns); "
-                                "n/a = a constant layer (e.g. [CLS] at layer 0)"),
-                         xaxis_title=f"layer of {_e(p['other'])} (0 = embeddings)",
-                         yaxis_title=f"layer of {_e(p['baseline'])}")
-        figs.append((f"cka-{i}", "CKA heatmap", hm))
+        if p.get("cka"):
+            figs.append((f"cka-{i}", f"CKA: {p['other']}", F.cka_heatmap(p["cka"], p["baseline"], p["other"]),
+                         ("Linear CKA between every layer of the baseline (rows) and of the other checkpoint "
+                          "(columns); n/a = a constant layer (e.g. [CLS] at layer 0).")))
     return figs
 
 
-def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, Any]]]:
-    """HTML of the verdict, kNN and movers tables, and the ``(anchor, heading, figure)`` list, for ``doc``."""
-    parts = ['<section id="verdicts"><h2>Verdicts</h2>',
-             _table(["other", "metric", "baseline", "other", "Δ", "CI", "p (Holm)", "verdict"], verdict_rows(doc),
-                    "verdict-table"),
-             "".join(f'<p class="note">{_e(n)}</p>' for n in doc.get("notes", [])), "</section>"]
-    knn = [p for p in doc["pairs"] if p.get("knn_jaccard") is not None]
-    if knn or any(p.get("cka_debiased_diagonal") for p in doc["pairs"]):
-        rows = [[_td(_e(p["other"])), _td(_n(p.get("knn_jaccard"), ".4f"), p.get("knn_jaccard")),
+def movers_rows(doc: dict[str, Any], per_task: int = MOVERS_PER_TASK) -> list[dict[str, Any]]:
+    """The movers of every pair, each (checkpoint, task, sentence pair) once, the ``per_task`` largest |move|
+    per task and checkpoint, each with ``fixed`` (its rank moved towards its gold rank) or ``broken``."""
+    out = []
+    for p in doc["pairs"]:
+        seen: set[tuple[str, str, str]] = set()
+        count: dict[str, int] = {}
+        for m in sorted(p.get("movers", []), key=lambda m: -abs(m.get("move") or 0)):
+            key = (m["task"], *sorted((m["sentence1"], m["sentence2"])))
+            if key in seen or count.get(m["task"], 0) >= per_task:
+                continue
+            seen.add(key)
+            count[m["task"]] = count.get(m["task"], 0) + 1
+            gold_rank = m.get("gold_rank")
+            effect = ""
+            if isinstance(gold_rank, (int, float)):
+                before, after = abs(m["rank_baseline"] - gold_rank), abs(m["rank_other"] - gold_rank)
+                effect = "fixed" if after < before else ("broken" if after > before else "")
+            out.append({"other": p["other"], **m, "effect": effect})
+    return out
+
+
+def movers_table(doc: dict[str, Any], colours: dict[str, str]) -> str:
+    """The collapsed movers table of a :func:`renamed` document (sortable, filterable, text wraps)."""
+    rows = []
+    moved = movers_rows(doc)
+    for m in moved:
+        rows.append("<tr>" + "".join([
+            f'<td class="name">{swatch(colours.get(m["other"], "#999"))}{_e(m["other"])}</td>',
+            _td(_e(m["task"]) + (f'<br><small class="ci">{_e(m["subset"])}</small>' if m.get("subset") else "")),
+            f'<td class="text">{_e(m["sentence1"])}</td>', f'<td class="text">{_e(m["sentence2"])}</td>',
+            _td(_n(m["gold"]), m["gold"]), _td(_n(m.get("gold_rank"), ".0f"), m.get("gold_rank")),
+            _td(_n(m["rank_baseline"], ".0f"), m["rank_baseline"]), _td(_n(m["rank_other"], ".0f"), m["rank_other"]),
+            _td(_n(m["move"], "+.0f"), m["move"]),
+            _td(f'{_n(m["cos_baseline"], ".3f")} → {_n(m["cos_other"], ".3f")}', m["cos_other"]),
+            f'<td class="{m["effect"]}">{_e(m["effect"] or "–")}</td>']) + "</tr>")
+    if not rows:
+        return ""
+    n_fixed, n_broken = (sum(m["effect"] == e for m in moved) for e in ("fixed", "broken"))
+    table = page_table(["checkpoint", "task", "sentence 1", "sentence 2", "gold", "gold rank", "rank (baseline)",
+                        "rank (other)", "move", "cos", "effect"], rows, table_id="movers-table", search=True,
+                       caption=("Rank 1 = the most similar pair of its task (by predicted cosine, or by gold score for "
+                                "the gold rank); move = rank under the other checkpoint − rank under the baseline. "
+                                "<i>fixed</i>: the pair moved towards its gold rank; <i>broken</i>: away from it."))
+    return (f'<details class="fold"><summary>The pairs that moved most: top {MOVERS_PER_TASK} per task and checkpoint '
+            f"({len(rows)} pairs: {n_fixed} fixed, {n_broken} broken)</summary>{table}</details>")
+
+
+def difference_items(doc: dict[str, Any], cps: F.Checkpoints) -> str:
+    """The summary's list of significant differences (Holm-adjusted p below the comparison's alpha)."""
+    d = renamed(doc, cps)
+    colours = _colours(d, cps)
+    alpha = float(doc.get("settings", {}).get("alpha", 0.05))
+    rows = d["rows"]
+    sig = [r for r in rows if isinstance(r.get("p_holm"), (int, float)) and r["p_holm"] < alpha]
+    items = []
+    for r in sig[:8]:
+        spec = ".4f" if r["metric"] in SPACE_METRICS else ".2f"
+        items.append(f"<li>{swatch(colours.get(r['other'], '#999'))}<b>{_e(r['other'])}</b> vs {_e(r['baseline'])}, "
+                     f"{_e(r['metric'])}: Δ {_n(r['delta'], '+' + spec)} [{_n(r['low'], spec)}, {_n(r['high'], spec)}], "
+                     f"p (Holm) {_n(r['p_holm'], '.2g')}: <b>{_e(r['verdict'])}</b></li>")
+    more = f"<li>… and {len(sig) - 8} more in the verdict table</li>" if len(sig) > 8 else ""
+    head = (f"<p>{len(sig)} of {len(rows)} paired differences are significant at Holm-adjusted p &lt; {alpha:g}"
+            + (":" if sig else ".") + "</p>")
+    return head + (f"<ul>{''.join(items)}{more}</ul>" if sig else "")
+
+
+def comparison_sections(doc: dict[str, Any], cps: F.Checkpoints | None = None, *, prefix: str = "") -> list[Section]:
+    """The comparison's sections: verdicts (the report's ``comparison`` anchor with ``prefix``, else
+    ``verdicts``), figures, representational similarity, the collapsed movers; anchors after the first are
+    prefixed with ``prefix``."""
+    cps = cps if cps is not None else F.Checkpoints()
+    d = renamed(doc, cps)
+    colours = _colours(d, cps)
+    base = d["rows"][0]["baseline"] if d["rows"] else (d["models"][0]["label"] if d["models"] else "-")
+    verdicts = ('<div id="verdicts">' + _table(["other", "metric", "baseline", "other", "Δ", "CI", "p (Holm)",
+                                                "verdict"], verdict_rows(d), "verdict-table")
+                + "".join(f'<p class="note">{_e(n)}</p>' for n in d.get("notes", [])) + "</div>")
+    first = (Section("comparison", f"Comparison with the baseline {base}", verdicts, nav="Comparison",
+                     note=("Paired tests of every checkpoint against the baseline (simcse-analyze compare): bootstrap "
+                           "CIs over the pairs, permutation p-values, Holm-adjusted."))
+             if prefix else Section("verdicts", f"Verdicts: every checkpoint against {base}", verdicts, nav="Verdicts"))
+    out = [first]
+    for i, (a, h, f, note) in enumerate(_figures(d, cps)):
+        out.append(Section(prefix + a, h, figure=f, note=note, nav=None if (prefix or i) else "Figures"))
+    knn = [p for p in d["pairs"] if p.get("knn_jaccard") is not None]
+    if knn or any(p.get("cka_debiased_diagonal") for p in d["pairs"]):
+        rows = [[f'<td class="name">{swatch(colours.get(p["other"], "#999"))}{_e(p["other"])}</td>',
+                 _td(_n(p.get("knn_jaccard"), ".4f"), p.get("knn_jaccard")),
                  _td(", ".join(_n(v, ".3f") for v in (p.get("cka_debiased_diagonal") or [])))]
-                for p in doc["pairs"]]
-        parts += ['<section id="similarity"><h2>Representational similarity to the baseline</h2>',
-                  _table(["other", f"mutual kNN Jaccard@{_e(doc['settings'].get('k'))}",
-                          "debiased CKA per layer (0 = embeddings)"], rows, "similarity-table"), "</section>"]
-    movers = [(p["other"], m) for p in doc["pairs"] for m in p.get("movers", [])]
+                for p in d["pairs"]]
+        out.append(Section(prefix + "similarity", "Representational similarity to the baseline",
+                           _table(["other", f"mutual kNN Jaccard@{_e(d['settings'].get('k'))}",
+                                   "debiased CKA per layer (0 = embeddings)"], rows, "similarity-table"),
+                           nav=None if prefix else "Similarity"))
+    movers = movers_table(d, colours)
     if movers:
-        rows = [[_td(_e(o)), _td(_e(m["task"])), _td(_e(m.get("subset", ""))), _td(_e(m["sentence1"])),
-                 _td(_e(m["sentence2"])), _td(_n(m["gold"]), m["gold"]),
-                 _td(_n(m["rank_baseline"], ".0f"), m["rank_baseline"]), _td(_n(m["rank_other"], ".0f"), m["rank_other"]),
-                 _td(_n(m["move"], "+.0f"), m["move"]), _td(_n(m["cos_baseline"], ".3f"), m["cos_baseline"]),
-                 _td(_n(m["cos_other"], ".3f"), m["cos_other"])] for o, m in movers]
-        parts += [('<section id="movers"><h2>The pairs that moved</h2><p class="note">Rank 1 = most similar pair '
-                   "of its task by predicted cosine; move = rank under the other checkpoint − rank under the "
-                   "baseline. Click a header to sort; type to filter.</p>"),
-                  _table(["other", "task", "subset", "sentence 1", "sentence 2", "gold", "rank (baseline)",
-                          "rank (other)", "move", "cos (baseline)", "cos (other)"], rows, "movers-table", search=True),
-                  "</section>"]
-    return "\n".join(parts), _figures(doc)
+        out.append(Section(prefix + "movers", "The pairs that moved", movers, nav=None if prefix else "Movers"))
+    return out
 
 
 def comparison_report_parts(doc: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, Any, str]]]:
-    """The comparison as a section of the main report (``report --compare-from``): ``extra_blocks`` (the
-    verdict, similarity and movers tables) and ``extra_sections`` (the figures, anchors prefixed ``cmp-``)
-    of :func:`reports.html.render_report`."""
-    tables, figs = comparison_section(doc)
-    base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
-    intro = (f'<section id="comparison"><h2>Comparison with the baseline {_e(base)}</h2><p class="note">Paired '
-             "tests of every checkpoint against the baseline (simcse-analyze compare): bootstrap CIs over the "
-             "pairs, permutation p-values, Holm-adjusted.</p></section>")
-    return ([("comparison", "Comparison", intro + tables)],
-            [(f"cmp-{a}", f"Comparison: {h}", f, "") for a, h, f in figs])
+    """The comparison as ``extra_blocks`` / ``extra_sections`` of :func:`reports.html.render_report` (kept for
+    callers of the earlier interface; a record that carries the document as ``record["comparison"]`` gets
+    the same sections, in the page's names and colours, and these are then left out)."""
+    sections = comparison_sections(doc, prefix="cmp-")
+    blocks = [(s.anchor, s.nav or s.heading, f"<h2>{_e(s.heading)}</h2>{s.html}") for s in sections if s.figure is None]
+    figs = [(s.anchor, f"Comparison: {s.heading}", s.figure, s.note) for s in sections if s.figure is not None]
+    return blocks, figs
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px}
-th{cursor:pointer;background:#f6f6f6}td[data-v]{text-align:right}.better{color:#1a7f37;font-weight:600}
-.worse{color:#b42318;font-weight:600}.note{color:#555}.table-wrap{overflow-x:auto}
-input.filter{padding:4px 8px;width:24em}"""
+def _summary(doc: dict[str, Any], cps: F.Checkpoints) -> str:
+    d = renamed(doc, cps)
+    colours = _colours(d, cps)
+    ranked = sorted(d["models"], key=lambda m: -((m["scores"].get("avg") or {}).get("value") or -1e9))
+    level = 100 * (1 - float(doc.get("settings", {}).get("alpha", 0.05)))
+
+    def avg(m: dict[str, Any]) -> str:
+        a = m["scores"].get("avg") or {}
+        return (f"<b>{_n(a.get('value'))}</b> <small class=\"ci\">[{_n(a.get('low'))}, {_n(a.get('high'))}] "
+                f"{level:g}% CI</small>")
+
+    sts = "".join(f"<li>{swatch(colours.get(m['label'], '#999'))}{'<b>' if i == 0 else ''}{_e(m['label'])}"
+                  f"{'</b>' if i == 0 else ''}: STS avg {avg(m)}</li>" for i, m in enumerate(ranked))
+    geometry = "".join(
+        f"<li>{swatch(colours.get(m['label'], '#999'))}<b>{_e(m['label'])}</b>: "
+        f"ℓ_align {_n(m['scores']['alignment'].get('value'), '.3f')} [{_n(m['scores']['alignment'].get('low'), '.3f')}, "
+        f"{_n(m['scores']['alignment'].get('high'), '.3f')}], ℓ_uniform {_n(m['scores']['uniformity'].get('value'), '.3f')} "
+        f"[{_n(m['scores']['uniformity'].get('low'), '.3f')}, {_n(m['scores']['uniformity'].get('high'), '.3f')}]</li>"
+        for m in d["models"] if "alignment" in m["scores"] and "uniformity" in m["scores"])
+    return ('<div class="grid"><div class="card"><h3>STS: Spearman ×100, mean over the tasks</h3>'
+            f"<ul>{sts}</ul></div><div class=\"card\"><h3>Significant differences</h3>{difference_items(doc, cps)}</div>"
+            + (f'<div class="card" style="grid-column:1/-1"><h3>Geometry (lower is better)</h3><ul>{geometry}</ul></div>'
+               if geometry else "") + "</div>")
 
 
+def document_provenance(doc: dict[str, Any], models: list[dict[str, Any]], what: str) -> str:
+    """Provenance of a page drawn from a ``compare`` / ``tokens`` document: the checkpoints it names (model,
+    pooler, fingerprint, path), its settings, and how this page was built (date, command, packages, machine)."""
+    from .collect import provenance_entry
 
-def render_compare_page(doc: dict[str, Any]) -> str:
+    rows = []
+    for m in models:
+        fp = m.get("fingerprint") or ""
+        rows.append(f'<tr><td class="name">{swatch(m.get("colour", "#999"))}{_e(m.get("name", ""))}</td>'
+                    f"<td>{_e(m.get('pooler') or '–')}</td>"
+                    f'<td class="mono" title="{_e(fp)}">{_e(fp[:16]) if fp else "–"}</td>'
+                    f'<td class="mono text">{_e(m.get("path") or m.get("model") or "")}</td></tr>')
+    checkpoints = ('<div class="table-wrap"><table class="plain"><thead><tr><th>checkpoint</th><th>pooler</th>'
+                   f"<th>fingerprint (SHA-256)</th><th>path</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    built = doc.get("provenance") or [provenance_entry()]
+    return (checkpoints + f'<div class="grid">{provenance_cards(built)}<div class="card"><h3>{_e(what)} settings</h3>'
+            + settings_table(doc.get("settings") or {}) + "</div></div>")
+
+
+def render_compare_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> str:
     """The full self-contained page for a ``ComparisonReport.to_dict()`` document."""
-    import plotly.io as pio
-
-    tables, figs = comparison_section(doc)
-    divs = [f'<section id="{a}"><h2>{_e(h)}</h2>'
-            + pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{a}") + "</section>"
-            for i, (a, h, f) in enumerate(figs)]
+    cps = F.Checkpoints()
+    sections = comparison_sections(doc, cps)
     base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
-    settings = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in doc.get("settings", {}).items())
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Checkpoint comparison</title>"
-            f"<style>{_CSS}</style></head><body>\n<h1>Checkpoint comparison</h1>\n"
-            f"<p>baseline: <b>{_e(base)}</b>; {len(doc['models']) - 1} checkpoint(s) compared against it.</p>\n"
-            + tables + "\n" + "\n".join(divs)
-            + f"\n<h2>Settings</h2><table>{settings}</table>\n<script>{_SORT_JS}</script>\n</body></html>\n")
+    idx = comparison_checkpoints(doc, cps)
+    models = [{**(m.get("model") or {}), "name": cps.name(idx[m["label"]]), "colour": cps.colour(idx[m["label"]])}
+              for m in doc["models"]]
+    subtitle = (f"baseline {cps.name(idx[base]) if base in idx else base}; {len(doc['models']) - 1} checkpoint(s) "
+                "compared against it")
+    return render_page("Checkpoint comparison", subtitle, summary=_summary(doc, cps), sections=sections,
+                       provenance=document_provenance(doc, models, "Comparison"), plotlyjs=plotlyjs)
 
 
 def write_compare_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -1,17 +1,21 @@
-"""One self-contained, offline HTML page comparing checkpoints, rendered from a report record.
+"""The report page (``simcse-analyze report``): one self-contained, offline HTML page comparing checkpoints,
+rendered from a report record (:mod:`reports.collect`) by the one page renderer (:mod:`reports.page`).
 
-The page (see :mod:`reports.collect` for the record) holds:
+In page order:
 
-- a header saying what produced it: checkpoints with fingerprints, poolers, dimensions and baseline
-  marks; data files with checksums; the command line; package versions; the date;
-- sortable tables (a few lines of inline JavaScript): the STS table (7 tasks + avg, STS-B dev) and the
-  isotropy scalars;
-- the figures of :mod:`reports.figures`.
+- the **summary**: the best STS average with its 95% CI, the significant differences (from the
+  comparison document when the record carries one), and the geometry of every checkpoint in one
+  sentence (alignment/uniformity and the anisotropy reading of :mod:`reports.reading`);
+- the STS table and the geometry tables (sortable), with the anisotropy reference values (an isotropic
+  Gaussian of the same shape, the checkpoint's own layer 0) and one reading per checkpoint;
+- the figures of :mod:`reports.figures`, one colour and one name per checkpoint on every figure;
+- the comparison section (``record["comparison"]``, :mod:`reports.compare_page`) and the token section
+  (``record["tokens"]``, :mod:`reports.token_page`) when the record carries them;
+- the provenance, collapsed: checkpoints with fingerprints, data files with checksums, command line,
+  package versions, machine, date.
 
-Offline and safe: plotly.js is inlined once (no CDN, no request leaves the page); every piece of text
-is HTML-escaped (sentences and model names in figures too, see :func:`reports.figures.esc`); the figure
-JSON plotly embeds escapes ``<``, ``>`` and ``/`` as ``\\u003c`` … so a ``</script>`` inside a sentence
-cannot end the script block (:func:`render_report` checks this).
+Every piece of text is HTML-escaped (sentences and model names in figures too, see
+:func:`reports.figures.esc`); :func:`reports.page.render_page` checks that no text opened a script block.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,14 +32,15 @@ from simcse_analysis.io_utils import write_output_text
 from simcse_analysis.metrics.anisotropy import PARTITION_ISOTROPY_CONVENTION
 
 from . import figures as F
-from .collect import display_label
+from . import reading as R
+from .page import PLOT_CONFIG, Section, check_scripts, data_files_table, provenance_cards, render_page, swatch
 
 STS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("STS12", "STS12"), ("STS13", "STS13"), ("STS14", "STS14"), ("STS15", "STS15"), ("STS16", "STS16"),
     ("STSBenchmark", "STS-B"), ("SICKRelatedness", "SICK-R"), ("avg", "Avg."))
 
-#: Plotly config of every figure: no logo link, PNG export at 2x, resize with the page.
-PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
+__all__ = ["PLOT_CONFIG", "build_figures", "data_files_table", "isotropy_table", "provenance_cards", "render_report",
+           "sts_table", "write_report"]
 
 
 def _e(x: Any) -> str:
@@ -61,8 +65,7 @@ def _with_ci(cell: str, ci: dict[str, Any] | None) -> str:
     return cell[:-len("</td>")] + f'<br><small class="ci">[{_num(ci["low"], ".1f")}, {_num(ci["high"], ".1f")}]</small></td>'
 
 
-def _swatch(colour: str) -> str:
-    return f'<span class="swatch" style="background:{_e(colour)}"></span>'
+_swatch = swatch
 
 
 def _best(values: Sequence[Any], higher: bool) -> Any:
@@ -166,9 +169,10 @@ def _resolved(spectrum: dict[str, Any]) -> list[float]:
 
 
 def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
-    """``[(anchor, heading, figure, note)]`` for the record, in page order (empty sections left out)."""
+    """``[(anchor, heading, figure, note)]`` for the record, in page order (empty sections left out). Each
+    checkpoint is named by its ``label`` and drawn in :func:`reports.figures.colour` of its index."""
     models = record["models"]
-    labels = [display_label(m) for m in models]
+    labels = [m["label"] for m in models]
     out: list[tuple[str, str, Any, str]] = []
     points = [{"label": labels[k], "alignment": m["align_uniform"]["alignment"],
                "uniformity": m["align_uniform"]["uniformity"], "stsb_dev": m["sts_dev"]["scores"].get("STSBenchmark"),
@@ -178,14 +182,15 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
               for k, m in enumerate(models)]
     out.append(("align-uniform", "Alignment and uniformity (SimCSE Fig. 2)",
                 F.align_uniform_plane(points, title="ℓ_align vs ℓ_uniform, coloured by STS-B dev Spearman"),
-                ("Lower is better on both axes. Diamonds mark baselines; marker fill is STS-B dev Spearman ×100. "
-                f"Protocol: {record['data'].get('protocol', '')}")))
+                ("Lower is better on both axes; bars: 95% intervals where estimated. Diamonds mark baselines; "
+                 f"marker fill is STS-B dev Spearman ×100. Protocol: {record['data'].get('protocol', '')}")))
     trajs = record.get("trajectories") or []
     if trajs:
         dev_points = [{**p, "alignment": m["dev_align_uniform"]["alignment"],
-                       "uniformity": m["dev_align_uniform"]["uniformity"]} for p, m in zip(points, models)]
+                       "uniformity": m["dev_align_uniform"]["uniformity"], "alignment_stderr": None,
+                       "uniformity_stderr": None} for p, m in zip(points, models)]
         paths = [{"label": t["label"] if t.get("model") is None else labels[t["model"]],
-                  "colour": F.colour(t["model"]) if t.get("model") is not None else F.PALETTE[-1 - (i % 3)],
+                  "colour": F.colour(t["model"] if t.get("model") is not None else len(models) + i),
                   "points": t["points"]} for i, t in enumerate(trajs)]
         protocol = models[0]["dev_align_uniform"].get("protocol", "STS-B dev") if models else "STS-B dev"
         out.append(("trajectories", "Training trajectories",
@@ -202,8 +207,8 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
                  "means the embeddings occupy fewer directions. Values below the method's resolution "
                  "(beyond the numerical rank) are not drawn.")))
     out.append(("cosine-bins", "Cosine similarity by gold rating (SimCSE Fig. G.1)",
-                F.cosine_density_panels([{"label": labels[k], "bins": m["anisotropy"]["score_bins"]}
-                                         for k, m in enumerate(models)]),
+                F.cosine_density_panels([{"label": labels[k], "colour": F.colour(k),
+                                          "bins": m["anisotropy"]["score_bins"]} for k, m in enumerate(models)]),
                 ("Density of the cosine similarity of STS-B pairs, grouped by their gold rating. A good space "
                 "separates the groups and uses the whole range of cosine values.")))
     out.append(("random-pairs", "Cosine of random sentence pairs",
@@ -229,243 +234,266 @@ def build_figures(record: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
         sampled = sorted({m["anisotropy"].get("layer_sentences") for _, m in layered} - {None})
         seed = (record.get("settings") or {}).get("analysis", {}).get("seed", "?")
         notes = [f"{labels[k]}: {m['layers_note']}" for k, m in enumerate(models) if m.get("layers_note")]
-        out.append(("layers", "Anisotropy across layers", F.layer_anisotropy(lines),
+        refs = _layer_references(models, [k for k, _ in layered])
+        out.append(("layers", "Anisotropy across layers", F.layer_anisotropy(lines, references=refs),
                     "Every hidden layer pooled like the checkpoint (token mean, or the [CLS] vector for CLS "
                     "poolers); layer 0 is the embedding layer"
                     + (f"; summaries on {', '.join(f'{n:,}' for n in sampled)} sampled sentences (seed {seed})"
-                       if sampled else "") + ". " + " ".join(notes)))
+                       if sampled else "") + "; grey: an isotropic Gaussian of the same shape. " + " ".join(notes)))
     um = record.get("umap")
     panels = [(k, m) for k, m in enumerate(models) if m.get("umap")]
     if um and panels:
-        colour_title = "gold rating" if um.get("colour") == "bin" else "corpus"
+        colour_title = {"bin": "gold rating", "corpus": "STS task", "split": "STS-B split"}.get(um.get("colour"),
+                                                                                            "category")
         settings = (record.get("settings") or {}).get("umap") or {}
+        aligned = um.get("fit") == "aligned"
+        fit = ("fitted jointly: each checkpoint's map starts from the first one's layout and is rotated onto it "
+               "(orthogonal Procrustes over the shared sentences), so a sentence sits in comparable places "
+               "across panels when the spaces agree" if aligned else
+               "one independent UMAP fit per checkpoint, so positions do not correspond across panels")
+        caution = (" Colour: the mean gold rating of the pairs a sentence appears in (a property of its pairs, "
+                   "not of the sentence; rebuild the record to colour by task)." if um.get("colour") == "bin" else "")
         out.append(("umap", "UMAP maps of the sentences",
-                    F.umap_panels([{"label": labels[k], **m["umap"]} for k, m in panels], um["sentences"],
-                                  um["categories"], um["category_order"], colour_title=colour_title),
-                    (f"{len(um['sentences']):,} sentences (seeded sample, seed {settings.get('seed', '?')}); one "
-                    f"independent UMAP fit per checkpoint (cosine, {settings.get('n_neighbors', '?')} neighbours), so "
-                    "positions do not correspond across panels. Hover a point to read its sentence.")))
+                    F.umap_panels([{"label": labels[k], "colour": F.colour(k), **m["umap"]} for k, m in panels],
+                                  um["sentences"], um["categories"], um["category_order"], colour_title=colour_title,
+                                  aligned=aligned),
+                    (f"{len(um['sentences']):,} sentences (seeded sample, seed {settings.get('seed', '?')}), coloured "
+                     f"by {colour_title}; {fit} (cosine, {settings.get('n_neighbors', '?')} neighbours). Hover a "
+                     "point to read its sentence." + caution)))
     return out
 
 
-# ----------------------------------------------------------------------------------------- page
-_CSS = """
-:root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--accent:#0969da}
-*{box-sizing:border-box}
-body{font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);margin:0;background:#fff}
-header{background:linear-gradient(135deg,#0b3d91,#1565c0);color:#fff;padding:22px 32px 18px}
-header h1{margin:0 0 4px;font-size:24px;font-weight:600}
-header p{margin:0;opacity:.9}
-nav{position:sticky;top:0;z-index:10;background:#fff;border-bottom:1px solid var(--line);padding:8px 32px;
-  display:flex;gap:16px;flex-wrap:wrap;font-size:13px}
-nav a{color:var(--accent);text-decoration:none}nav a:hover{text-decoration:underline}
-main{max-width:1280px;margin:0 auto;padding:8px 32px 48px}
-section{margin:28px 0}
-h2{font-size:19px;font-weight:600;margin:0 0 8px;padding-bottom:4px;border-bottom:1px solid var(--line)}
-.note{color:var(--muted);margin:4px 0 8px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:8px 24px}
-.card{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:10px 14px}
-.card h3{font-size:13px;margin:0 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
-pre.cmd{white-space:pre-wrap;word-break:break-all;margin:0}
-.table-wrap{overflow-x:auto}
-table{border-collapse:collapse;margin:6px 0 4px;font-variant-numeric:tabular-nums;width:100%}
-caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:12px;padding-top:4px}
-th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th{background:var(--bg);font-weight:600;white-space:normal;vertical-align:bottom}
-th:first-child,td:first-child,table.plain td,table.plain th{text-align:left}
-table.sortable th{cursor:pointer;user-select:none}
-table.sortable th:hover{background:#eaeef2}
-table.sortable th[aria-sort=ascending]::after{content:" ▲";font-size:10px}
-table.sortable th[aria-sort=descending]::after{content:" ▼";font-size:10px}
-tbody tr:hover{background:#f3f6fa}
-td.best{font-weight:700}
-#sts-table th{white-space:nowrap}
-td.name{white-space:normal;min-width:220px}
-.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:7px;vertical-align:baseline}
-.badge{display:inline-block;font-size:11px;background:#fff8c5;border:1px solid #d4a72c;border-radius:10px;
-  padding:0 7px;margin-left:6px;color:#633c01}
-details summary{cursor:pointer;color:var(--accent)}
-.figure{border:1px solid var(--line);border-radius:6px;padding:6px;margin-top:6px}
-footer{color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding:12px 32px}
-"""
-
-_SORT_JS = """
-(function(){
-  function key(cell){
-    var v = cell.getAttribute("data-v");
-    if (v === null) return [0, (cell.getAttribute("data-v-text") || cell.textContent).trim().toLowerCase()];
-    if (v === "") return [1, 0];
-    return [0, parseFloat(v)];
-  }
-  function sortBy(table, th, col){
-    var asc = th.getAttribute("aria-sort") !== "ascending";
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(h){ h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function(a, b){
-      var x = key(a.cells[col]), y = key(b.cells[col]);
-      if (x[0] !== y[0]) return x[0] - y[0];
-      var c = (typeof x[1] === "number") ? x[1] - y[1] : (x[1] < y[1] ? -1 : (x[1] > y[1] ? 1 : 0));
-      return asc ? c : -c;
-    });
-    rows.forEach(function(r){ body.appendChild(r); });
-  }
-  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function(table){
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
-      th.tabIndex = 0;
-      th.addEventListener("click", function(){ sortBy(table, th, col); });
-      th.addEventListener("keydown", function(e){
-        if (e.key === "Enter" || e.key === " "){ e.preventDefault(); sortBy(table, th, col); }
-      });
-    });
-  });
-  Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function(box){
-    box.addEventListener("input", function(){
-      var q = box.value.toLowerCase(), table = document.getElementById(box.getAttribute("data-table"));
-      Array.prototype.forEach.call(table.tBodies[0].rows, function(r){
-        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none"; });
-    });
-  });
-})();
-"""
+def _layer_references(models: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[dict[str, Any]]:
+    """Gaussian references of the per-layer summaries' shapes (one per distinct shape)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for k in ks:
+        layer = next((s for s in models[k]["anisotropy"]["layers"] if s), None)
+        ref = R.reference_for(layer) if layer else None
+        if ref is not None:
+            key = (ref["n"], ref["dim"])
+            out.setdefault(key, {"label": f"isotropic Gaussian, n = {ref['n']:,}, d = {ref['dim']}", **ref})
+    return list(out.values())
 
 
-def provenance_cards(provenance: Sequence[dict[str, Any]]) -> str:
-    """One card per provenance entry (``reports.collect.provenance_entry``): date, command line, data
-    directory, machine, package versions."""
-    cards = []
-    for p in provenance:
-        pk = ", ".join(f"{_e(n)} {_e(v)}" for n, v in (p.get("packages") or {}).items())
-        m = p.get("machine") or {}
-        machine = ", ".join(_e(x) for x in (m.get("platform"), m.get("cpu"),
-                                            f"{m['cores']} cores" if m.get("cores") else None,
-                                            f"accelerator: {m['accelerator']}" if m.get("accelerator") else None)
-                            if x)
-        cards.append(f'<div class="card"><h3>Built {_e(p.get("created", "?"))}</h3>'
-                     f'<pre class="cmd mono">{_e(p.get("command", ""))}</pre>'
-                     + (f'<p class="note">data: <span class="mono">{_e(p["data_dir"])}</span></p>'
-                        if p.get("data_dir") else "")
-                     + (f'<p class="note">machine: {machine}</p>' if machine else "")
-                     + f'<p class="note">{pk}</p></div>')
-    return "".join(cards)
+# ----------------------------------------------------------------------------------------- geometry
+def model_reference(m: dict[str, Any]) -> dict[str, Any] | None:
+    """The isotropic Gaussian reference of checkpoint ``m``'s anisotropy summary (stored by
+    :func:`reports.collect.collect_report`; computed here for records that lack it)."""
+    an = m.get("anisotropy") or {}
+    return an.get("isotropic_reference") or R.reference_for(an.get("summary") or {})
 
 
-def data_files_table(files: Sequence[dict[str, Any]]) -> str:
-    """Path, size in bytes (and rows, for training files that record them) and SHA-256 of each file (the
-    full hash on hover)."""
-    with_rows = any(f.get("rows") is not None for f in files)
-
-    def count(x: Any) -> str:
-        return "–" if x is None else format(x, ",")
-
-    rows = "".join(
-        f'<tr><td class="mono">{_e(f["path"])}</td><td>{count(f.get("bytes"))}</td>'
-        + (f'<td>{count(f.get("rows"))}</td>' if with_rows else "")
-        + f'<td class="mono" title="{_e(f.get("sha256", ""))}">{_e(f.get("sha256", "")[:16])}</td></tr>'
-        for f in files)
-    return ('<table class="plain"><thead><tr><th>file</th><th>bytes</th>' + ("<th>rows</th>" if with_rows else "")
-            + f"<th>SHA-256</th></tr></thead><tbody>{rows}</tbody></table>")
+def _layer0(m: dict[str, Any]) -> dict[str, Any] | None:
+    layers = (m.get("anisotropy") or {}).get("layers") or []
+    return layers[0] if layers and layers[0] else None
 
 
-def _header(record: dict[str, Any]) -> str:
-    models = record["models"]
+def model_reading(m: dict[str, Any]) -> str:
+    """The one-line anisotropy reading of checkpoint ``m`` (:func:`reports.reading.anisotropy_reading`)."""
+    summary = (m.get("anisotropy") or {}).get("summary") or {}
+    eff = ((m.get("spectrum") or {}).get("centered") or {}).get("effective_rank")
+    return R.anisotropy_reading(summary, model_reference(m), _layer0(m), eff)
+
+
+def reference_table(record: dict[str, Any]) -> str:
+    """Each checkpoint's anisotropy numbers beside its layer 0 and the Gaussian of its shape, and its reading."""
     rows = []
-    for k, m in enumerate(models):
+    seen: set[tuple[int, int]] = set()
+    cols = ("random_pair_cosine", "mean_cosine_all_pairs", "isoscore", "first_pc_variance_share",
+            "effective_rank", "log_partition_isotropy")
+    specs = (".4f", ".4f", ".3f", ".4f", ".1f", ".1f")
+
+    def cells(values: dict[str, Any]) -> str:
+        return "".join(_cell(values.get(c), spec) for c, spec in zip(cols, specs))
+
+    for k, m in enumerate(record["models"]):
+        s = dict((m.get("anisotropy") or {}).get("summary") or {})
+        s["effective_rank"] = ((m.get("spectrum") or {}).get("centered") or {}).get("effective_rank")
+        rows.append(f'<tr>{_model_cell(m, k)}<td class="text">final embeddings, n = {_num(s.get("n_points"), ",")}'
+                    f"</td>{cells(s)}</tr>")
+        l0 = _layer0(m)
+        if l0:
+            rows.append(f'<tr class="reference"><td class="name">{_swatch(F.colour(k))}{_e(m["label"])}</td>'
+                        f'<td class="text">layer 0 (embedding layer), n = {_num(l0.get("n_points"), ",")}</td>'
+                        f"{cells(l0)}</tr>")
+        ref = model_reference(m)
+        if ref and (ref["n"], ref["dim"]) not in seen:
+            seen.add((ref["n"], ref["dim"]))
+            rows.append(f'<tr class="reference"><td class="name">{_e(R.REFERENCE_LABEL)}</td>'
+                        f'<td class="text">n = {ref["n"]:,}, d = {ref["dim"]}, seed {ref["seed"]}</td>{cells(ref)}</tr>')
+    headers = [("Model", "checkpoint [pooler]"), ("embeddings", "which vectors"),
+               ("rand. cos", "mean cosine of random pairs: a common direction"),
+               ("all-pairs cos", "mean cosine over all pairs"), ("IsoScore", "1 = isotropic spread"),
+               ("PC1 share", "variance share of the first principal component"),
+               ("eff. rank", "effective rank of the centred matrix (final embeddings and the reference only)"),
+               ("log I(W)", "log partition isotropy; 0 = isotropic")]
+    readings = "".join(f"<li>{_swatch(F.colour(k))}<b>{_e(m['label'])}</b>: {_e(model_reading(m))}</li>"
+                       for k, m in enumerate(record["models"]))
+    return (f'<ul class="readings">{readings}</ul>'
+            + _sortable(headers, rows, _e(R.READING_NOTE), "reference-table"))
+
+
+# ----------------------------------------------------------------------------------------- page
+def provenance_html(record: dict[str, Any]) -> str:
+    """The provenance block: checkpoints (pooler, dimension, fingerprint, path, metadata), how the page was
+    built (command line, packages, machine, date), and the data files with checksums."""
+    rows = []
+    for k, m in enumerate(record["models"]):
         fp = m.get("fingerprint") or ""
         meta = m.get("checkpoint_metadata") or {}
         extra = ", ".join(f"{_e(a)}: {_e(b)}" for a, b in meta.items() if a not in ("pooler",))
         rows.append(
-            f"<tr><td>{_swatch(F.colour(k))}{_e(m['label'])}"
+            f'<tr><td class="name">{_swatch(F.colour(k))}{_e(m["label"])}'
             + (f' <span class="badge">baseline: {_e(m["baseline"])}</span>' if m.get("baseline") else "")
             + f"</td><td>{_e(m.get('pooler') or '–')}</td><td>{_e(m.get('dim') or '–')}</td>"
             f'<td class="mono" title="{_e(fp)}">{_e(fp[:16]) if fp else "–"}</td>'
-            f'<td class="mono">{_e(m.get("path") or m.get("model"))}</td><td>{extra}</td></tr>')
+            f'<td class="mono text">{_e(m.get("path") or m.get("model"))}</td><td class="text">{extra}</td></tr>')
     checkpoints = ("<table class=\"plain\"><thead><tr><th>checkpoint</th><th>pooler</th><th>dim</th>"
                    "<th>fingerprint (SHA-256)</th><th>path</th><th>metadata</th></tr></thead>"
                    f"<tbody>{''.join(rows)}</tbody></table>")
     files = record["data"].get("files", [])
     proto = record["data"].get("protocol_data") or {}
-    return (
-        '<section id="provenance"><h2>What produced this report</h2>'
-        f'<div class="table-wrap">{checkpoints}</div>'
-        f'<div class="grid">{provenance_cards(record.get("provenance") or [])}'
-        f'<div class="card"><h3>Data</h3><p>{_e(record["data"].get("protocol", ""))}</p>'
-        f'<details><summary>{len(files)} data files ({_e(proto.get("task", "STS"))} protocol + STS test sets)</summary>'
-        f"{data_files_table(files)}</details></div></div></section>")
+    return (f'<div class="table-wrap">{checkpoints}</div>'
+            f'<div class="grid">{provenance_cards(record.get("provenance") or [])}'
+            f'<div class="card"><h3>Data</h3><p>{_e(record["data"].get("protocol", ""))}</p>'
+            f'<details><summary>{len(files)} data files ({_e(proto.get("task", "STS"))} protocol + STS test sets)'
+            f"</summary>{data_files_table(files)}</details></div></div>")
 
 
-def render_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], main: str, *, n_figures: int,
-                plotlyjs: str | None = None) -> str:
-    """A page in the report's look: header (``title``, ``subtitle``), sticky navigation (``(anchor, name)``),
-    ``main`` (trusted HTML holding ``n_figures`` plotly divs made with ``include_plotlyjs=False``), plotly.js
-    inlined once (``plotlyjs`` overrides the bundled copy), sortable tables."""
-    from plotly.offline import get_plotlyjs
+def page_checkpoints(record: dict[str, Any]) -> F.Checkpoints:
+    """The page's checkpoints: the record's models, in order, under their labels (index = colour)."""
+    cps = F.Checkpoints()
+    for m in record["models"]:
+        cps.add(m["label"], {"model": m.get("model"), "path": m.get("path"), "pooler": m.get("pooler"),
+                             "fingerprint": m.get("fingerprint")})
+    return cps
 
-    js = plotlyjs if plotlyjs is not None else get_plotlyjs()
-    js = re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
-    head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{_CSS}</style>\n<script>")
-    body = (
-        "</script>\n</head><body>\n"
-        f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)}</p></header>\n"
-        "<nav>" + "".join(f'<a href="#{a}">{_e(n)}</a>' for a, n in nav) + "</nav>\n<main>\n"
-        + main
-        + "\n</main>\n<footer>Self-contained page: plotly.js is embedded; nothing is fetched from the network."
-        "</footer>\n"
-        f"<script>{_SORT_JS}</script>\n</body></html>\n")
-    _check_scripts(head + body, expected=2 + n_figures)  # plotly.js's own source is not ours to police
-    return head + js + body
+
+# ----------------------------------------------------------------------------------------- summary
+def _avg_with_ci(m: dict[str, Any]) -> tuple[Any, str]:
+    avg = m["sts_test"]["scores"].get("avg")
+    ci = (m["sts_test"].get("intervals") or {}).get("avg") or {}
+    text = f"<b>{_num(avg, '.2f')}</b>"
+    if ci.get("low") is not None and ci.get("high") is not None:
+        text += f' <small class="ci">[{_num(ci["low"], ".2f")}, {_num(ci["high"], ".2f")}] 95% CI</small>'
+    return avg, text
+
+
+def report_summary(record: dict[str, Any], comparison: dict[str, Any] | None, cps: F.Checkpoints) -> str:
+    """The summary: best STS average (with its CI) and the others, significant differences, the geometry
+    of each checkpoint in one sentence."""
+    from .compare_page import difference_items
+
+    models = record["models"]
+    ranked = sorted(range(len(models)), key=lambda k: -(models[k]["sts_test"]["scores"].get("avg") or -1e9))
+    best = ranked[0]
+    _, best_text = _avg_with_ci(models[best])
+    lead = f'<p class="lead">{_swatch(F.colour(best))}<b>{_e(models[best]["label"])}</b>: STS avg {best_text}</p>'
+    others = "".join(f"<li>{_swatch(F.colour(k))}{_e(models[k]['label'])}: {_avg_with_ci(models[k])[1]}</li>"
+                     for k in ranked[1:])
+    dev = models[best]["sts_dev"]["scores"].get("STSBenchmark")
+    sts = ('<div class="card"><h3>STS: Spearman ×100, mean of the 7 test sets</h3>' + lead
+           + (f"<ul>{others}</ul>" if others else "")
+           + f'<p class="note">STS-B dev of the best: {_num(dev, ".2f")}. '
+           + ("Best of the checkpoints by the mean; see the differences for whether it is significantly better."
+              if len(models) > 1 else "") + "</p></div>")
+    if comparison is not None:
+        diff = difference_items(comparison, cps)
+    elif len(models) > 1:
+        b, r = models[ranked[0]], models[ranked[1]]
+        cb = (b["sts_test"].get("intervals") or {}).get("avg") or {}
+        cr = (r["sts_test"].get("intervals") or {}).get("avg") or {}
+        overlap = ""
+        if None not in (cb.get("low"), cb.get("high"), cr.get("low"), cr.get("high")):
+            apart = cb["low"] > cr["high"] or cr["low"] > cb["high"]
+            overlap = (f" The unpaired 95% CIs of the best and the runner-up {'do not overlap' if apart else 'overlap'}"
+                       " (not a test of the difference).")
+        diff = ("<p>No paired test on this page: run <code>simcse-analyze compare</code> and add "
+                f"<code>--compare-from FILE</code> for paired CIs and Holm-adjusted p-values.{_e(overlap)}</p>")
+    else:
+        diff = "<p>One checkpoint: nothing to compare.</p>"
+    differences = f'<div class="card"><h3>Significant differences</h3>{diff}</div>'
+    geometry = "".join(
+        f"<li data-checkpoint=\"{_e(m['label'])}\">{_swatch(F.colour(k))}<b>{_e(m['label'])}</b>: ℓ_align {_num(m['align_uniform'].get('alignment'), '.3f')}, "
+        f"ℓ_uniform {_num(m['align_uniform'].get('uniformity'), '.3f')}. {_e(_short_reading(m))}</li>"
+        for k, m in enumerate(models))
+    return (f'<div class="grid">{sts}{differences}<div class="card" style="grid-column:1/-1"><h3>Geometry</h3>'
+            f'<ul>{geometry}</ul><p class="note">Lower ℓ_align and ℓ_uniform are better (Wang &amp; Isola 2020). '
+            'Anisotropy readings against an isotropic Gaussian of the same shape: see '
+            '<a href="#geometry">Geometry</a>.</p></div></div>')
+
+
+def _short_reading(m: dict[str, Any]) -> str:
+    """The headline of the anisotropy reading with its two key numbers."""
+    summary = (m.get("anisotropy") or {}).get("summary") or {}
+    return R.anisotropy_headline(summary, model_reference(m))
+
+
+# ----------------------------------------------------------------------------------------- page
+def report_sections(record: dict[str, Any], cps: F.Checkpoints, *, comparison: dict[str, Any] | None = None,
+                    tokens: dict[str, Any] | None = None) -> list[Section]:
+    """The report's sections after the summary, in page order."""
+    from .compare_page import comparison_sections
+    from .token_page import token_page_sections
+
+    models = record["models"]
+    layers_notes = ("".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
+                            if m.get("layers_note")))
+    figs = build_figures(record)
+    toc = " · ".join(f'<a href="#{a}">{_e(h.split(" (")[0])}</a>' for a, h, _, _ in figs)
+    sections = [
+        Section("sts", "STS results", sts_table(record), nav="STS"),
+        Section("geometry", "Geometry: alignment, uniformity, anisotropy",
+                isotropy_table(record) + "<h3 class=\"sub\">Is the space anisotropic?</h3>" + reference_table(record)
+                + layers_notes, nav="Geometry"),
+    ]
+    for i, (anchor, heading, fig, note) in enumerate(figs):
+        sections.append(Section(anchor, heading, f'<p class="note">Figures: {toc}</p>' if i == 0 else "",
+                                figure=fig, note=note, nav="Figures" if i == 0 else None))
+    if comparison is not None:
+        sections += comparison_sections(comparison, cps, prefix="cmp-")
+    if tokens is not None:
+        sections += token_page_sections(tokens, cps)
+    return sections
 
 
 def render_report(record: dict[str, Any], *, plotlyjs: str | None = None,
                   extra_sections: Sequence[tuple[str, str, Any, str]] = (),
                   extra_blocks: Sequence[tuple[str, str, str]] = ()) -> str:
-    """The full page for a report record. plotly.js is inlined once (``plotlyjs`` overrides the bundled copy);
-    ``extra_blocks`` (``(anchor, nav label, html)``: pre-escaped HTML, e.g. the comparison tables of
-    :func:`reports.compare_page.comparison_report_parts`) follow the isotropy table, then ``extra_sections``
-    (``(anchor, heading, figure, note)``, e.g. :func:`reports.token_page.token_sections`) after the figures."""
-    import plotly.io as pio
+    """The full page for a report record (module docstring).
 
+    The comparison and token sections are drawn from the record's own ``comparison`` / ``tokens`` documents,
+    with the page's names and colours. ``extra_blocks`` (``(anchor, nav label, html)``, trusted HTML) and
+    ``extra_sections`` (``(anchor, heading, figure, note)``) are appended after them; those whose anchor the
+    record's documents already produced (e.g. :func:`reports.compare_page.comparison_report_parts` of the
+    record's own comparison) are left out, so passing both draws each section once. ``plotlyjs`` overrides the
+    bundled plotly.js."""
     models = record["models"]
     if not models:
         raise InputError("the report record holds no checkpoints")
     title = record.get("title") or f"Sentence-embedding comparison of {len(models)} checkpoint" + (
         "s" if len(models) != 1 else "")
-    figs = build_figures(record) + list(extra_sections)
-    sections = []
-    for anchor, heading, fig, note in figs:
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{anchor}",
-                          config=PLOT_CONFIG, default_width="100%")
-        sections.append(f'<section id="{anchor}"><h2>{_e(heading)}</h2>'
-                        + (f'<p class="note">{_e(note)}</p>' if note else "")
-                        + f'<div class="figure">{div}</div></section>')
-    nav = [("provenance", "Provenance"), ("sts", "STS table"), ("isotropy", "Isotropy")] + [
-        (a, label) for a, label, _ in extra_blocks] + [(a, h.split(" (")[0]) for a, h, _, _ in figs]
+    cps = page_checkpoints(record)
+    comparison, tokens = record.get("comparison"), record.get("tokens")
+    sections = report_sections(record, cps, comparison=comparison, tokens=tokens)
+    have = {s.anchor for s in sections}
+    navs = {s.nav for s in sections}
+    for anchor, label, block in extra_blocks:
+        if anchor not in have:
+            sections.append(Section(anchor, label, block, nav=label if label not in navs else None))
+            have.add(anchor)
+    for anchor, heading, fig, note in extra_sections:
+        if anchor not in have:
+            sections.append(Section(anchor, heading, figure=fig, note=note))
+            have.add(anchor)
     created = (record.get("provenance") or [{}])[-1].get("created", "")
-    main = (
-        _header(record)
-        + f'\n<section id="sts"><h2>STS results</h2>{sts_table(record)}</section>\n'
-        + f'<section id="isotropy"><h2>Isotropy and alignment–uniformity</h2>{isotropy_table(record)}'
-        + ("".join(f'<p class="note">{_e(m["label"])}: {_e(m["layers_note"])}</p>' for m in models
-                   if m.get("layers_note")) if not any(a == "layers" for a, _, _, _ in figs) else "")
-        + "</section>\n"
-        + "".join(block + "\n" for _, _, block in extra_blocks)
-        + "\n".join(sections))
     subtitle = (f"{len(models)} checkpoint{'s' if len(models) != 1 else ''} · generated {created} by "
                 "simcse-analyze report")
-    return render_page(title, subtitle, nav, main, n_figures=len(figs), plotlyjs=plotlyjs)
+    return render_page(title, subtitle, summary=report_summary(record, comparison, cps), sections=sections,
+                       provenance=provenance_html(record), plotlyjs=plotlyjs)
 
 
-def _check_scripts(page: str, expected: int) -> None:
-    """Guard: the page holds exactly the script blocks we wrote (text can never open or close one)."""
-    opened = len(re.findall(r"<script\b", page, flags=re.IGNORECASE))
-    closed = len(re.findall(r"</script\s*>", page, flags=re.IGNORECASE))
-    if opened != expected or closed != expected:
-        raise RuntimeError(f"report page has {opened} <script> / {closed} </script> tags, expected {expected}: "
-                           "unescaped text reached the page")
+_check_scripts = check_scripts
 
 
 # ----------------------------------------------------------------------------------------- writing

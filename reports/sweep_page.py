@@ -3,8 +3,11 @@
 
 * a table: per point, mean ± std over seeds of the best STS-B dev Spearman, its step, ℓ_align and
   ℓ_uniform there, and their change from the first to the last evaluation;
-* every run's trajectory in the ℓ_align–ℓ_uniform plane (SimCSE Fig. 2): one colour per point, a thin
-  line per seed, a thick line for the mean over seeds, the shared start marked;
+* a summary first: the best point (mean ± std of the best STS-B dev over seeds) and where it ends in the
+  align–uniform plane;
+* every run's trajectory in the align–uniform plane, drawn as the paper and every other page draw it
+  (ℓ_uniform on x, ℓ_align on y; :func:`reports.figures.align_uniform_plane`): one colour per point, a thin
+  line per seed, the mean over seeds with markers coloured by STS-B dev, the shared start marked;
 * STS-B dev, ℓ_align and ℓ_uniform against the training step (mean ± std band over seeds);
 * where it came from, as on the comparison report (:mod:`reports.html`, same header, navigation and
   provenance cards): the command line, package versions, machine, and the data files with checksums;
@@ -12,7 +15,8 @@
   one table, those that differ (seed, the swept keys) per run, each run with the command that trains it
   again.
 
-plotly.js is inlined once, so the file opens offline; every user-supplied string is HTML-escaped.
+The page is built by :func:`reports.page.render_page` (provenance collapsed at the end); it opens offline;
+every user-supplied string is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -24,11 +28,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import figures as F
 from .collect import file_entries, provenance_entry
-from .html import PLOT_CONFIG, data_files_table, provenance_cards, render_page
-
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-            "#17becf")
+from .page import Section, data_files_table, provenance_cards, render_page, swatch
 
 
 def _esc(x: Any) -> str:
@@ -66,41 +68,21 @@ def summary_table(doc: dict[str, Any]) -> str:
 
 
 def align_uniform_figure(doc: dict[str, Any]):
-    """Every run's (ℓ_align, ℓ_uniform) trajectory; the mean over seeds in bold (SimCSE Fig. 2)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    start = None
+    """Every run's trajectory in the align–uniform plane (ℓ_uniform on x, ℓ_align on y, as SimCSE Fig. 2): a
+    thin line per seed, the mean over seeds with its markers coloured by STS-B dev, the start as a star."""
+    trajectories, start = [], None
     for i, p in enumerate(doc["points"]):
-        color, name = _PALETTE[i % len(_PALETTE)], _esc(p["label"])
         for run in p["runs"]:
             t = [e for e in run["trajectory"] if e.get("alignment") is not None]
             if t and t[0]["step"] == 0 and start is None:
                 start = t[0]
-            fig.add_trace(go.Scatter(
-                x=[e["alignment"] for e in t], y=[e["uniformity"] for e in t], mode="lines+markers",
-                line={"color": _rgba(color, 0.35), "width": 1}, marker={"size": 4, "color": _rgba(color, 0.35)},
-                name=f"{name} seed {run['seed']}", legendgroup=name, showlegend=False,
-                text=[f"{name}, seed {run['seed']}, step {e['step']}, STS-B dev {e['stsb_spearman']:.2f}"
-                      for e in t], hoverinfo="text"))
-        m = [e for e in p["mean_trajectory"] if e.get("alignment") is not None]
-        fig.add_trace(go.Scatter(
-            x=[e["alignment"] for e in m], y=[e["uniformity"] for e in m], mode="lines+markers",
-            line={"color": color, "width": 3},
-            marker={"size": [7] * (len(m) - 1) + [14], "color": color,
-                    "symbol": ["circle"] * (len(m) - 1) + ["diamond"]},
-            name=name, legendgroup=name,
-            text=[f"{name} (mean of {e['n']}), step {e['step']}, STS-B dev {e['stsb_spearman']:.2f}" for e in m],
-            hoverinfo="text"))
-    if start is not None:
-        fig.add_trace(go.Scatter(x=[start["alignment"]], y=[start["uniformity"]], mode="markers+text",
-                                 marker={"size": 14, "color": "black", "symbol": "star"}, text=["start"],
-                                 textposition="bottom center", name="before training"))
-    fig.update_layout(title="Trajectories in the ℓ_align–ℓ_uniform plane (lower is better for both; "
-                            "◆ = last evaluation, thin = single seeds)",
-                      xaxis_title="ℓ_align (STS-B dev pairs with gold > 4)",
-                      yaxis_title="ℓ_uniform (STS-B dev sentences)", height=600)
-    return fig
+            trajectories.append({"label": f"{p['label']} seed {run['seed']}", "colour": F.colour(i), "thin": True,
+                                 "points": t})
+        trajectories.append({"label": p["label"], "colour": F.colour(i),
+                             "points": [e for e in p["mean_trajectory"] if e.get("alignment") is not None]})
+    return F.align_uniform_plane([], trajectories, start=start,
+                                 title="Trajectories in the align–uniform plane (mean over seeds; thin: single seeds)",
+                                 subtitle="ℓ_align on STS-B dev pairs with gold > 4, ℓ_uniform on STS-B dev sentences")
 
 
 def step_figure(doc: dict[str, Any]):
@@ -111,7 +93,7 @@ def step_figure(doc: dict[str, Any]):
     panels = (("stsb_spearman", "STS-B dev Spearman ×100"), ("alignment", "ℓ_align"), ("uniformity", "ℓ_uniform"))
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
     for i, p in enumerate(doc["points"]):
-        color, name = _PALETTE[i % len(_PALETTE)], _esc(p["label"])
+        color, name = F.colour(i), _esc(p["label"])
         m = [e for e in p["mean_trajectory"] if e.get("stsb_spearman") is not None]
         steps = [e["step"] for e in m]
         for col, (key, _) in enumerate(panels, start=1):
@@ -124,8 +106,8 @@ def step_figure(doc: dict[str, Any]):
                                          legendgroup=name, showlegend=False), row=1, col=col)
             fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines+markers", line={"color": color}, name=name,
                                      legendgroup=name, showlegend=col == 1), row=1, col=col)
+    F._base_layout(fig, "During training (mean over seeds, band = ±1 std)", 420)
     fig.update_xaxes(title_text="training step")
-    fig.update_layout(title="During training (mean over seeds, band = ±1 std)", height=420)
     return fig
 
 
@@ -171,12 +153,12 @@ def runs_table(doc: dict[str, Any]) -> str:
     heads = "".join(f"<th><code>{_esc(k)}</code></th>" for k in varying)
     rows = []
     for i, p in enumerate(doc["points"]):
-        swatch = f'<span class="swatch" style="background:{_PALETTE[i % len(_PALETTE)]}"></span>'
+        mark = swatch(F.colour(i))
         for run in p["runs"]:
             settings = run.get("settings") or {}
             best = run.get("best_stsb_spearman")
             rows.append(
-                f'<tr><td class="name">{swatch}{_esc(p["label"])}</td>'
+                f'<tr><td class="name">{mark}{_esc(p["label"])}</td>'
                 + "".join(_cell(k, settings.get(k)) for k in varying)
                 + f'<td class="mono">{_esc(run.get("output_dir", ""))}</td>'
                 + f"<td>{_esc(run.get('steps', ''))}</td>"
@@ -210,17 +192,31 @@ def sweep_provenance(common_settings: dict[str, Any], command: str | None = None
 
 
 # ----------------------------------------------------------------------------------------- page
-def render_sweep_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> str:
-    """The full HTML page for a ``SweepSummary.to_dict()`` document, in the look of the comparison report
-    (:func:`reports.html.render_page`): provenance, results, figures, settings, runs."""
-    import plotly.io as pio
+def _summary(doc: dict[str, Any]) -> str:
+    """The best point by mean best STS-B dev, and every point's result and final geometry in one line."""
+    def best(p: dict[str, Any]) -> float:
+        m = (p["stats"].get("best_stsb_spearman") or {}).get("mean")
+        return m if isinstance(m, (int, float)) and math.isfinite(m) else -math.inf
 
-    figs = [("trajectories", "Trajectories in the ℓ_align–ℓ_uniform plane (SimCSE Fig. 2)",
-             align_uniform_figure(doc)), ("during-training", "During training", step_figure(doc))]
-    figure_sections = "".join(
-        f'<section id="{a}"><h2>{_esc(h)}</h2><div class="figure">'
-        + pio.to_html(f, full_html=False, include_plotlyjs=False, div_id=f"fig-{a}", config=PLOT_CONFIG,
-                      default_width="100%") + "</div></section>\n" for a, h, f in figs)
+    order = sorted(range(len(doc["points"])), key=lambda i: -best(doc["points"][i]))
+    items = []
+    for rank, i in enumerate(order):
+        p = doc["points"][i]
+        s = p["stats"]
+        items.append(f"<li>{swatch(F.colour(i))}{'<b>' if rank == 0 else ''}{_esc(p['label'])}"
+                     f"{'</b>' if rank == 0 else ''}: best STS-B dev {_esc(_stat(s['best_stsb_spearman'], 2))} "
+                     f"(step {_esc(_stat(s['best_step'], 0))}; {len(p['seeds'])} seed{'s' if len(p['seeds']) != 1 else ''}); "
+                     f"there ℓ_align {_esc(_stat(s['alignment_at_best'], 3))}, ℓ_uniform "
+                     f"{_esc(_stat(s['uniformity_at_best'], 3))}; from first to last evaluation Δℓ_align "
+                     f"{_esc(_stat(s['alignment_change'], 3))}, Δℓ_uniform {_esc(_stat(s['uniformity_change'], 3))}</li>")
+    return ('<div class="card"><h3>Points, best first (mean ± sample std over seeds)</h3>'
+            f"<ul>{''.join(items)}</ul><p class=\"note\">Swept: {_esc(', '.join(doc.get('keys', [])))}. ℓ_align rising "
+            "means positive pairs drift apart; ℓ_uniform falling means the space spreads out.</p></div>")
+
+
+def render_sweep_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> str:
+    """The full HTML page for a ``SweepSummary.to_dict()`` document (:func:`reports.page.render_page`):
+    summary, results, figures, settings, runs, provenance."""
     title = "Dropout ablation" if doc.get("kind") == "dropout" else "Training sweep"
     notes = []
     if doc.get("missing"):
@@ -240,24 +236,25 @@ def render_sweep_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> st
                               "</div>")
     n_runs = sum(len(p["runs"]) for p in doc["points"])
     seeds = sorted({s for p in doc["points"] for s in p["seeds"]})
-    main = (
-        '<section id="provenance"><h2>What produced this page</h2>'
-        f'<div class="grid">{provenance_cards(provenance)}{"".join(data_cards)}</div></section>\n'
-        f'<section id="results"><h2>Results</h2><p class="note">Swept: {_esc(", ".join(doc.get("keys", [])))}. '
-        "Each row is the mean ± sample std over seeds; <i>best</i> is the evaluation with the highest STS-B dev "
-        "Spearman; Δ is last − first evaluation (ℓ_align rising means positive pairs drift apart).</p>"
-        f'<div class="table-wrap">{summary_table(doc)}</div>' + "".join(notes) + "</section>\n"
-        + figure_sections
-        + f'<section id="settings"><h2>Common settings</h2>{common_settings_table(doc)}</section>\n'
-        + f'<section id="runs-section"><h2>Runs</h2>{runs_table(doc)}</section>')
-    nav = [("provenance", "Provenance"), ("results", "Results"), ("trajectories", "Trajectories"),
-           ("during-training", "During training"), ("settings", "Common settings"), ("runs-section", "Runs")]
+    sections = [
+        Section("results", "Results", f'<div class="table-wrap">{summary_table(doc)}</div>' + "".join(notes),
+                note=("Each row is the mean ± sample std over seeds; best is the evaluation with the highest STS-B "
+                      "dev Spearman; Δ is last − first evaluation (ℓ_align rising means positive pairs drift apart)."),
+                nav="Results"),
+        Section("trajectories", "Trajectories in the align–uniform plane", figure=align_uniform_figure(doc),
+                note="ℓ_uniform on x, ℓ_align on y, lower is better on both (SimCSE Fig. 2's axes).", nav="Figures"),
+        Section("during-training", "During training", figure=step_figure(doc)),
+        Section("settings", "Common settings", common_settings_table(doc), nav="Settings"),
+        Section("runs-section", "Runs", runs_table(doc), nav="Runs"),
+    ]
     created = provenance[-1].get("created", "") if provenance else ""
     subtitle = (f"{n_runs} run{'s' if n_runs != 1 else ''} · {len(doc['points'])} point"
                 f"{'s' if len(doc['points']) != 1 else ''} · seed{'s' if len(seeds) != 1 else ''} "
                 f"{', '.join(map(str, seeds))}"
                 + (f" · generated {created} by simcse-analyze ablate" if created else ""))
-    return render_page(title, subtitle, nav, main, n_figures=len(figs), plotlyjs=plotlyjs)
+    return render_page(title, subtitle, summary=_summary(doc), sections=sections,
+                       provenance=f'<div class="grid">{provenance_cards(provenance)}{"".join(data_cards)}</div>',
+                       plotlyjs=plotlyjs)
 
 
 def write_sweep_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:

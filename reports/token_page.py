@@ -12,24 +12,52 @@
   Schijndel 2021);
 - the token-embedding spectrum reuses :func:`reports.figures.spectra_chart`.
 
-:func:`token_sections` gives them as report sections (``render_report(..., extra_sections=...)``);
-:func:`render_token_page` a standalone self-contained page (plotly.js inlined once, text escaped).
+:func:`token_page_sections` gives them as sections of a page (the report's Token level part, or
+:func:`render_token_page`'s own page, built by :func:`reports.page.render_page`); :func:`token_sections`
+as ``(anchor, heading, figure, note)`` tuples for the earlier ``render_report(extra_sections=...)`` interface.
+
+Token analyses do not depend on the sentence pooler (only on the weights and the per-layer pooling, the
+token mean or [CLS]), so results of the same weights with the same per-layer pooling (e.g. ``M@avg`` and
+``M@avg_first_last``) are drawn once, named after all of them (:func:`grouped`). Each checkpoint keeps the
+page's name and colour (:class:`reports.figures.Checkpoints`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from . import figures as F
-from .html import _CSS, PLOT_CONFIG, _check_scripts, _e
+from .page import Section, render_page, swatch
+from .page import e as _e
 
 
 def _label(result: dict[str, Any]) -> str:
-    m = result.get("model", {})
-    return f"{m.get('model')} ({m.get('pooler')})" if m.get("pooler") else str(m.get("model"))
+    """The result's page name (set by :func:`grouped`), else ``model [pooler]``."""
+    return result.get("label") or F.checkpoint_name(result.get("model", {}))
+
+
+def _colour(result: dict[str, Any], k: int) -> str:
+    return result.get("colour") or F.colour(k)
+
+
+def grouped(results: list[dict[str, Any]], cps: F.Checkpoints | None = None) -> list[dict[str, Any]]:
+    """``results`` with each group of identical analyses (same weights = fingerprint, same per-layer pooling)
+    kept once, labelled with the page names of all its checkpoints (``A = B``) and the first one's colour."""
+    cps = cps if cps is not None else F.Checkpoints()
+    groups: dict[tuple, list[tuple[int, dict[str, Any]]]] = {}
+    for r in results:
+        model = r.get("model") or {}
+        i = cps.index(model)
+        key = (model.get("fingerprint") or f"#{i}", r.get("layer_pooler"))
+        groups.setdefault(key, []).append((i, r))
+    out = []
+    for members in groups.values():
+        names = list(dict.fromkeys(cps.name(i) for i, _ in members))
+        out.append({**members[0][1], "label": " = ".join(names), "colour": cps.colour(members[0][0]),
+                    "members": [i for i, _ in members]})
+    return out
 
 
 def layer_curves(results: list[dict[str, Any]]) -> Any:
@@ -37,14 +65,15 @@ def layer_curves(results: list[dict[str, Any]]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    titles = ("baseline: cosine of random tokens from different sentences",
-              "self-similarity − baseline (dotted: raw)", "intra-sentence similarity − baseline (dotted: raw)",
-              "maximum explainable variance (dotted: centred, as the reference code)")
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.14)
+    titles = [F.wrap_title(t, 60) for t in (
+        "baseline: cosine of random tokens from different sentences", "self-similarity − baseline (dotted: raw)",
+        "intra-sentence similarity − baseline (dotted: raw)",
+        "maximum explainable variance (dotted: centred, as the reference code)")]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
     panels = [((1, 1), "baseline", None), ((1, 2), "self_similarity_adjusted", "self_similarity"),
               ((2, 1), "intra_sentence_adjusted", "intra_sentence"), ((2, 2), "mev", "mev_centered")]
     for k, r in enumerate(results):
-        name, c = F.esc(_label(r)), F.colour(k)
+        name, c = F.esc(_label(r)), _colour(r, k)
         xs = [lay["layer"] for lay in r["layers"]]
         for n, ((row, col), key, dotted) in enumerate(panels):
             for j, (kk, dash) in enumerate(((key, "solid"), (dotted, "dot"))):
@@ -55,9 +84,8 @@ def layer_curves(results: list[dict[str, Any]]) -> Any:
                     showlegend=n == 0 and j == 0, line={"color": c, "dash": dash, "width": 2}, marker={"size": 6},
                     hovertemplate=f"<b>{F.tmpl(_label(r))}</b><br>layer %{{x}}<br>{kk.replace('_', ' ')} "
                                   "%{y:.4f}<extra></extra>"), row=row, col=col)
+    F._base_layout(fig, "Contextual anisotropy per layer (Ethayarajh 2019)", 720)
     fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=1)
-    fig.update_layout(height=720, margin={"t": 60, "l": 50, "r": 20, "b": 40}, legend={"orientation": "h", "y": -0.1},
-                      font={"size": 12})
     return fig
 
 
@@ -68,9 +96,9 @@ def frequency_norm_scatter(results: list[dict[str, Any]]) -> Any:
 
     fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35], horizontal_spacing=0.1,
                         subplot_titles=("embedding norm vs corpus frequency",
-                                        "mean distance to the 3 nearest tokens, by frequency rank"))
+                                        F.wrap_title("mean distance to the 3 nearest tokens, by frequency rank", 40)))
     for k, r in enumerate(results):
-        em, name, c = r["embedding_matrix"], F.esc(_label(r)), F.colour(k)
+        em, name, c = r["embedding_matrix"], F.esc(_label(r)), _colour(r, k)
         rho = em.get("spearman_frequency_norm")
         fig.add_trace(go.Scatter(
             x=em["counts"], y=em["norms"], mode="markers", name=name + (f" (ρ = {rho:.3f})" if rho is not None else ""),
@@ -86,8 +114,8 @@ def frequency_norm_scatter(results: list[dict[str, Any]]) -> Any:
     fig.update_xaxes(type="log", title_text="count in the analysed sentences", row=1, col=1)
     fig.update_yaxes(title_text="‖e‖₂", row=1, col=1)
     fig.update_xaxes(title_text="frequency rank bucket", row=1, col=2)
-    fig.update_layout(height=480, barmode="group", margin={"t": 60, "l": 50, "r": 20, "b": 40},
-                      legend={"orientation": "h", "y": -0.2}, font={"size": 12})
+    F._base_layout(fig, "Frequency and norm of the word pieces (Li et al. 2020)", 480, top=95)
+    fig.update_layout(barmode="group")
     return fig
 
 
@@ -96,12 +124,11 @@ def rogue_bars(results: list[dict[str, Any]]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
-                        subplot_titles=("last layer, tokens: share of the top dimensions",
-                                        "last layer, sentences: share of the top dimensions",
-                                        "dimensions carrying 50% (solid: tokens, dotted: sentences)"))
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=[F.wrap_title(t, 34) for t in (
+        "last layer, tokens: share of the top dimensions", "last layer, sentences: share of the top dimensions",
+        "dimensions carrying 50% (solid: tokens, dotted: sentences)")])
     for k, r in enumerate(results):
-        name, c = F.esc(_label(r)), F.colour(k)
+        name, c = F.esc(_label(r)), _colour(r, k)
         last = r["layers"][-1]
         for col, key in ((1, "token_rogue"), (2, "sentence_rogue")):
             top = [t for t in last[key]["top"] if t.get("share") is not None]
@@ -122,8 +149,8 @@ def rogue_bars(results: list[dict[str, Any]]) -> Any:
     fig.update_xaxes(title_text="rank", row=1, col=1)
     fig.update_xaxes(title_text="rank", row=1, col=2)
     fig.update_xaxes(title_text="layer", dtick=1, row=1, col=3)
-    fig.update_layout(height=440, barmode="group", margin={"t": 60, "l": 50, "r": 20, "b": 40},
-                      legend={"orientation": "h", "y": -0.2}, font={"size": 12})
+    F._base_layout(fig, "Rogue dimensions (Timkey & van Schijndel 2021)", 440, top=100)
+    fig.update_layout(barmode="group")
     return fig
 
 
@@ -132,7 +159,8 @@ def frequent_word_heatmaps(results: list[dict[str, Any]]) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(results), subplot_titles=[F.esc(_label(r)) for r in results],
+    fig = make_subplots(rows=1, cols=len(results),
+                        subplot_titles=[F.wrap_title(_label(r), max(20, 130 // max(len(results), 1))) for r in results],
                         horizontal_spacing=0.08)
     for k, r in enumerate(results):
         words = r.get("frequent_types") or []
@@ -144,67 +172,86 @@ def frequent_word_heatmaps(results: list[dict[str, Any]]) -> Any:
             row=1, col=k + 1)
         fig.update_yaxes(autorange="reversed", row=1, col=k + 1)
     fig.update_xaxes(title_text="layer", dtick=1)
-    fig.update_layout(height=160 + 22 * max((len(r.get("frequent_types") or []) for r in results), default=1),
-                      margin={"t": 60, "l": 50, "r": 20, "b": 40}, font={"size": 12})
+    F._base_layout(fig, "Self-similarity of the most frequent words",
+                   160 + 22 * max((len(r.get("frequent_types") or []) for r in results), default=1), top=100)
+    for k, (ann, r) in enumerate(zip(fig.layout.annotations, results)):
+        ann.font = {"color": _colour(r, k), "size": 13}
     return fig
 
 
-def token_sections(doc: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
-    """``[(anchor, heading, figure, note)]`` of the Token level part (empty without results)."""
-    results = doc.get("results") or []
+def token_page_sections(doc: dict[str, Any], cps: F.Checkpoints | None = None) -> list[Section]:
+    """The Token level sections of ``doc`` (empty without results); the first carries the nav entry and
+    links to the others."""
+    results = grouped(doc.get("results") or [], cps)
     if not results:
         return []
     proto = doc.get("protocol", "")
-    spectra = [{"label": _label(r), "colour": F.colour(k),
+    spectra = [{"label": _label(r), "colour": _colour(r, k),
                 "uncentered": r["embedding_matrix"]["spectrum"]["uncentered"]["singular_values"],
                 "centered": r["embedding_matrix"]["spectrum"]["centered"]["singular_values"]}
                for k, r in enumerate(results)]
     eranks = "; ".join(f"{_label(r)}: effective rank {r['embedding_matrix']['spectrum']['uncentered']['effective_rank']:.1f}"
                        f" (centred {r['embedding_matrix']['spectrum']['centered']['effective_rank']:.1f}), mean-vector "
                        f"share {r['embedding_matrix']['mean_vector_share']:.4f}" for r in results)
-    return [
+    parts = [
         ("token-layers", "Token level: contextual anisotropy per layer (Ethayarajh 2019)", layer_curves(results),
          ("Lower self-similarity = more context-specific representations; the baseline is what two unrelated "
-         f"tokens share, so the adjusted curves subtract it. Protocol: {proto}")),
+          f"tokens share, so the adjusted curves subtract it. Protocol: {proto}")),
         ("token-words", "Token level: self-similarity of the most frequent words", frequent_word_heatmaps(results),
          ("Ethayarajh found stopwords among the most context-specific words (lowest self-similarity) in upper layers; "
-         "rows are the most frequent word types (count in brackets), columns the layers.")),
+          "rows are the most frequent word types (count in brackets), columns the layers.")),
         ("token-rogue", "Token level: rogue dimensions (Timkey & van Schijndel 2021)", rogue_bars(results),
          ("Each dimension's contribution E[u_k v_k] to the expected cosine of random pairs, as a share of it: "
-         "a few dimensions carrying most of it means cosine similarity is dominated by them.")),
+          "a few dimensions carrying most of it means cosine similarity is dominated by them.")),
         ("token-spectrum", "Token level: spectrum of the token-embedding matrix",
          F.spectra_chart(spectra, title="Singular values of the input token-embedding matrix"), eranks + "."),
         ("token-frequency", "Token level: frequency vs norm (Li et al. 2020)", frequency_norm_scatter(results),
          ("Each point is a word piece seen in the analysed sentences (the most frequent ones; hover for the token). "
-         "ρ: Spearman correlation of frequency and norm over all seen pieces.")),
+          "ρ: Spearman correlation of frequency and norm over all seen pieces.")),
     ]
+    merged = [r["label"] for r in results if " = " in r["label"]]
+    toc = ('<p class="note">Token level: ' + " · ".join(f'<a href="#{a}">{_e(h.split(": ", 1)[1])}</a>'
+                                                        for a, h, _, _ in parts) + ". "
+           + (f"Identical weights with the same per-layer pooling are analysed once: {_e('; '.join(merged))}."
+              if merged else "") + "</p>")
+    return [Section(a, h, toc if i == 0 else "", figure=f, note=n, nav="Tokens" if i == 0 else None)
+            for i, (a, h, f, n) in enumerate(parts)]
+
+
+def token_sections(doc: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
+    """``[(anchor, heading, figure, note)]`` of the Token level part (empty without results)."""
+    return [(s.anchor, s.heading, s.figure, s.note) for s in token_page_sections(doc)]
+
+
+def _summary(results: list[dict[str, Any]]) -> str:
+    items = []
+    for k, r in enumerate(results):
+        last = r["layers"][-1]
+        items.append(
+            f"<li>{swatch(_colour(r, k))}<b>{_e(_label(r))}</b>: at the last layer (layer {last['layer']}) two "
+            f"unrelated tokens have cosine {last['baseline']:.3f}; a word's self-similarity is "
+            f"{last['self_similarity_adjusted']:.3f} above that and its intra-sentence similarity "
+            f"{last['intra_sentence_adjusted']:.3f}; {last['token_rogue']['dims_50']} of "
+            f"{r['embedding_matrix'].get('dim') or 'the'} dimensions carry half of the random-pair cosine.</li>")
+    return f'<div class="card"><h3>Token level, per checkpoint</h3><ul>{"".join(items)}</ul></div>'
 
 
 def render_token_page(doc: dict[str, Any], *, plotlyjs: str | None = None) -> str:
-    """A self-contained page of :func:`token_sections` (plotly.js inlined once)."""
-    import plotly.io as pio
-    from plotly.offline import get_plotlyjs
+    """A self-contained page of :func:`token_page_sections` with a summary and the provenance."""
+    from .compare_page import document_provenance
 
-    sections = token_sections(doc)
-    parts = []
-    for anchor, heading, fig, note in sections:
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{anchor}", config=PLOT_CONFIG,
-                          default_width="100%")
-        parts.append(f'<section id="{anchor}"><h2>{_e(heading)}</h2><p class="note">{_e(note)}</p>'
-                     f'<div class="figure">{div}</div></section>')
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in (doc.get("settings") or {}).items())
-    js = re.sub(r"</(script)", r"<\\/\1", plotlyjs if plotlyjs is not None else get_plotlyjs(), flags=re.IGNORECASE)
-    head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>Token level</title><style>{_CSS}</style>\n<script>")
-    body = ("</script>\n</head><body>\n<header><h1>Token level</h1>"
-            f"<p>{len(doc.get('results') or [])} checkpoint(s) · {_e(doc.get('protocol', ''))}</p></header>\n<main>\n"
-            + "\n".join(parts)
-            + f'\n<section id="settings"><h2>Settings</h2><table class="plain">{rows}</table></section>\n</main>\n'
-            "<footer>Self-contained page: plotly.js is embedded; nothing is fetched from the network.</footer>\n"
-            "</body></html>\n")
-    _check_scripts(head + body, expected=1 + len(sections))
-    return head + js + body
+    cps = F.Checkpoints()
+    sections = token_page_sections(doc, cps)
+    results = grouped(doc.get("results") or [], cps)
+    models = [{**(r.get("model") or {}), "name": cps.name(i), "colour": cps.colour(i)}
+              for r in doc.get("results") or [] for i in [cps.index(r.get("model") or {})]]
+    data = doc.get("data") or {}
+    provenance = document_provenance(doc, models, "Token analysis") + (
+        f'<p class="note">Sentences: {_e(data.get("n_sentences", "?"))} from {_e(data.get("source", "?"))}'
+        + (f'; files: {_e(", ".join(map(str, data.get("files") or [])))}' if data.get("files") else "") + ".</p>")
+    return render_page("Token level", f"{len(results)} checkpoint(s) · {doc.get('protocol', '')}",
+                       summary=_summary(results) if results else "<p>No results.</p>", sections=sections,
+                       provenance=provenance, plotlyjs=plotlyjs)
 
 
 def write_token_page(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -1,7 +1,6 @@
 """2-D UMAP maps of sentence embeddings (umap-learn), deterministic for a given seed.
 
-Method, per checkpoint (maps of different checkpoints are separate fits; their coordinates are not
-comparable, so checkpoints of different dimensions are fine):
+Method (:func:`umap_maps`: the maps of all checkpoints, fitted jointly so their panels compare):
 
 1. the same seeded subsample of at most ``n_sentences`` sentences for every checkpoint
    (:func:`subsample`: ``default_rng(seed).choice`` without replacement, sorted);
@@ -9,7 +8,19 @@ comparable, so checkpoints of different dimensions are fine):
    matrix products; each point is its own first neighbour at distance 0, as UMAP expects). Exact search
    on ≤ a few thousand points costs well under a second and replaces pynndescent's approximate search;
 3. ``umap.UMAP(n_neighbors, min_dist, metric="cosine", random_state=seed, precomputed_knn=…)``. A fixed
-   ``random_state`` makes umap-learn run single-threaded and reproducible.
+   ``random_state`` makes umap-learn run single-threaded and reproducible;
+4. aligned fit: the first checkpoint's map is fitted as above; every other checkpoint's map starts from
+   that layout (``init=`` the first map, umap-learn's public initialisation) and is then rotated,
+   reflected, scaled and shifted onto it by orthogonal Procrustes over the shared sentences
+   (:func:`procrustes`). A sentence therefore lands in comparable places in every panel where the spaces
+   agree, and the panels can share their axes. The fit of each checkpoint is still its own neighbour graph
+   (its own space; checkpoints of different dimensions are fine); only the starting layout and the final
+   rigid alignment are shared.
+
+A sentence is coloured by something true of it: the STS task it comes from (``colour="corpus"``, the
+default: a sample of the distinct sentences of the 7 STS test sets) or the STS-B split it comes from
+(``colour="split"``: the sentences of the analysis protocol). Earlier releases coloured a sentence by the
+gold rating of its pairs (``"bin"``), a property of the pair, not of the sentence; that choice is gone.
 
 umap-learn compiles its numba kernels on first use in every process (~10–30 s); :func:`_cache_numba_kernels`
 turns on numba's on-disk cache for the kernels a fit uses, so only the first fit on a machine pays that.
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +40,8 @@ from simcse_analysis.errors import InputError
 
 #: Smallest number of sentences a map is drawn for.
 MIN_SENTENCES = 5
+#: What a sentence can be coloured by: the STS task it comes from, or the STS-B split.
+UMAP_COLOURS = ("corpus", "split")
 
 
 @dataclass
@@ -39,22 +53,26 @@ class UMAPSettings:
     min_dist: float = 0.1
     n_epochs: int = 200
     seed: int = 0
-    colour: str = "bin"  # "bin": gold-rating bin of STS-B sentences; "corpus": STS task of the sentence
+    colour: str = "corpus"  # "corpus": STS task of the sentence; "split": STS-B split of the sentence
 
     def __post_init__(self) -> None:
         if self.n_sentences < MIN_SENTENCES:
             raise InputError(f"--umap-sentences must be at least {MIN_SENTENCES}, got {self.n_sentences}")
         if self.n_neighbors < 2:
             raise InputError(f"UMAP n_neighbors must be at least 2, got {self.n_neighbors}")
-        if self.colour not in ("bin", "corpus"):
-            raise InputError(f"--umap-colour {self.colour!r}: choose bin (gold rating) or corpus (STS task)")
+        if self.colour == "bin":
+            raise InputError("--umap-colour bin is gone: a gold rating belongs to a sentence pair, not to a "
+                             "sentence; choose corpus (STS task) or split (STS-B split)")
+        if self.colour not in UMAP_COLOURS:
+            raise InputError(f"--umap-colour {self.colour!r}: choose {' or '.join(UMAP_COLOURS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UMAPSettings:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        """The settings of a record (a record of an older release that coloured by ``bin`` reads as ``corpus``)."""
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d and not (k == "colour" and d[k] == "bin")})
 
 
 def subsample(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -120,8 +138,9 @@ def import_umap() -> Any:
     return umap
 
 
-def umap_embed(x: np.ndarray, settings: UMAPSettings) -> np.ndarray:
-    """2-D UMAP coordinates ``(N, 2)`` float64 of the rows of ``x`` (cosine metric, seeded)."""
+def umap_embed(x: np.ndarray, settings: UMAPSettings, init: np.ndarray | None = None) -> np.ndarray:
+    """2-D UMAP coordinates ``(N, 2)`` float64 of the rows of ``x`` (cosine metric, seeded); ``init``: a
+    starting layout ``(N, 2)`` (default: spectral)."""
     x = np.asarray(x, dtype=np.float32)
     n = x.shape[0]
     if n < MIN_SENTENCES:
@@ -134,7 +153,8 @@ def umap_embed(x: np.ndarray, settings: UMAPSettings) -> np.ndarray:
     reducer = umap.UMAP(n_neighbors=k, n_components=2, min_dist=settings.min_dist, metric="cosine",
                         n_epochs=settings.n_epochs, random_state=settings.seed,
                         precomputed_knn=(knn_idx, knn_dist, None),
-                        init="spectral" if n > k + 2 else "random", verbose=False)
+                        init=(np.asarray(init, dtype=np.float32) if init is not None
+                              else "spectral" if n > k + 2 else "random"), verbose=False)
     with warnings.catch_warnings():
         # "n_jobs overridden by random_state" / "precomputed knn cannot transform new data": expected here
         warnings.simplefilter("ignore", UserWarning)
@@ -142,7 +162,38 @@ def umap_embed(x: np.ndarray, settings: UMAPSettings) -> np.ndarray:
     return np.asarray(coords, dtype=np.float64)
 
 
+def procrustes(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``moving`` (N, 2) rotated/reflected, scaled and shifted onto ``target`` (N, 2) by orthogonal Procrustes:
+    ``argmin_{R orthogonal, s, t} ||s (moving − m̄) R + t − target||_F`` (SVD of ``(moving − m̄)ᵀ (target − t̄)``)."""
+    a, b = np.asarray(moving, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    a0, b0 = a - ma, b - mb
+    u, sv, vt = np.linalg.svd(a0.T @ b0)
+    rot = u @ vt
+    norm = float((a0 ** 2).sum())
+    scale = float(sv.sum()) / norm if norm > 0 else 1.0
+    return a0 @ rot * scale + mb
+
+
+def umap_maps(xs: Sequence[np.ndarray], settings: UMAPSettings) -> list[np.ndarray]:
+    """Jointly fitted 2-D maps ``(N, 2)`` of the same ``N`` sentences under each checkpoint (``xs[k]``: its
+    ``(N, d_k)`` embeddings): the first fitted alone, each other one started from it and aligned onto it
+    (module docstring, step 4). One function, so a cache can wrap the whole fit."""
+    if not xs:
+        return []
+    n = {np.asarray(x).shape[0] for x in xs}
+    if len(n) != 1:
+        raise ValueError(f"every checkpoint's map needs the same sentences, got {sorted(n)} rows")
+    first = umap_embed(xs[0], settings)
+    return [first] + [procrustes(umap_embed(x, settings, init=first), first) for x in xs[1:]]
+
+
+def panel(coords: np.ndarray, decimals: int = 4) -> dict[str, list[float]]:
+    """``{"x": [...], "y": [...]}`` of a map, rounded for compact JSON."""
+    c = np.round(np.asarray(coords, dtype=np.float64), decimals)
+    return {"x": c[:, 0].tolist(), "y": c[:, 1].tolist()}
+
+
 def umap_panel(x: np.ndarray, settings: UMAPSettings, decimals: int = 4) -> dict[str, list[float]]:
-    """``{"x": [...], "y": [...]}`` of :func:`umap_embed`, rounded for compact JSON."""
-    coords = np.round(umap_embed(x, settings), decimals)
-    return {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist()}
+    """``{"x": [...], "y": [...]}`` of :func:`umap_embed` (one checkpoint alone), rounded for compact JSON."""
+    return panel(umap_embed(x, settings), decimals)

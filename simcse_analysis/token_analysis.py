@@ -562,11 +562,24 @@ def _spectrum(matrix: np.ndarray, center: bool) -> dict[str, Any]:
 
 def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: TokenSettings, *, batch_size: int = 64,
                        log: Callable[[str], None] | None = None) -> TokenReport:
-    """:func:`analyze_tokens` for each encoder of ``models`` (a generator may load each one lazily)."""
+    """:func:`analyze_tokens` for each encoder of ``models`` (a generator may load each one lazily).
+
+    The analysis depends on the weights and the per-layer pooling (token mean, or [CLS] for CLS poolers),
+    not on the sentence pooler: an encoder with the same weights (fingerprint) and per-layer pooling as an
+    earlier one reuses its result under its own model description instead of analysing again."""
+    from dataclasses import replace
+
     say = log or (lambda msg: None)
     results = []
+    done: dict[tuple[str, str], TokenResult] = {}
     for enc in models:
+        key = (getattr(enc, "fingerprint", None), "cls_before_pooler" if enc.pooler.startswith("cls") else "avg")
+        if key[0] and key in done:
+            results.append(replace(done[key], model=enc.describe()))
+            say(f"{enc.name}: the same weights and per-layer pooling as an earlier checkpoint; its token analysis reused")
+            continue
         results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
+        done[key] = results[-1]
         say(f"analysed the tokens of {len(corpus.sentences):,} sentences with {enc.name}")
     data = {"source": corpus.source, "files": corpus.files, "n_sentences": len(corpus.sentences)}
     return TokenReport(describe_protocol(settings, corpus), settings, data, results)

@@ -240,12 +240,12 @@ def report_models(tmp_path_factory, tiny_bert_dir, minilm_path) -> dict[str, Pat
 @pytest.fixture(scope="session")
 def report_record(report_models, hostile_data_dir) -> dict:
     """A report record (reports.collect) for the three ``report_models`` on the hostile small data, with
-    UMAP maps of every STS-B sentence; the 48-dim model uses the first–last average pooler."""
+    UMAP maps of every STS-B sentence (coloured by split); the 48-dim model uses the first–last average pooler."""
     from reports.collect import ReportSettings, collect_report
     from reports.umap_map import UMAPSettings
 
     models = [str(report_models["run"]), f"{report_models['wide']}@avg_first_last", str(report_models["whitened"])]
-    return collect_report(models, ReportSettings(umap=UMAPSettings(n_sentences=1000, n_epochs=100)),
+    return collect_report(models, ReportSettings(umap=UMAPSettings(n_sentences=1000, n_epochs=100, colour="split")),
                           data_dir=hostile_data_dir, encoder_kwargs={"pooler": "avg"},
                           command="simcse-analyze report (test fixture)")
 

@@ -43,7 +43,7 @@ def test_dry_run_commands_produce_runs_that_collect_reads(tmp_path, run_cli, tin
     summary = json.loads((out / "summary.json").read_text())
     assert [p["settings"]["dropout"] for p in summary["points"]] == ["0.1", "fixed:0.1"]
     page = (out / "report.html").read_text()
-    assert "Dropout ablation" in page and "ℓ_align @best" in page and page.count("Plotly.newPlot") == 2
+    assert "Dropout ablation" in page and "ℓ_align @best" in page and page.count('<script type="application/json" id="figdata-') == 2
 
 
 def test_grid_sweep_runs_every_point_and_reports_it(tmp_path, run_cli, tiny_trainer_bert, tiny_corpus,

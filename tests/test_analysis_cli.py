@@ -115,9 +115,13 @@ def test_json_and_html_outputs_round_trip(run_cli, small_data_dir, precomputed, 
         assert AnalysisReport.from_dict(json.loads(report.to_json())) == report
         assert report.protocol in out and f"wrote {page}" in out
         html = page.read_text(encoding="utf-8")
-        assert html.count("plotly.js v") == 1  # the library is inlined, once
-        assert "cdn.plot.ly" not in html.split("plotly.js v")[0]  # and not fetched from a CDN
+        from reports.page import unpack_plotlyjs
+
+        assert unpack_plotlyjs(html).count("plotly.js v") == 1  # the library is embedded (compressed), once
+        assert html.count('id="plotly-js-gz"') == 1 and "cdn.plot.ly" not in html  # and not fetched from a CDN
         assert html_escape(report.protocol) in html and "vectors" in html
+        main = html[html.index("<main>"):]
+        assert main.index('id="summary"') < main.index('id="numbers"') < main.index('id="provenance"')
 
 
 def test_anisotropy_reports_bins_and_summary_of_precomputed_vectors(run_cli, small_data_dir, precomputed, tmp_path):

@@ -81,14 +81,28 @@ def test_dev_markers_use_the_trainers_protocol(report_record, report_models, hos
         logged["stsb_spearman"], abs=1e-9)
 
 
-def test_umap_sentences_are_the_protocol_sentences_coloured_by_gold_bin(report_record):
+def test_umap_sentences_are_the_protocol_sentences_coloured_by_their_split(report_record, hostile_data_dir):
+    """``colour="split"`` (the fixture's): every STS-B sentence, coloured by the split it first appears in, a
+    property of the sentence (not the gold rating of its pairs); the maps are one joint, aligned fit."""
+    from simcse_analysis.sts_data import load_sts
+
     um = report_record["umap"]
     n = report_record["data"]["protocol_data"]["n_sentences"]
     assert len(um["sentences"]) == n  # sample size 1000 > n: every sentence
-    assert HOSTILE_SENTENCE in um["sentences"]
-    assert um["category_order"] == ["0-1", "1-2", "2-3", "3-4", "4-5"]
-    # the hostile sentence's only pair has gold 5.0
-    assert um["categories"][um["sentences"].index(HOSTILE_SENTENCE)] == "4-5"
+    assert HOSTILE_SENTENCE in um["sentences"] and um["fit"] == "aligned"
+    assert um["category_order"] == ["train", "dev", "test"]
+    train = {s for sub in load_sts("STSBenchmark", hostile_data_dir, "train") for s in (*sub.sentences1, *sub.sentences2)}
+    assert all((c == "train") == (s in train) for s, c in zip(um["sentences"], um["categories"]))
+    assert um["categories"][um["sentences"].index(HOSTILE_SENTENCE)] == "train"
+
+
+def test_gold_rating_colours_are_refused_and_corpus_is_the_default():
+    from reports.umap_map import UMAPSettings
+
+    assert UMAPSettings().colour == "corpus"
+    with pytest.raises(InputError, match="belongs to a sentence pair"):
+        UMAPSettings(colour="bin")
+    assert UMAPSettings.from_dict({"colour": "bin", "seed": 3}) == UMAPSettings(seed=3)  # older records still read
 
 
 def test_record_survives_a_json_round_trip(report_record, tmp_path):

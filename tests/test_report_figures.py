@@ -118,3 +118,51 @@ def test_shortened_labels_keep_their_end():
     cut = F.short(label, 32)
     assert len(cut) == 32 and cut.endswith("[avg_first_last]") and cut.startswith("gt_") and "…" in cut
     assert F.short("short [avg]", 32) == "short [avg]"
+
+
+def test_one_point_with_error_bars_gets_a_window_that_holds_them():
+    """``make report`` with one checkpoint: the axes span the point's 95% bars and a sensible window, not ±0.0005."""
+    p = {"label": "m", "alignment": 0.31, "uniformity": -2.31, "stsb_dev": 80.0, "baseline": None,
+         "alignment_stderr": 0.004, "uniformity_stderr": 0.002}
+    fig = F.align_uniform_plane([p])
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    assert x0 <= p["uniformity"] - 1.96 * 0.002 and x1 >= p["uniformity"] + 1.96 * 0.002
+    assert y0 <= p["alignment"] - 1.96 * 0.004 and y1 >= p["alignment"] + 1.96 * 0.004
+    assert x1 - x0 >= 0.1 * abs(p["uniformity"]) and y1 - y0 >= 0.1 * abs(p["alignment"])
+
+
+def test_asymmetric_intervals_become_error_bars_inside_the_axes():
+    p = {"label": "m", "alignment": 0.2, "uniformity": -2.0, "stsb_dev": None, "baseline": None,
+         "alignment_low": 0.1, "alignment_high": 0.5, "uniformity_low": -2.1, "uniformity_high": -1.2}
+    fig = F.align_uniform_plane([p])
+    t = next(t for t in fig.data if t.mode == "markers+text")
+    assert list(t.error_y.array) == pytest.approx([0.3]) and list(t.error_y.arrayminus) == pytest.approx([0.1])
+    assert fig.layout.xaxis.range[1] > -1.2 and fig.layout.yaxis.range[1] > 0.5
+
+
+def test_layer_lines_share_the_checkpoint_colour_in_both_panels_beside_the_reference():
+    fig = F.layer_anisotropy([{"label": "a", "layer_pooler": "avg", "random_pair_cosine": [0.9, 0.5],
+                               "isoscore": [0.1, 0.2]},
+                              {"label": "b", "layer_pooler": "avg", "random_pair_cosine": [0.8, 0.3],
+                               "isoscore": [0.2, 0.4]}],
+                             references=[{"label": "iso", "random_pair_cosine": 0.0, "isoscore": 0.97}])
+    by_name: dict[str, set] = {}
+    for t in fig.data:
+        by_name.setdefault(t.name.split(" (")[0], set()).add(t.line.color)
+    assert by_name == {"a": {F.colour(0)}, "b": {F.colour(1)}, "iso": {F.REFERENCE_COLOUR}}  # legend = line, per panel
+
+
+def test_checkpoints_keep_one_name_and_colour_across_documents():
+    cps = F.Checkpoints()
+    cps.add("run/best [avg]", {"model": "/x/run", "path": "/x/run/best", "pooler": "avg", "fingerprint": "f1"})
+    cps.add("other [cls]", {"model": "other", "pooler": "cls", "fingerprint": "f2"})
+    assert cps.index({"model": "/x/run/best", "pooler": "avg"}) == 0  # by path
+    assert cps.index({"model": "/copy/elsewhere", "pooler": "avg", "fingerprint": "f1"}) == 0  # by weights
+    assert cps.index({"model": "other", "pooler": "cls"}) == 1
+    new = cps.index({"model": "/a/b/c/model", "pooler": "avg", "fingerprint": "f3"})
+    assert new == 2 and cps.name(new) == "c/model [avg]" and cps.colour(new) == F.colour(2)
+
+
+def test_every_figure_uses_the_one_template():
+    fig = F.spectra_chart([{"label": "a", "uncentered": [1.0, 0.5]}])
+    assert fig.layout.template.layout.colorway == F.PALETTE and fig.layout.template.layout.font.size == 13

@@ -19,18 +19,33 @@ def page(report_record) -> str:
     return render_report(report_record)
 
 
-def test_plotly_js_is_inlined_exactly_once_and_nothing_is_loaded_from_elsewhere(page):
+def test_plotly_js_is_embedded_once_compressed_and_nothing_is_loaded_from_elsewhere(page):
     from plotly.offline import get_plotlyjs
 
-    assert page.count(get_plotlyjs()[:400]) == 1
+    from reports.page import unpack_plotlyjs
+
+    assert unpack_plotlyjs(page) == get_plotlyjs()  # the plotly package's own bundle, byte for byte
+    assert page.count('id="plotly-js-gz"') == 1
+    assert len(page.encode()) < len(get_plotlyjs().encode()) / 2  # gzip + base64: well under the raw bundle
     assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=", page, flags=re.IGNORECASE)
-    assert "cdn.plot.ly/plotly" not in page.replace(get_plotlyjs(), "")
+    assert "cdn.plot.ly" not in page and "https://" not in page.split("<footer>")[0]
 
 
 def test_page_holds_only_the_script_blocks_it_writes(page, report_record):
     figures = page.count('class="plotly-graph-div"')
     assert figures == 7  # plane, trajectories, spectra, cosine bins, random pairs, layers, UMAP
+    assert page.count('<script type="application/json" id="figdata-') == figures  # inert data, drawn lazily
     assert len(re.findall(r"<script\b", page)) == len(re.findall(r"</script>", page)) == figures + 2
+
+
+def test_the_summary_comes_first_and_the_provenance_last_collapsed(page):
+    main = page[page.index("<main>"):]
+    assert main.index('<section id="summary">') < main.index("<section", main.index('<section id="summary">') + 1)
+    assert main.index('id="sts"') < main.index('id="fig-align-uniform"') < main.index('id="provenance"')
+    assert re.search(r'<section id="provenance" class="fold"><details>', page)  # collapsed
+    summary = main[:main.index("</section>")]
+    assert "STS avg" in summary and "95% CI" in summary and "Significant differences" in summary
+    assert len(re.findall(r"ℓ_uniform −?-?\d", summary)) == 3  # the geometry of every checkpoint in one sentence
 
 
 def test_sentence_and_directory_html_is_escaped_in_text_and_in_figure_json(page, report_record):

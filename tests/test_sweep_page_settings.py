@@ -148,7 +148,10 @@ def test_page_has_the_reports_provenance_and_look(dropout_sweep):
     assert train[0]["sha256"][:16] in page
     evaluated = prov["eval_files"]  # STS-B dev, checksummed when the page was built
     assert evaluated and all(len(f["sha256"]) == 64 for f in evaluated) and evaluated[0]["sha256"][:16] in page
-    assert page.count("Plotly.newPlot") == 2 and page.count("<script") == 4  # plotly.js once, 2 figures, sorting
+    # 2 figures (inert JSON, drawn lazily), plotly.js once (compressed), the page's script
+    assert page.count('<script type="application/json" id="figdata-') == 2 and page.count("<script") == 4
+    main = page[page.index("<main>"):]
+    assert main.index('id="summary"') < main.index('id="results"') < main.index('id="provenance"')
 
 
 def test_a_rows_printed_command_trains_the_same_trajectory(dropout_sweep, tmp_path):

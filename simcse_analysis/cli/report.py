@@ -40,7 +40,7 @@ Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Draw the UMAP maps
 UmapSentences = Annotated[int, typer.Option(
     "--umap-sentences", min=5, help="Sentences in each UMAP map (a seeded sample of this size).")]
 UmapColour = Annotated[str, typer.Option(
-    "--umap-colour", help="bin: STS-B sentences coloured by gold rating | corpus: STS test sentences by task.")]
+    "--umap-colour", help="corpus: STS test sentences coloured by their task | split: STS-B sentences by their split.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the UMAP sample and fit and of the random pairs.")]
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits of the analysis protocol: comma-separated train, dev, test, or all.")]
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from_json: FromJson = None,
         umap: Umap = True,
         umap_sentences: UmapSentences = 3000,
-        umap_colour: UmapColour = "bin",
+        umap_colour: UmapColour = "corpus",
         seed: Seed = 0,
         splits: Splits = "train,dev,test",
         variant: Variant = "senteval",
