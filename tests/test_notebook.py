@@ -90,8 +90,10 @@ def test_every_figure_cell_shows_a_plotly_figure(executed):
     nb, _, _ = executed
     for name in FIGURE_CELLS:
         _, data = _outputs(_cell(nb, f"analysis.figures.{name}()"))
-        assert data and PLOTLY_MIME in data[0], f"{name}: {[list(d) for d in data]}"
-        fig = data[0][PLOTLY_MIME]
+        # plotly < 6.5 puts its script loader in an output of its own before the figure's
+        figures = [d[PLOTLY_MIME] for d in data if PLOTLY_MIME in d]
+        assert len(figures) == 1, f"{name}: {[list(d) for d in data]}"
+        fig = figures[0]
         assert fig["data"], f"{name} has no traces"
     _, names = _outputs(_cell(nb, "analysis.figures.names()"))
     assert set(FIGURE_CELLS) <= set(eval(names[0]["text/plain"]))  # a list literal
