@@ -113,6 +113,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
         to_stderr = check_outputs(out, json_out)  # fail before any encoding
         records = [load_analysis(p).record for p in from_json or []]
+        # every document is read (and validated) before any model is encoded
+        saved_comparison = load_comparison(compare_from).to_dict() if compare_from is not None else None
         from .tokens import report_token_document
 
         token_doc = report_token_document(list(models or []) if tokens else [], token_sentences or None, seed,
@@ -133,8 +135,7 @@ def register(app: typer.Typer) -> None:
         token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
         if token_doc is not None:
             record["tokens"] = token_doc
-        compare_doc = (load_comparison(compare_from).to_dict() if compare_from is not None
-                       else next((r["comparison"] for r in records if r.get("comparison")), None))
+        compare_doc = saved_comparison or next((r["comparison"] for r in records if r.get("comparison")), None)
         if compare_doc is not None:
             record["comparison"] = compare_doc
         if not umap:
