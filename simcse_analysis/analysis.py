@@ -362,15 +362,16 @@ class StoreSource:
 
 
 def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: str | os.PathLike[str] | None,
-                     name: str | None = None, pooler: str | None = None) -> PrecomputedSource | StoreSource:
+                     name: str | None = None, pooler: str | None = None, verify: bool = True
+                     ) -> PrecomputedSource | StoreSource:
     """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines), or
     open an embedding store directory (its rows are found by sentence, so no list is needed; ``pooler``,
-    when given, must be the store's)."""
+    when given, must be the store's; ``verify``: check its shards against their checksums)."""
     from .metrics._checks import as_points, first_nonfinite_row, row_norms
     from .store import is_store, open_store
 
     if is_store(embeddings_path):
-        return StoreSource(open_store(embeddings_path, pooler=pooler), name=name)
+        return StoreSource(open_store(embeddings_path, pooler=pooler, verify=verify), name=name)
     if sentences_path is None:
         raise InputError(f"--embeddings {embeddings_path} needs --sentences S.txt (row i of the matrix embeds "
                          "line i); only an embedding store carries its own sentence keys")
@@ -395,7 +396,7 @@ def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: st
                          "lines: row i must be the embedding of line i")
     bad = first_nonfinite_row(arr) if arr.dtype.kind == "f" else None
     if bad is not None:  # name the sentence, not "x: row i"
-        raise InputError(f"--embeddings {ep} row {bad} holds NaN/inf (the embedding of line {bad + 1} of --sentences "
+        raise InputError(f"--embeddings {ep} row {bad} holds NaN or inf (the embedding of line {bad + 1} of --sentences "
                          f"{sp}: {sentences[bad][:60]!r}): NaN in the --embeddings file; re-encode that sentence or "
                          "remove it from both files")
     arr = as_points(arr, f"--embeddings {ep}", min_rows=2)

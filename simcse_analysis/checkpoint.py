@@ -187,7 +187,7 @@ def _from_hub(repo_id: str, *, local_only: bool) -> Path | None:
             p = Path(snapshot_download(repo_id, allow_patterns=["pytorch_model*.bin*"],
                                        local_files_only=local_only))
         return p if has_weights(p) else None
-    except Exception:  # offline, unknown id, gated repo: fall through to the next source
+    except Exception:  # noqa: BLE001 - offline, unknown id, gated repo: fall through to the next source
         return None
 
 

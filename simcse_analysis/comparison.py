@@ -516,8 +516,8 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     if len(checkpoints) < 2:
         raise InputError(f"compare needs at least 2 checkpoints (baseline first), got {len(checkpoints)}")
     settings = settings or CompareSettings()
+    saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}  # validated
     data = load_compare_data(settings, data_dir)  # fails on missing data and k >= N before encoding
-    saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}
     scores: list[ModelScores] = []
     for i, spec in enumerate(checkpoints):
         if spec in saved:

@@ -291,8 +291,7 @@ class Encoder:
                     new = missing[w][rows]
                     spaces[w].put([keys[i] for i in rows[new]], part[new])
         for w, r in enumerate(results):  # cached rows too (a cache written before vectors were checked)
-            head, k = self._head(*wants[w])
-            self._check_finite(r, np.arange(n), unique, inverse, lambda out, mask, h=head: h(out, mask),
+            self._check_finite(r, np.arange(n), unique, inverse, self._head(*wants[w])[0],
                                wants[w][0] == "layers" or wants[w][1] in NEEDS_HIDDEN_STATES)
         return [r[inverse] for r in results]
 
@@ -307,7 +306,8 @@ class Encoder:
         text = unique[u]
         index = int(np.flatnonzero(inverse == u)[0])
         cause = self._nonfinite_cause(text, fn, hidden_states)
-        raise NonFiniteEmbeddingError(self.name, f"{self.pooler} vector", int(bad.size), len(arr), index, text, cause)
+        what = f"{self.pooler} vector" if arr.ndim == 2 or arr.shape[1] == 1 else "per-layer vectors"
+        raise NonFiniteEmbeddingError(self.name, what, int(bad.size), len(arr), index, text, cause)
 
     def _nonfinite_cause(self, text: str, fn: Callable[[Any, torch.Tensor], torch.Tensor],
                          hidden_states: bool) -> str:

@@ -605,7 +605,7 @@ def corpus_uniformity(path: str | os.PathLike[str], *, t: float = 2.0, budget_pa
             raise InputError(f"{p}: neither an embedding store nor a readable .npy array ({e})") from e
         bad = first_nonfinite_row(x) if x.ndim == 2 and x.dtype.kind == "f" else None
         if bad is not None:
-            raise InputError(f"{p}: row {bad} holds NaN/inf (NaN in the embeddings file): re-encode that sentence "
+            raise InputError(f"{p}: row {bad} holds NaN or inf (NaN in the embeddings file): re-encode that sentence "
                              "or remove the row")
         where = {"embeddings": str(p)}
     result = uniformity_within_budget(x, t, budget_pairs=budget_pairs, seed=seed,

@@ -78,8 +78,8 @@ SCORES_CASES = [
     ("version", 99, "version 99, written by a newer simcse-analysis", "upgrade simcse-analysis"),
     ("version", "1", "version '1', which no simcse-analysis release wrote", "--save-scores"),
     ("tasks", ..., "tasks is missing", "--save-scores"),
-    ("tasks.STSBenchmark.predictions.3", "0.5", "tasks.STSBenchmark.predictions[3] must be a finite number or null, "
-                                                "not '0.5'", "--save-scores"),
+    ("tasks.STSBenchmark.predictions.3", "0.5", ("tasks.STSBenchmark.predictions[3] must be a finite number or null, "
+                                                "not '0.5'"), "--save-scores"),
     ("tasks.STSBenchmark.bounds", [0, 7], "tasks.STSBenchmark.bounds must rise from 0 to the number of predictions",
      "--save-scores"),
     ("tasks.STSBenchmark.subsets", "test", "tasks.STSBenchmark.subsets must be a list", "--save-scores"),
@@ -159,7 +159,7 @@ def test_hostile_from_json_record_names_the_field_and_prints_nothing(report_reco
 
 def test_from_json_nested_100k_deep_is_one_error(run_cli, tmp_path):
     bad = _write(tmp_path / "rec.json", '{"schema": "simcse-analysis/report", "version": 2, "models": ' + DEEP + "}")
-    code, out, err = run_cli("report", "--from-json", bad, "--out", tmp_path / "p.html")
+    code, _out, err = run_cli("report", "--from-json", bad, "--out", tmp_path / "p.html")
     assert_one_error(code, err, str(bad), f"more than {MAX_DEPTH} deep")
 
 
@@ -206,7 +206,7 @@ MANIFEST_CASES = [
 def test_hand_edited_manifest_is_one_error_naming_the_field(store, run_cli, small_data_dir, field, value, problem):
     mf = store / "manifest.json"
     _write(mf, _edit(json.loads(mf.read_text()), field, value))
-    code, out, err = run_cli("spectrum", "--embeddings", store, "--data-dir", small_data_dir, "--splits", "dev")
+    code, _out, err = run_cli("spectrum", "--embeddings", store, "--data-dir", small_data_dir, "--splits", "dev")
     assert_one_error(code, err, str(mf), problem)
     code, _, err = run_cli("uniformity", store)
     assert_one_error(code, err, str(mf), problem)

@@ -21,6 +21,7 @@ from test_hardening import assert_one_error
 
 from simcse_analysis.errors import InputError
 
+
 def assert_error_after_progress(code: int, err: str, *needles: str) -> None:
     """Like ``assert_one_error`` for commands that show progress on stderr first: exit code 2, no traceback,
     exactly one line starting ``error:`` (the last), holding each needle."""
@@ -164,7 +165,7 @@ def _rewrite_shard(store: Path, k: int, edit, *, keep_checksum: bool) -> None:
 
 
 def test_nan_row_in_a_store_names_the_store_row_and_line_not_x(run_cli, tmp_path, tiny_bert_dir, small_data_dir):
-    store, sents = _protocol_store(run_cli, tmp_path, tiny_bert_dir, small_data_dir)
+    store, _ = _protocol_store(run_cli, tmp_path, tiny_bert_dir, small_data_dir)
     _rewrite_shard(store, 1, lambda a: a.__setitem__((4, 3), np.nan), keep_checksum=True)
     for args in (("spectrum", "--embeddings", store, "--data-dir", small_data_dir, "--splits", "dev"),
                  ("uniformity", store)):
@@ -182,10 +183,10 @@ def test_nan_row_in_an_npy_file_names_the_line_and_sentence(run_cli, tmp_path, s
     np.save(tmp_path / "x.npy", x)
     code, _, err = run_cli("spectrum", "--embeddings", tmp_path / "x.npy", "--sentences", sents,
                            "--data-dir", small_data_dir)
-    assert_one_error(code, err, "row 1 holds NaN/inf", "line 2 of --sentences", "'second sentence'",
+    assert_one_error(code, err, "row 1 holds NaN or inf", "line 2 of --sentences", "'second sentence'",
                      "NaN in the --embeddings file")
     code, _, err = run_cli("uniformity", tmp_path / "x.npy")
-    assert_one_error(code, err, "x.npy: row 1 holds NaN/inf")
+    assert_one_error(code, err, "x.npy: row 1 holds NaN or inf")
 
 
 # ------------------------------------------------------------------ stores: keys, digests, verification
@@ -228,6 +229,11 @@ def test_a_shard_that_no_longer_matches_its_checksum_is_refused(run_cli, tmp_pat
                          "1 of", "re-encodes changed shards")
     changed = corpus_uniformity(store, verify=False)["uniformity"]  # the escape hatch reads it as it is
     assert abs(changed - before) > 1e-3
+    for args in (("uniformity", store, "--no-verify"),
+                 ("align-uniform", "--embeddings", store, "--data-dir", small_data_dir, "--splits", "dev",
+                  "--no-verify")):
+        code, _, err = run_cli(*args)
+        assert code == 0, err
     assert open_store(store, verify=False).shape[0] == open_store(store, verify=False).manifest.n
 
 
