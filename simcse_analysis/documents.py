@@ -420,19 +420,27 @@ def _depth_problem(doc: Any) -> str | None:
     return None
 
 
-def parse_json(text: str, source: str, fix: str) -> Any:
-    """The JSON value in ``text``, nesting bounded by :data:`MAX_DEPTH`; :class:`SchemaError` naming
-    ``source`` (and the line and column of a syntax error) otherwise."""
+def _loads(text: str, source: str, fix: str) -> Any:
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise SchemaError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); {fix}") from None
-    except RecursionError:
+    except RecursionError:  # deeper than the parser's own limit (~1000)
         raise SchemaError(f"{source}: nests objects/lists more than {MAX_DEPTH} deep, which no simcse-analysis "
                           f"document does; {fix}") from None
+
+
+def _check_depth(doc: Any, source: str, fix: str) -> None:
     problem = _depth_problem(doc)
     if problem:
         raise SchemaError(f"{source}: {problem}, which no simcse-analysis document does; {fix}")
+
+
+def parse_json(text: str, source: str, fix: str) -> Any:
+    """The JSON value in ``text``, nesting bounded by :data:`MAX_DEPTH`; :class:`SchemaError` naming
+    ``source`` (and the line and column of a syntax error) otherwise."""
+    doc = _loads(text, source, fix)
+    _check_depth(doc, source, fix)
     return doc
 
 
@@ -457,13 +465,10 @@ def read_text(path: str | os.PathLike[str], source: str, fix: str, what: str = "
 def validate_document(doc: Any, kind: DocumentKind, source: str) -> int | None:
     """Check an already-parsed ``doc`` against ``kind`` (schema, version, spec); returns its version (``None``
     for kinds without one). :class:`SchemaError` / :class:`SchemaVersionError` naming ``source`` and the field."""
+    _check_depth(doc, source, kind.fix)
     version = None
     if kind.schema is not None:
         version = check_version(doc, kind.schema, kind.readable, source, fix=kind.fix)
-    else:
-        problem = _depth_problem(doc)
-        if problem:
-            raise SchemaError(f"{source}: {problem}; {kind.fix}")
     try:
         kind.spec.check(doc, ())
     except _Problem as p:
@@ -479,7 +484,7 @@ def read_document(path: str | os.PathLike[str], kind: DocumentKind, *, source: s
     ``source`` names the file in messages (default: the path; e.g. ``"--from-json r.json"``). Returns the
     document (a dict) as parsed; any problem is one :class:`SchemaError` (an ``InputError``)."""
     source = source or str(path)
-    doc = parse_json(read_text(path, source, kind.fix, kind.what), source, kind.fix)
+    doc = _loads(read_text(path, source, kind.fix, kind.what), source, kind.fix)  # depth: validate_document
     if kind.schema is None and not isinstance(doc, dict) and isinstance(kind.spec, (Obj, MapOf)):
         raise SchemaError(f"{source}: must hold a JSON object, not {_show(doc)}; {kind.fix}")
     validate_document(doc, kind, source)

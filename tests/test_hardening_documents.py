@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from test_hardening import assert_one_error
 
-from simcse_analysis.documents import MAX_DEPTH, SchemaError, field_path, parse_json
 from simcse_analysis.errors import InputError
-from simcse_analysis.records import SchemaVersionError
+from simcse_analysis.records import SchemaError, SchemaVersionError
 
 DEEP = "[" * 100_000 + "]" * 100_000  # deeper than any parser's recursion limit
+MAX_DEPTH = 64  # simcse_analysis.documents.MAX_DEPTH (checked below)
 
 
 def _no_model(monkeypatch) -> None:
@@ -60,6 +60,8 @@ def saved(tmp_path_factory, tiny_bert_dir, small_data_dir):
 
 # ------------------------------------------------------------------ the reader itself
 def test_field_paths_read_like_json_pointers():
+    from simcse_analysis.documents import field_path
+
     assert field_path(("models", 2, "sts_test", "scores", "STS12")) == "models[2].sts_test.scores.STS12"
     assert field_path(("tasks", "a b", 0)) == 'tasks["a b"][0]'
     assert field_path(()) == "(document)"
@@ -68,6 +70,10 @@ def test_field_paths_read_like_json_pointers():
 @pytest.mark.parametrize("text", [DEEP, "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
                                   '{"a":' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1)])
 def test_nesting_beyond_the_bound_is_one_schema_error_not_a_recursion_error(text):
+    from simcse_analysis import documents
+    from simcse_analysis.documents import parse_json
+
+    assert documents.MAX_DEPTH == MAX_DEPTH
     with pytest.raises(SchemaError, match=f"more than {MAX_DEPTH} deep"):
         parse_json(text, "f.json", "fix it")
     assert parse_json("[" * MAX_DEPTH + "]" * MAX_DEPTH, "f.json", "fix it") is not None

@@ -296,11 +296,6 @@ def test_max_length_must_be_a_positive_integer(tiny_bert_dir, max_length):
         load_encoder(tiny_bert_dir, max_length=max_length, use_cache=False)
 
 
-def test_cli_max_length_zero_is_refused_not_the_default(run_cli, tiny_bert_dir, small_data_dir):
-    code, _, err = run_cli("eval", tiny_bert_dir, "--tasks", "stsb", "--data-dir", small_data_dir, "--max-length", "0")
-    assert_one_error(code, err, "--max-length")
-
-
 def test_a_string_where_a_list_is_expected_names_the_argument(tiny_bert_dir, tmp_path):
     import simcse_analysis as sa
     from simcse_analysis.store import encode_to_store
