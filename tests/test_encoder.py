@@ -10,7 +10,7 @@ import pytest
 from simcse_analysis.cache import EmbeddingCache, sentence_keys
 from simcse_analysis.encoder import Encoder, load_encoder
 
-WORDS = "the a man woman dog cat plays runs on in park street quickly slowly red blue guitar".split()
+WORDS = ["the", "a", "man", "woman", "dog", "cat", "plays", "runs", "on", "in", "park", "street", "quickly", "slowly", "red", "blue", "guitar"]
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:
