@@ -18,6 +18,17 @@ Steps (each measured process is a child, so its peak RSS is its own):
 
     python benchmarks/bench_store.py --work /work/runs/NAME/store_bench [--n 1000000]
 
+``--verify-cost`` measures only what reading a store with shard verification costs (the default of every
+reader; ``--no-verify`` skips it): a synthetic store of ``--n`` rows × ``--dim`` (random vectors from a
+stand-in encoder, the real writer, float32 and float16) is written, then timed are (a) verifying every
+shard against its ``.sha256`` (what ``open_store`` adds) and (b) ``simcse-analyze uniformity`` on the same
+store without verification (``corpus_uniformity``, sampled: ``--budgets`` pairs; the default budget 1e10
+needs 80 GB for its 1e10 kernel values at 1M rows) and (c) what ``align-uniform --embeddings STORE`` does
+with it (find 15k sentences by key, exact uniformity over their rows). The figures are (a) / ((a) + (b))
+and (a) / ((a) + (c)): the share of a verified run spent verifying::
+
+    python benchmarks/bench_store.py --verify-cost --work /tmp/bench_verify [--n 1000000 --dim 384]
+
 Timings depend on the machine's load; say so when quoting them.
 """
 
@@ -124,6 +135,86 @@ def child_uniformity(store: str, n: int, mode: str) -> None:
                       "peak_rss_mb": round(rss_mb()[1], 1)}), flush=True)
 
 
+# ------------------------------------------------------------------------------------------ verification cost
+class _RandomEncoder:
+    """A stand-in encoder for the store writer: seeded random unit-scale vectors, instantly."""
+
+    name, fingerprint, pooler, max_length, dtype, post_transform = "random", "0" * 64, "avg", 32, "fp32", None
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def encode(self, texts, **_kw):
+        import numpy as np
+
+        self.calls += 1
+        return np.random.default_rng(self.calls).standard_normal((len(texts), self.dim), dtype=np.float32)
+
+
+def verify_cost(work: Path, n: int, dim: int, shard_rows: int, budgets: list[int], sparse: int = 15_000) -> dict:
+    """Seconds to verify every shard vs. a ``uniformity`` run on the same store, and vs. an analysis command
+    reading ``sparse`` of its rows (the STS-B protocol's ~15k sentences), float32 and float16."""
+    from simcse_analysis.store import corpus_uniformity, encode_to_store, open_store, verify_store
+
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / f"lines_{n}.txt"
+    if not corpus.exists():
+        with open(corpus, "w", encoding="utf-8") as f:
+            f.writelines(f"sentence number {i}\n" for i in range(n))
+    out: dict = {"n": n, "dim": dim, "shard_rows": shard_rows, "load_before": os.getloadavg()}
+    for precision in ("float32", "float16"):
+        store = work / f"store_{precision}_{n}_{dim}"
+        if not (store / "manifest.json").exists() or open_store(store, verify=False).shape != (n, dim):
+            import shutil
+
+            shutil.rmtree(store, ignore_errors=True)
+            t0 = time.perf_counter()
+            encode_to_store(_RandomEncoder(dim), [corpus], store, precision=precision, shard_rows=shard_rows,
+                            progress=False)
+            print(f"   wrote {store} in {time.perf_counter() - t0:.1f} s", flush=True)
+        size = sum(f.stat().st_size for f in store.glob("shard-*.npy"))
+        t0 = time.perf_counter()
+        opened = open_store(store, verify=False)
+        t_open = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bad = verify_store(opened)
+        t_verify = time.perf_counter() - t0
+        row = {"shard_bytes": size, "open_without_verify_s": round(t_open, 3), "verify_s": round(t_verify, 2),
+               "verify_gb_per_s": round(size / t_verify / 1e9, 2), "bad_shards": bad, "uniformity": []}
+        # what `align-uniform --embeddings STORE` does with a store: find the protocol's ~15k sentences by key,
+        # gather their rows, exact uniformity (+ alignment) over them
+        import numpy as np
+
+        from simcse_analysis.metrics import alignment, uniformity
+
+        wanted = [f"sentence number {i}" for i in np.random.default_rng(0).choice(n, size=min(sparse, n),
+                                                                                    replace=False)]
+        t0 = time.perf_counter()
+        x = open_store(store, verify=False)
+        emb = x[x.rows_of(wanted)]
+        value = uniformity(emb) + alignment(emb[: len(emb) // 2], emb[len(emb) // 2: 2 * (len(emb) // 2)])
+        t_sparse = time.perf_counter() - t0
+        row["sparse_analysis"] = {"rows": len(wanted), "seconds": round(t_sparse, 2), "value": value,
+                                  "verify_share_of_verified_run": round(t_verify / (t_verify + t_sparse), 4)}
+        print(f"   {precision}: verify {t_verify:.2f} s, an analysis of {len(wanted):,} of its rows (rows_of + exact "
+              f"uniformity) {t_sparse:.1f} s -> verification is {100 * t_verify / (t_verify + t_sparse):.1f}%",
+              flush=True)
+        for budget in budgets:
+            t0 = time.perf_counter()
+            r = corpus_uniformity(store, budget_pairs=budget, verify=False)
+            t_u = time.perf_counter() - t0
+            row["uniformity"].append({"budget_pairs": budget, "method": r["method"], "value": r["uniformity"],
+                                      "seconds": round(t_u, 1),
+                                      "verify_share_of_verified_run": round(t_verify / (t_verify + t_u), 4)})
+            print(f"   {precision}: verify {t_verify:.2f} s ({size / 1e9:.2f} GB), uniformity (budget {budget:.0e}) "
+                  f"{t_u:.1f} s -> verification is {100 * t_verify / (t_verify + t_u):.1f}% of a verified run",
+                  flush=True)
+        out[precision] = row
+    out["load_after"] = os.getloadavg()
+    return out
+
+
 # ------------------------------------------------------------------------------------------ driver
 def _run_child(args: list[str], kill_at: int | None = None) -> list[dict]:
     """Run a child (this script with ``--child …``); with ``kill_at``, SIGKILL it once it reports that many
@@ -162,7 +253,16 @@ def main() -> None:
     ap.add_argument("--peer-uniformity-n", type=int, default=50_000,
                     help="rows for the NumPy-path peer of the streamed uniformity (both timed on these rows)")
     ap.add_argument("--skip-peer-uniformity", action="store_true")
+    ap.add_argument("--verify-cost", action="store_true", help="only the shard-verification cost (see above)")
+    ap.add_argument("--dim", type=int, default=384, help="--verify-cost: vector dimension")
+    ap.add_argument("--budgets", default="10000000,100000000", help="--verify-cost: uniformity budgets (pairs)")
     args = ap.parse_args()
+    if args.verify_cost:
+        print(f"CPU: {cpu_description()}, {os.cpu_count()} cpus, load {os.getloadavg()}", flush=True)
+        result = verify_cost(Path(args.work), args.n, args.dim, args.shard_rows,
+                             [int(float(b)) for b in args.budgets.split(",")])
+        print(json.dumps(result, indent=1))
+        return
     if args.child:
         kind, rest = args.child[0], args.child[1:]
         if kind == "encode":

@@ -58,18 +58,17 @@ from typing import Any
 import numpy as np
 
 from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
+from simcse_analysis.documents import validate_document
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import finite_json as _finite
 from simcse_analysis.pooling import split_pooler
 from simcse_analysis.records import (
-    REPORT_FIX,
-    REPORT_READABLE,
     REPORT_SCHEMA,
     REPORT_VERSION,
+    TRAJECTORY_POINT_KIND,
     ModelSummary,
-    SchemaError,
-    check_version,
-    upgrade_report,
+    read_report,
+    validate_report,
 )
 
 from .umap_map import UMAPSettings
@@ -168,10 +167,11 @@ def read_trajectory(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             continue
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             if i == len(lines):
                 break  # torn last line
-            raise InputError(f"trajectory {p} line {i} is not JSON ({e.msg}); fix or truncate the file") from e
+            raise InputError(f"trajectory {p} line {i} is not JSON ({getattr(e, 'msg', 'nested too deep')}); fix "
+                             "or truncate the file") from e
         if not isinstance(entry, dict):
             raise InputError(f"trajectory {p} line {i}: expected a JSON object")
         score_key = next((k for k in TRAJECTORY_SCORE_KEYS if k in entry), None)
@@ -181,6 +181,7 @@ def read_trajectory(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise InputError(f"trajectory {p} line {i} lacks {', '.join(need)}: not a simcse-analyze trajectory")
         point = {k: v for k, v in entry.items() if k not in TRAJECTORY_SCORE_KEYS}
         point["stsb_spearman"] = entry[score_key]
+        validate_document(point, TRAJECTORY_POINT_KIND, f"trajectory {p} line {i}")  # types, finite numbers
         out.append(point)
     return out
 
@@ -575,40 +576,17 @@ def _command_line() -> str:
 
 
 # ----------------------------------------------------------------------------------------- JSON I/O
-_MODEL_KEYS = ("label", "model", "pooler", "sts_test", "sts_dev", "dev_align_uniform", "align_uniform", "spectrum",
-               "anisotropy", "random_pairs")
-
-
 def validate_record(record: Any, source: str = "record") -> dict[str, Any]:
-    """Check the record's schema, version and required keys and return it in the current layout (a
-    version-1 record is upgraded); :class:`~simcse_analysis.records.SchemaError` /
-    :class:`~simcse_analysis.records.SchemaVersionError` (both :class:`InputError`) naming ``source``."""
-    version = check_version(record, SCHEMA, REPORT_READABLE, source,
-                            fix="pass a file written by `simcse-analyze report --json`, or " + REPORT_FIX)
-    for key in ("provenance", "settings", "data", "models", "trajectories"):
-        if key not in record:
-            raise SchemaError(f"{source}: report record lacks {key!r}; {REPORT_FIX}")
-    for i, m in enumerate(record["models"]):
-        missing = [k for k in _MODEL_KEYS if k not in m]
-        if missing:
-            raise SchemaError(f"{source}: model {i} lacks {', '.join(missing)}; {REPORT_FIX}")
-    return upgrade_report(record, version)
+    """Check the record's schema, version and fields (:data:`~simcse_analysis.records.REPORT_KIND`) and return
+    it in the current layout (a version-1 record is upgraded); :class:`~simcse_analysis.records.SchemaError` /
+    :class:`~simcse_analysis.records.SchemaVersionError` (both :class:`InputError`) naming ``source`` and the field."""
+    return validate_report(record, source)  # type: ignore[return-value]
 
 
 def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a record written by :func:`save_record`; unreadable or foreign JSON → :class:`InputError`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--from-json {p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"--from-json {p}: cannot read it ({e})") from e
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"--from-json {p}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
-    return validate_record(record, f"--from-json {p}")
+    """Read a record written by :func:`save_record`; unreadable, foreign or malformed JSON → :class:`InputError`
+    naming the file and the field."""
+    return read_report(path, f"--from-json {path}")  # type: ignore[return-value]
 
 
 def save_record(record: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from .corpora import split_lines
+from .documents import read_document, validate_document
 from .errors import InputError
 from .metrics.align_uniform import alignment, uniformity, uniformity_sampled, uniformity_with_rows
 from .metrics.anisotropy import (
@@ -70,7 +71,7 @@ from .metrics.anisotropy import (
 )
 from .metrics.spectrum import DEFAULT_TOP_K, Spectrum, spectrum
 from .metrics.stats import alignment_terms, mean_interval
-from .records import ANALYSIS_READABLE, ANALYSIS_SCHEMA, ANALYSIS_VERSION, SchemaError, check_version
+from .records import ANALYSIS_KIND, ANALYSIS_SCHEMA, ANALYSIS_VERSION
 
 SCHEMA = ANALYSIS_SCHEMA
 SCHEMA_VERSION = ANALYSIS_VERSION
@@ -361,15 +362,16 @@ class StoreSource:
 
 
 def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: str | os.PathLike[str] | None,
-                     name: str | None = None, pooler: str | None = None) -> PrecomputedSource | StoreSource:
+                     name: str | None = None, pooler: str | None = None, verify: bool = True
+                     ) -> PrecomputedSource | StoreSource:
     """Read ``X.npy`` (``(N, d)`` float) and its sentence list (UTF-8, one sentence per line, N lines), or
     open an embedding store directory (its rows are found by sentence, so no list is needed; ``pooler``,
-    when given, must be the store's)."""
-    from .metrics._checks import as_points, row_norms
+    when given, must be the store's; ``verify``: check its shards against their checksums)."""
+    from .metrics._checks import as_points, first_nonfinite_row, row_norms
     from .store import is_store, open_store
 
     if is_store(embeddings_path):
-        return StoreSource(open_store(embeddings_path, pooler=pooler), name=name)
+        return StoreSource(open_store(embeddings_path, pooler=pooler, verify=verify), name=name)
     if sentences_path is None:
         raise InputError(f"--embeddings {embeddings_path} needs --sentences S.txt (row i of the matrix embeds "
                          "line i); only an embedding store carries its own sentence keys")
@@ -392,6 +394,11 @@ def load_precomputed(embeddings_path: str | os.PathLike[str], sentences_path: st
     if arr.shape[0] != len(sentences):
         raise InputError(f"--embeddings {ep} has {arr.shape[0]} rows but --sentences {sp} has {len(sentences)} "
                          "lines: row i must be the embedding of line i")
+    bad = first_nonfinite_row(arr) if arr.dtype.kind == "f" else None
+    if bad is not None:  # name the sentence, not "x: row i"
+        raise InputError(f"--embeddings {ep} row {bad} holds NaN or inf (the embedding of line {bad + 1} of --sentences "
+                         f"{sp}: {sentences[bad][:60]!r}): NaN in the --embeddings file; re-encode that sentence or "
+                         "remove it from both files")
     arr = as_points(arr, f"--embeddings {ep}", min_rows=2)
     zero = np.flatnonzero(row_norms(arr) == 0.0)
     if zero.size:  # no direction, so no cosine: every analysis would fail on it or silently skew
@@ -481,11 +488,7 @@ class AnalysisReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "document") -> AnalysisReport:
-        fix = "rebuild it with `simcse-analyze align-uniform|spectrum|anisotropy MODEL --json FILE`"
-        check_version(d, SCHEMA, ANALYSIS_READABLE, source, fix=fix)
-        if d.get("analysis") not in _RESULT_TYPES:
-            raise SchemaError(f"{source}: unknown analysis {d.get('analysis')!r} (expected one of "
-                              f"{', '.join(_RESULT_TYPES)}): {fix}")
+        validate_document(d, ANALYSIS_KIND, source)  # schema, version, fields
         kind = _RESULT_TYPES[d["analysis"]]
         return cls(d["analysis"], d["protocol"], AnalysisSettings.from_dict(d["settings"]), d["data"],
                    [kind.from_dict(r) for r in d["results"]])
@@ -497,11 +500,9 @@ class AnalysisReport:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AnalysisReport:
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"cannot read analysis JSON {path}: {e}") from e
-        return cls.from_dict(doc, str(path))
+        """Read an ``align-uniform|spectrum|anisotropy --json`` document (validated:
+        :data:`~simcse_analysis.records.ANALYSIS_KIND`)."""
+        return cls.from_dict(read_document(path, ANALYSIS_KIND), str(path))
 
 
 # ----------------------------------------------------------------------------------------- runners

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .documents import Bool, DocumentKind, FileName, Int, ListOf, MapOf, Obj, OneOf, Str, read_document
 from .errors import InputError
+from .pooling import POOLERS
 from .providers import find_provider
 
 #: Metadata a checkpoint directory may carry (written by the trainer and by ``whiten``).
@@ -93,11 +95,22 @@ def _torch_zip_problem(f: Path) -> str | None:
     return None
 
 
+#: A sharded checkpoint's index (``model.safetensors.index.json``): its ``weight_map`` names shard files
+#: inside the checkpoint directory.
+INDEX_KIND = DocumentKind("weights index", Obj({"weight_map": MapOf(FileName(), min_len=1)}),
+                          "copy or download the checkpoint again")
+
+
+def _index_files(index: Path) -> list[str]:
+    """The shard file names a weights index lists (validated: plain names inside the checkpoint)."""
+    return sorted(set(read_document(index, INDEX_KIND)["weight_map"].values()))
+
+
 def _weight_files(path: Path, single: str, index: str) -> list[Path]:
     if (path / single).is_file():
         return [path / single]
     if (path / index).is_file():
-        return [path / n for n in sorted(set(read_json(path / index).get("weight_map", {}).values()))]
+        return [path / n for n in _index_files(path / index)]
     return []
 
 
@@ -124,8 +137,20 @@ def weights_error(where: str | os.PathLike[str], problem: str) -> InputError:
 
 def loading_error(path: Path, e: Exception) -> InputError | None:
     """The :class:`InputError` for an exception raised while loading the weights of ``path`` by a library
-    (transformers, torch, safetensors), or ``None`` when it is not about the files (a bug: let it surface)."""
+    (transformers, torch, safetensors), or ``None`` when it is not about the files (a bug: let it surface).
+
+    A pickled ``pytorch_model.bin`` that torch's ``weights_only`` loader refuses (it would need to run code
+    the file names) stays refused: the message says so and how to convert it."""
+    import pickle
+
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, pickle.UnpicklingError):
+        found = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), first)
+        return InputError(
+            f"{path}: its pytorch_model.bin is a pickle that names Python objects beyond tensors ({found[:160]}), "
+            "so torch's safe weights-only loader refused it and nothing in it ran: if you trust its source, convert "
+            "it to model.safetensors (torch.load(..., weights_only=False), then safetensors.torch.save_file) in a "
+            "separate environment, or use a checkpoint that ships model.safetensors")
     if isinstance(e, (OSError, RuntimeError)) or type(e).__module__.split(".")[0] == "safetensors":
         return weights_error(path, first)
     return None
@@ -184,6 +209,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
                 "point at a checkpoint directory, a training run directory or a Hugging Face model id"
             )
         check_weights(path)
+        read_json(path / "config.json")  # a JSON object (depth-bounded), or one error naming it
         return path.resolve()
     if path.exists():
         raise InputError(f"{path} is a file, not a checkpoint directory: pass the directory that holds it")
@@ -207,24 +233,40 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
             "id, connect to the internet, or pass a local checkpoint directory"
         )
     check_weights(found)
+    read_json(found / "config.json")
     return found
 
 
+#: Any JSON object a checkpoint holds (``config.json``, ...): parsed with bounded depth, an object at the top.
+JSON_OBJECT_KIND = DocumentKind("JSON file", MapOf(), "fix or delete the file")
+
+#: ``simcse_analysis.json``: what the trainer, ``whiten`` & co. write and the encoder reads (pooler, max length,
+#: post-transform file inside the checkpoint); other keys (training settings) pass unchecked.
+METADATA_KIND = DocumentKind("checkpoint metadata", Obj(optional={
+    "pooler": Str(null=True, choices=POOLERS), "max_length": Int(null=True, min=1), "checkpoint": Str(null=True),
+    "baseline": Str(null=True), "sentence_transformers": Bool(),
+    "post_transform": Obj({"type": Str(choices=("affine", "flow")), "file": FileName()}, null=True)}),
+    "fix or delete the file (it is rewritten when the checkpoint is saved again)")
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; malformed files raise :class:`InputError`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}; fix or delete the file") from e
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object")
-    return data
+    """A JSON object from ``path`` (depth-bounded); malformed files raise :class:`InputError` naming it."""
+    return read_document(path, JSON_OBJECT_KIND)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checkpoint's ``simcse_analysis.json`` (pooler, training settings, post-transform); ``{}`` if absent."""
+    """The checkpoint's ``simcse_analysis.json`` (pooler, training settings, post-transform; validated:
+    :data:`METADATA_KIND`); ``{}`` if absent."""
     f = Path(path) / METADATA_FILE
-    return read_json(f) if f.is_file() else {}
+    return read_document(f, METADATA_KIND) if f.is_file() else {}
+
+
+#: sentence-transformers' ``modules.json`` (a list of modules, each a type and a folder inside the checkpoint)
+#: and its pooling module's ``config.json``.
+MODULES_KIND = DocumentKind("sentence-transformers modules.json", ListOf(Obj(optional={
+    "type": Str(), "path": OneOf((Str(choices=("",)), FileName()))})), "fix or delete the file")
+POOLING_KIND = DocumentKind("sentence-transformers pooling config", Obj(optional={
+    "pooling_mode_cls_token": Bool(), "pooling_mode_mean_tokens": Bool()}), "fix or delete the file")
 
 
 def sentence_transformers_pooler(path: Path) -> str | None:
@@ -236,14 +278,10 @@ def sentence_transformers_pooler(path: Path) -> str | None:
     modules = path / "modules.json"
     if not modules.is_file():
         return None
-    try:
-        entries = json.loads(modules.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    for entry in entries:
+    for entry in read_document(modules, MODULES_KIND):
         if str(entry.get("type", "")).endswith("Pooling"):
             cfg_file = path / entry.get("path", "") / "config.json"
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+            cfg = read_document(cfg_file, POOLING_KIND) if cfg_file.is_file() else {}
             if cfg.get("pooling_mode_cls_token"):
                 return "cls_before_pooler"
             if cfg.get("pooling_mode_mean_tokens", True):
@@ -257,6 +295,10 @@ def default_pooler(path: Path) -> str:
     return read_metadata(path).get("pooler") or sentence_transformers_pooler(path) or "cls"
 
 
+SBERT_CONFIG_KIND = DocumentKind("sentence_bert_config.json", Obj(optional={"max_seq_length": Int(null=True, min=1)}),
+                                 "fix or delete the file")
+
+
 def default_max_length(path: Path, tokenizer_max: int | None) -> int:
     """Checkpoint metadata, then ``sentence_bert_config.json``'s ``max_seq_length``, then the
     tokenizer's limit (capped at 512)."""
@@ -265,12 +307,9 @@ def default_max_length(path: Path, tokenizer_max: int | None) -> int:
         return int(meta)
     sbert = path / "sentence_bert_config.json"
     if sbert.is_file():
-        try:
-            v = json.loads(sbert.read_text(encoding="utf-8")).get("max_seq_length")
-            if v:
-                return int(v)
-        except (OSError, json.JSONDecodeError):
-            pass
+        v = read_document(sbert, SBERT_CONFIG_KIND).get("max_seq_length")
+        if v:
+            return int(v)
     if tokenizer_max and tokenizer_max < 100_000:
         return min(int(tokenizer_max), 512)
     return 512
@@ -288,8 +327,28 @@ def weights_fingerprint(path: str | os.PathLike[str]) -> str:
     files = ["config.json", *WEIGHT_FILES]
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (path / index).is_file():
-            files += sorted(set(read_json(path / index).get("weight_map", {}).values()))
+            files += _index_files(path / index)
     for name in files:
+        f = path / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + file_digest(f).encode() + b"\0")
+    return h.hexdigest()
+
+
+#: Files a Hugging Face tokenizer reads from a checkpoint directory (besides the ones its class names in
+#: ``vocab_files_names``): editing any of them (e.g. ``do_lower_case``) changes the vectors.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def tokenizer_fingerprint(path: str | os.PathLike[str], tokenizer: Any = None) -> str:
+    """SHA-256 over the checkpoint's tokenizer files (:data:`TOKENIZER_FILES` plus the ``vocab_files_names`` of
+    ``tokenizer``'s class; names and contents), so a cache or store key changes when the tokenization does."""
+    path = Path(path)
+    names = set(TOKENIZER_FILES) | {str(v) for v in getattr(type(tokenizer), "vocab_files_names", {}).values()}
+    h = hashlib.sha256()
+    for name in sorted(names):
         f = path / name
         if f.is_file():
             h.update(name.encode() + b"\0" + file_digest(f).encode() + b"\0")

@@ -34,14 +34,22 @@ from typing import Any
 
 import numpy as np
 
+from .documents import read_document
 from .errors import InputError
 from .io_utils import finite_json
 from .metrics import stats
+from .records import (
+    COMPARISON_KIND,
+    COMPARISON_SCHEMA,
+    COMPARISON_VERSION,
+    SCORES_KIND,
+    SCORES_SCHEMA,
+    list_argument,
+)
 from .sts_data import STSSubset
 
-SCHEMA = "simcse-analysis/comparison"
-SCORES_SCHEMA = "simcse-analysis/model-scores"
-SCHEMA_VERSION = 1
+SCHEMA = COMPARISON_SCHEMA
+SCHEMA_VERSION = COMPARISON_VERSION
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -191,7 +199,8 @@ class ModelScores:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ModelScores:
-        return cls.from_dict(_read_document(path, SCORES_SCHEMA, "scores", "compare --save-scores DIR"))
+        """Read a ``--save-scores`` file (validated: :data:`~simcse_analysis.records.SCORES_KIND`)."""
+        return cls.from_dict(read_document(path, SCORES_KIND))
 
 
 def score_model(source: Any, data: CompareData, settings: CompareSettings, label: str | None = None
@@ -318,30 +327,10 @@ class ComparisonReport:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _read_document(path: str | os.PathLike[str], schema: str, what: str, how: str) -> dict[str, Any]:
-    """The JSON object in ``path`` if its ``schema`` is ``schema``; else one :class:`InputError` naming the file
-    and ``how`` to write one."""
-    try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what} file (write one with {how})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable {what} JSON ({e})") from e
-    if not isinstance(d, dict) or d.get("schema") != schema:
-        raise InputError(f"{path}: not a {schema} document (write one with {how})")
-    return d
-
-
 def load_comparison(path: str | os.PathLike[str]) -> ComparisonReport:
-    """Read a ``compare --json`` document (schema and version checked; the error names the file)."""
-    d = _read_document(path, SCHEMA, "comparison", "simcse-analyze compare --json F")
-    if d.get("version") != SCHEMA_VERSION:
-        raise InputError(f"{path}: comparison version {d.get('version')!r} is not readable by this release "
-                         f"(reads {SCHEMA_VERSION}); re-run simcse-analyze compare")
-    try:
-        return ComparisonReport.from_dict(d)
-    except (KeyError, TypeError) as e:
-        raise InputError(f"{path}: malformed comparison document ({e}); re-run simcse-analyze compare") from e
+    """Read a ``compare --json`` document (validated: :data:`~simcse_analysis.records.COMPARISON_KIND`; an
+    error names the file and the field)."""
+    return ComparisonReport.from_dict(read_document(path, COMPARISON_KIND))
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -523,12 +512,12 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     from .analysis import EncoderSource
     from .encoder import load_encoder
 
-    checkpoints = [str(c) for c in checkpoints]
+    checkpoints = [str(c) for c in list_argument(checkpoints, "checkpoints", "checkpoints (baseline first)")]
     if len(checkpoints) < 2:
         raise InputError(f"compare needs at least 2 checkpoints (baseline first), got {len(checkpoints)}")
     settings = settings or CompareSettings()
+    saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}  # validated
     data = load_compare_data(settings, data_dir)  # fails on missing data and k >= N before encoding
-    saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}
     scores: list[ModelScores] = []
     for i, spec in enumerate(checkpoints):
         if spec in saved:

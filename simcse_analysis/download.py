@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -51,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from .documents import parse_json, read_text
 from .errors import InputError
 from .io_utils import atomic_path
 from .sts_data import SUBSETS
@@ -175,12 +175,10 @@ def load_manifest(manifest: str | os.PathLike[str] | dict | None = None, base_ur
         doc = manifest
     elif manifest is not None:
         p = Path(manifest)
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"manifest {p} does not exist: pass an existing JSON file to --manifest") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"manifest {p} is not valid JSON ({e}); fix the file") from e
+        if not p.exists():
+            raise InputError(f"manifest {p} does not exist: pass an existing JSON file to --manifest")
+        fix = "fix the file (a JSON object with a 'resources' mapping)"
+        doc = parse_json(read_text(p, f"manifest {p}", fix), f"manifest {p}", fix)  # depth-bounded
         if not isinstance(doc, dict):
             raise InputError(f"manifest {p} must be a JSON object with a 'resources' mapping")
     out = list(resources)

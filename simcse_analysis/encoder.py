@@ -26,11 +26,12 @@ import torch
 
 from . import checkpoint as ckpt
 from .cache import EmbeddingCache, sentence_keys
-from .errors import InputError
+from .errors import InputError, NonFiniteEmbeddingError
 from .hf_logging import quiet_transformers
 from .metrics.device import torch_device
 from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
 from .post_transforms import AffineMap, FlowMap, load_post_transform
+from .records import list_argument
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "float32": torch.float32,
@@ -65,13 +66,31 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def _check_texts(sentences: Sequence[str]) -> list[str]:
-    if isinstance(sentences, str):
-        raise TypeError("encode() takes a sequence of sentences, not a single string")
-    texts = list(sentences)
+    texts = list_argument(sentences, "sentences", "sentences (str)")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"sentence {i} is {type(t).__name__}, not str")
+            raise InputError(f"sentences[{i}] is {type(t).__name__}, not str: pass a list of sentences (str)")
     return texts
+
+
+def check_max_length(max_length: Any) -> int:
+    """``max_length`` (tokens per sentence, truncation) as an int >= 1; :class:`InputError` otherwise (a
+    negative one overflows inside ``tokenizers``, and 0 is not "the default")."""
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise InputError(f"max_length must be a positive integer (tokens per sentence), got {max_length!r}: pass "
+                         "e.g. max_length=128, or None for the checkpoint's own limit")
+    return int(max_length)
+
+
+def nonfinite_tensor(model: torch.nn.Module) -> tuple[str, int, int] | None:
+    """``(name, non-finite values, values)`` of the first floating-point tensor of ``model``'s state dict that
+    holds NaN/inf, or ``None`` when every weight and buffer is finite."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point():
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                return name, int((~finite).sum()), t.numel()
+    return None
 
 
 def _check_layer_pooler(pooler: str) -> str:
@@ -92,11 +111,13 @@ class Encoder:
                  device: torch.device, dtype: torch.dtype, name: str, path: Path | None = None,
                  fingerprint: str | None = None, cache: EmbeddingCache | None = None,
                  post_transform: AffineMap | FlowMap | None = None,
-                 post_transform_digest: str | None = None) -> None:
+                 post_transform_digest: str | None = None, tokenizer_fingerprint: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.pooler = check_pooler(pooler)
-        self.max_length = int(max_length)
+        self.max_length = check_max_length(max_length)
+        self.tokenizer_fingerprint = tokenizer_fingerprint
+        self._weights_problem: tuple[str, int, int] | None | bool = False  # False: not checked yet
         self._device = device
         self._dtype = dtype
         self.name = name
@@ -130,12 +151,12 @@ class Encoder:
 
     @property
     def fingerprint(self) -> str | None:
-        """Identity of what ``encode`` computes: weights, plus the post-transform if any."""
+        """Identity of what ``encode`` computes for given settings: weights and config, the tokenizer files,
+        and the post-transform if any (the pooler, max length and dtype are recorded beside it)."""
         if self.weights_fingerprint is None:
             return None
-        if self._post_digest is None:
-            return self.weights_fingerprint
-        return hashlib.sha256((self.weights_fingerprint + self._post_digest).encode()).hexdigest()
+        parts = [self.weights_fingerprint, self.tokenizer_fingerprint or "", self._post_digest or ""]
+        return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
     @property
     def dim(self) -> int:
@@ -187,6 +208,13 @@ class Encoder:
     def _finish(self, emb: np.ndarray, normalize: bool) -> np.ndarray:
         if self.post_transform is not None:
             emb = self.post_transform.apply(emb)
+            bad = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+            if bad.size:  # the model's vectors were checked finite: the map is at fault
+                spec = ckpt.read_metadata(self.path).get("post_transform", {}) if self.path else {}
+                raise InputError(f"{self.name}: its post-transform ({self.post_transform.kind}, "
+                                 f"{spec.get('file', 'in memory')}) turns finite vectors into NaN/inf ({bad.size} of "
+                                 f"{len(emb)} sentences): the file holds NaN/inf or diverged when it was fitted; fit "
+                                 "it again (simcse-analyze whiten/abtt/flow/standardize)")
         if normalize:
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
@@ -200,9 +228,11 @@ class Encoder:
         return (lambda out, mask: torch.stack([h[:, 0] for h in out.hidden_states])), self.n_layers
 
     def cache_settings(self, kind: str, pooler: str) -> dict[str, Any]:
-        """What a cached vector depends on besides its sentence (the cache namespace's settings)."""
-        return {"fingerprint": self.weights_fingerprint, "kind": kind, "pooler": pooler,
-                "max_length": self.max_length, "dtype": self.dtype, "v": 2}
+        """What a cached vector depends on besides its sentence (the cache namespace's settings): the weights
+        and config, the tokenizer files, the kind of output, pooler, max length and dtype. (Cached vectors
+        are the model's, before any post-transform, so the post-transform is not part of the key.)"""
+        return {"fingerprint": self.weights_fingerprint, "tokenizer": self.tokenizer_fingerprint, "kind": kind,
+                "pooler": pooler, "max_length": self.max_length, "dtype": self.dtype, "v": 2}
 
     @property
     def n_layers(self) -> int:
@@ -250,6 +280,7 @@ class Encoder:
 
             fn.__name__ = "+".join(f"{wants[w][0]}:{wants[w][1]}" for w in todo)
             computed = self._run([unique[i] for i in rows], batch_size, show_progress_bar, fn, needs_hidden)
+            self._check_finite(computed.transpose(1, 0, 2), rows, unique, inverse, fn, needs_hidden)  # before caching
             start = 0
             for w, (_, k) in zip(todo, heads):
                 part = computed[start:start + k]  # (k, m, d)
@@ -259,7 +290,50 @@ class Encoder:
                 if spaces[w] is not None:
                     new = missing[w][rows]
                     spaces[w].put([keys[i] for i in rows[new]], part[new])
+        for w, r in enumerate(results):  # cached rows too (a cache written before vectors were checked)
+            self._check_finite(r, np.arange(n), unique, inverse, self._head(*wants[w])[0],
+                               wants[w][0] == "layers" or wants[w][1] in NEEDS_HIDDEN_STATES)
         return [r[inverse] for r in results]
+
+    def _check_finite(self, arr: np.ndarray, rows: np.ndarray, unique: list[str], inverse: np.ndarray,
+                      fn: Callable[[Any, torch.Tensor], torch.Tensor], hidden_states: bool) -> None:
+        """:class:`NonFiniteEmbeddingError` if a row of ``arr`` (row ``j`` = the output of sentence
+        ``unique[rows[j]]``, any trailing shape) holds NaN/inf, naming the model, the sentence and the cause."""
+        if arr.size == 0 or np.isfinite(arr).all():
+            return
+        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+        u = int(rows[bad[0]])
+        text = unique[u]
+        index = int(np.flatnonzero(inverse == u)[0])
+        cause = self._nonfinite_cause(text, fn, hidden_states)
+        what = f"{self.pooler} vector" if arr.ndim == 2 or arr.shape[1] == 1 else "per-layer vectors"
+        raise NonFiniteEmbeddingError(self.name, what, int(bad.size), len(arr), index, text, cause)
+
+    def _nonfinite_cause(self, text: str, fn: Callable[[Any, torch.Tensor], torch.Tensor],
+                         hidden_states: bool) -> str:
+        """The likely reason a vector is NaN/inf: weights (checked once), a half-precision overflow (the
+        sentence is run again in fp32), or an overflow inside the model."""
+        if self._weights_problem is False:
+            self._weights_problem = nonfinite_tensor(self.model)
+        if self._weights_problem:
+            name, k, total = self._weights_problem  # type: ignore[misc]
+            where = f" of {self.path}" if self.path else ""
+            return (f"cause: NaN/inf weights in the checkpoint{where} (tensor {name}: {k:,} of {total:,} values): "
+                    "copy or download the checkpoint again, or retrain it")
+        if self._dtype in (torch.float16, torch.bfloat16) and self._finite_in_fp32(text, fn, hidden_states):
+            return (f"cause: {self.dtype} overflow (the same sentence gives a finite vector in fp32): re-run with "
+                    "--dtype fp32" + (" or bf16 (fp32's range)" if self._dtype == torch.float16 else ""))
+        return (f"cause: the model overflows on this input in {self.dtype} although its weights are finite: "
+                "check the checkpoint (e.g. evaluate it in fp32), or leave this sentence out")
+
+    def _finite_in_fp32(self, text: str, fn: Callable[[Any, torch.Tensor], torch.Tensor], hidden_states: bool) -> bool:
+        """Whether ``text`` encodes to a finite output with the model in fp32 (converted in place and back:
+        fp16/bf16 → fp32 → fp16/bf16 is exact)."""
+        try:
+            self.model.float()
+            return bool(np.isfinite(self._run([text], 1, False, fn, hidden_states)).all())
+        finally:
+            self.model.to(self._dtype)
 
     def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
@@ -355,6 +429,8 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     """
     from transformers import AutoModel
 
+    if max_length is not None:
+        max_length = check_max_length(max_length)
     path = ckpt.resolve_checkpoint(name_or_path)
     meta = ckpt.read_metadata(path)
     pooler = check_pooler(pooler or ckpt.default_pooler(path))
@@ -393,4 +469,5 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     cache = EmbeddingCache(cache_dir) if use_cache else None
     return Encoder(model, tokenizer, pooler=pooler, max_length=length, device=dev, dtype=torch_dtype,
                    name=str(name_or_path), path=path, fingerprint=ckpt.weights_fingerprint(path),
-                   cache=cache, post_transform=post, post_transform_digest=post_digest)
+                   cache=cache, post_transform=post, post_transform_digest=post_digest,
+                   tokenizer_fingerprint=ckpt.tokenizer_fingerprint(path, tokenizer))

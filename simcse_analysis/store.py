@@ -16,16 +16,23 @@ complete shard and encodes the rest. With ``torchrun --nproc-per-node K`` (or ``
 rank r encodes shards r, r+K, r+2K, …; each shard's computation does not depend on who runs it, so the
 store is the one a single process writes.
 
-Manifest (``schema`` ``simcse-analysis/embedding-store``, ``version`` 1)::
+Manifest (``schema`` ``simcse-analysis/embedding-store``, ``version`` 2)::
 
-    {"model", "fingerprint", "pooler", "max_length", "dtype" (encoding dtype), "precision" ("float32" |
+    {"model", "fingerprint" (the encoder's: weights, config, tokenizer files and post-transform, see
+     ``Encoder.fingerprint``), "pooler", "max_length", "dtype" (encoding dtype), "precision" ("float32" |
      "float16": how the shards store the vectors), "dim", "n", "shard_rows", "n_shards",
-     "sentences_digest" (SHA-256 over the rows' sentences, see ``cache.texts_digest``), "keys": "keys.bin",
-     "sources": [file names], "post_transform": "affine" | null}
+     "sentences_digest" (SHA-256 over the rows' sentences, see ``cache.texts_digest``), "keys": "keys.bin"
+     (a file name inside the store), "sources": [file names], "post_transform": "affine" | "flow" | null}
 
-Reading (:func:`open_store`) checks the manifest against what the caller asks for (fingerprint, pooler)
-and every shard's presence and size; :class:`EmbeddingStore` then serves row ranges and index arrays
-from memory maps, as float32.
+Version 1 (before the fingerprint covered the tokenizer files) is read for analysis; an encode into it
+is refused (its fingerprint cannot be compared).
+
+Reading (:func:`open_store`) validates the manifest (:data:`MANIFEST_KIND`: types, ranges, a ``keys``
+path that stays in the store), checks it against what the caller asks for (fingerprint, pooler), every
+shard's presence and shape, and (unless ``verify=False``) every shard's bytes against its ``.sha256``;
+:class:`EmbeddingStore` then serves row ranges and index arrays from memory maps, as float32, and refuses
+to serve a row that is NaN/inf. Vectors are checked finite before they are written, too: the encoder
+refuses NaN/inf, and a float16 store refuses a value beyond float16's range (it would become inf).
 """
 
 from __future__ import annotations
@@ -45,14 +52,19 @@ from typing import Any
 
 import numpy as np
 
-from .cache import KEY_BYTES, sentence_key
-from .errors import InputError
+from .cache import KEY_BYTES, sentence_keys
+from .documents import DocumentKind, FileName, Int, ListOf, Obj, Str, read_document
+from .errors import InputError, NonFiniteEmbeddingError
 from .io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 from .locks import DirectoryLock, check_not_in_use
 from .path_safety import check_apart
+from .pooling import POOLERS
+from .records import list_argument
 
 SCHEMA = "simcse-analysis/embedding-store"
-SCHEMA_VERSION = 1
+#: 2: ``fingerprint`` covers the tokenizer files (version 1's covered weights, config and post-transform).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 MANIFEST = "manifest.json"
 KEYS = "keys.bin"
 DEFAULT_SHARD_ROWS = 16_384
@@ -80,6 +92,7 @@ class StoreManifest:
     sources: list[str] = field(default_factory=list)
     post_transform: str | None = None
     keys: str = KEYS
+    version: int = SCHEMA_VERSION
 
     @property
     def n_shards(self) -> int:
@@ -89,7 +102,7 @@ class StoreManifest:
         return k * self.shard_rows, min(self.n, (k + 1) * self.shard_rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "version": SCHEMA_VERSION, **asdict(self), "n_shards": self.n_shards}
+        return {"schema": SCHEMA, **asdict(self), "n_shards": self.n_shards}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StoreManifest:
@@ -97,10 +110,29 @@ class StoreManifest:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def identity(self) -> dict[str, Any]:
-        """What must agree for a resumed run to continue this store (everything but the model's label)."""
+        """What must agree for a resumed run to continue this store (everything but the model's label and
+        the manifest's version)."""
         d = asdict(self)
         d.pop("model")
+        d.pop("version")
         return d
+
+
+def _shards_rule(d: dict[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
+    expected = -(-d["n"] // d["shard_rows"])
+    if "n_shards" in d and d["n_shards"] != expected:
+        return ("n_shards",), f"is {d['n_shards']}, but n = {d['n']} rows in shards of {d['shard_rows']} make {expected}"
+    return None
+
+
+#: The manifest as :func:`read_manifest` accepts it (every field a reader uses, typed and in range).
+MANIFEST_KIND = DocumentKind("embedding-store manifest", Obj(
+    {"model": Str(), "fingerprint": Str(null=True), "pooler": Str(choices=tuple(POOLERS)),
+     "max_length": Int(min=1), "dtype": Str(), "precision": Str(choices=tuple(PRECISIONS)), "dim": Int(min=1),
+     "n": Int(min=1), "shard_rows": Int(min=1), "sentences_digest": Str()},
+    optional={"sources": ListOf(Str()), "post_transform": Str(null=True), "keys": FileName(),
+              "n_shards": Int(min=1)}, rules=(_shards_rule,)),
+    "rerun the `simcse-analyze encode` that wrote the store into a new --out directory", SCHEMA, READABLE_VERSIONS)
 
 
 # ----------------------------------------------------------------------------------------- input
@@ -123,7 +155,7 @@ def _line_stream(files: Sequence[Path]) -> Iterator[str]:
 
 
 def _check_inputs(files: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    paths = [Path(f) for f in files]
+    paths = [Path(f) for f in list_argument(files, "sentence_files", "sentence files")]
     if not paths:
         raise InputError("--sentences: give at least one UTF-8 text file, one sentence per line")
     for p in paths:
@@ -166,17 +198,24 @@ def _shard_complete(root: Path, k: int) -> bool:
     """A shard is complete when its checksum file exists and matches the .npy bytes."""
     npy, sha = root / shard_name(k), root / shard_name(k).replace(".npy", ".sha256")
     try:
-        expected = sha.read_text().strip()
+        return _sha256_file(npy) == sha.read_text().strip()
     except OSError:
         return False
-    h = hashlib.sha256()
-    try:
-        with open(npy, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    except OSError:
-        return False
-    return h.hexdigest() == expected
+
+
+def _stored(vec: np.ndarray, dtype: Any, lo: int, texts: Sequence[str]) -> np.ndarray:
+    """``vec`` in the store's precision; :class:`InputError` naming the first line whose vector does not fit
+    (float16 holds magnitudes up to 65504: beyond that a value would be written as inf)."""
+    with np.errstate(over="ignore"):  # checked below
+        out = np.ascontiguousarray(vec.astype(dtype, copy=False))
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        big = float(np.abs(vec[i]).max())
+        raise InputError(f"the vector of line {lo + i + 1} of the --sentences files ({texts[i][:60]!r}) has a value "
+                         f"of magnitude {big:.4g}, beyond float16's range (65504), so --fp16 would store inf "
+                         f"({int(bad.sum())} such vector(s) in its shard): encode without --fp16 (float32)")
+    return out
 
 
 def _write_shard(root: Path, k: int, arr: np.ndarray) -> None:
@@ -190,6 +229,10 @@ def _write_shard(root: Path, k: int, arr: np.ndarray) -> None:
 def _check_same(root: Path, old: StoreManifest, new: StoreManifest) -> None:
     """InputError naming the first difference if a resumed run would not continue the same store."""
     fix = "choose another --out directory or delete it"
+    if old.version != new.version:
+        raise InputError(f"--out {root} holds a store of manifest version {old.version}, written by an older "
+                         f"simcse-analysis whose fingerprint did not cover the tokenizer, so it cannot be resumed "
+                         f"safely: {fix}")
     if old.fingerprint != new.fingerprint:
         raise InputError(f"--out {root} holds vectors of another checkpoint ({old.model}, fingerprint "
                          f"{str(old.fingerprint)[:12]}…), not of {new.model}: {fix}")
@@ -307,9 +350,19 @@ def _write_store(encoder: Any, files: list[Path], root: Path, *, precision: str,
             pos += 1
         texts = [next(lines) for _ in range(hi - lo)]
         pos = hi
-        vec = encoder.encode(texts, batch_size=batch_size, show_progress_bar=False, use_cache=False)
         try:
-            _write_shard(root, k, np.ascontiguousarray(vec.astype(dtype, copy=False)))
+            vec = encoder.encode(texts, batch_size=batch_size, show_progress_bar=False, use_cache=False)
+            stored = _stored(vec, dtype, lo, texts)
+        except NonFiniteEmbeddingError as e:  # say which line of the input it is
+            if bar is not None:
+                bar.close()
+            raise e.at(f"line {lo + e.index + 1} of the --sentences files") from None
+        except InputError:
+            if bar is not None:
+                bar.close()
+            raise
+        try:
+            _write_shard(root, k, stored)
         except OSError as e:
             if bar is not None:
                 bar.close()
@@ -333,23 +386,18 @@ def is_store(path: str | os.PathLike[str]) -> bool:
 
 
 def read_manifest(root: Path) -> StoreManifest:
-    try:
-        d = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{root / MANIFEST}: not a readable store manifest ({e})") from e
-    if d.get("schema") != SCHEMA:
-        raise InputError(f"{root / MANIFEST}: not an embedding-store manifest (schema {d.get('schema')!r})")
-    try:
-        return StoreManifest.from_dict(d)
-    except TypeError as e:
-        raise InputError(f"{root / MANIFEST}: malformed manifest ({e})") from e
+    """The store's manifest, validated (:data:`MANIFEST_KIND`); one :class:`InputError` naming the file and
+    the field otherwise. ``keys`` must name a file inside the store (no ``/``, no ``..``)."""
+    d = read_document(root / MANIFEST, MANIFEST_KIND)
+    return StoreManifest.from_dict(d)
 
 
 class EmbeddingStore:
     """A complete store, read through memory maps: ``shape``, ``store[a:b]`` / ``store[idx]`` → float32.
 
     Supports what the metrics need of a matrix (``shape``, ``dtype``, ``len``, row slices and integer
-    index arrays) without reading more than the rows asked for.
+    index arrays) without reading more than the rows asked for. Every row served is checked finite
+    (:class:`InputError` naming the store, the row, its line and its sentence key otherwise).
     """
 
     def __init__(self, root: Path, manifest: StoreManifest, shards: list[np.ndarray]) -> None:
@@ -377,7 +425,7 @@ class EmbeddingStore:
                 take = min(stop - pos, s - r)
                 out[pos - start:pos - start + take] = self._shards[k][r:r + take]
                 pos += take
-            return out
+            return self._finite(out, lambda i: start + i)
         if isinstance(item, (int, np.integer)):
             return self[int(item):int(item) + 1][0]
         idx = np.asarray(item, dtype=np.int64)
@@ -391,7 +439,20 @@ class EmbeddingStore:
         for k in np.unique(shard_of):
             sel = np.flatnonzero(shard_of == k)
             out[sel] = self._shards[int(k)][idx[sel] - k * s]
-        return out
+        return self._finite(out, lambda i: int(idx[i]))
+
+    def _finite(self, out: np.ndarray, row_of: Any) -> np.ndarray:
+        """``out`` if every value is finite, else :class:`InputError` naming the first NaN/inf row."""
+        if np.isfinite(out).all():
+            return out
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        row = row_of(int(bad[0]))
+        key = bytes(self.keys[row]).hex()
+        sources = ", ".join(self.manifest.sources) or "its --sentences files"
+        raise InputError(f"store {self.root}: row {row} (line {row + 1} of {sources}; sentence key {key}) holds "
+                         f"NaN/inf in {shard_name(row // self.manifest.shard_rows)} ({bad.size} bad row(s) among the "
+                         "rows read): NaN in the --embeddings store, written by a release that did not check "
+                         "vectors or edited since; encode the sentences again into a new store")
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = self[:]
@@ -404,28 +465,32 @@ class EmbeddingStore:
 
     @property
     def keys(self) -> np.ndarray:
-        """Row keys as a ``(n,)`` array of 16-byte strings (memory-mapped)."""
+        """Row keys as a ``(n,)`` array of raw 16-byte values (``np.void``, memory-mapped): ``bytes(keys[i])``
+        is row ``i``'s key with every byte, trailing NUL bytes included (a ``bytes_`` view would strip them)."""
         if self._keys is None:
-            self._keys = np.memmap(self.root / self.manifest.keys, dtype=f"S{KEY_BYTES}", mode="r",
+            self._keys = np.memmap(self.root / self.manifest.keys, dtype=f"V{KEY_BYTES}", mode="r",
                                    shape=(self.manifest.n,))
         return self._keys
 
     def rows_of(self, sentences: Sequence[str]) -> np.ndarray:
-        """Row of each sentence (its first occurrence); InputError naming the first one the store lacks."""
-        wanted = {sentence_key(s): i for i, s in enumerate(sentences)}
-        rows = np.full(len(sentences), -1, dtype=np.int64)
+        """Row of each sentence (its first occurrence); InputError naming the first one the store lacks.
+
+        Keys are compared as whole 16-byte values; a vectorised pass over their first 8 bytes (as uint64)
+        finds the candidate rows, so a 1M-row store is scanned in well under a second."""
+        keys_of = sentence_keys(sentences)
+        wanted = set(keys_of)
+        prefixes = np.frombuffer(b"".join(sorted(wanted)), dtype="<u8")[::2].copy()  # first 8 bytes of each key
+        first8 = self.keys.view("<u8").reshape(-1, 2)[:, 0] if self.manifest.n else np.empty(0, "<u8")
         found: dict[bytes, int] = {}
         block = 1 << 20
-        keys = self.keys
-        for start in range(0, len(keys), block):
-            chunk = keys[start:start + block]
-            for j, k in enumerate(chunk.tolist()):
+        for start in range(0, len(first8), block):
+            for j in np.flatnonzero(np.isin(first8[start:start + block], prefixes)).tolist():
+                k = bytes(self.keys[start + j])
                 if k in wanted and k not in found:
                     found[k] = start + j
             if len(found) == len(wanted):
                 break
-        for i, s in enumerate(sentences):
-            rows[i] = found.get(sentence_key(s), -1)
+        rows = np.fromiter((found.get(k, -1) for k in keys_of), dtype=np.int64, count=len(keys_of))
         if (rows < 0).any():
             first = sentences[int(np.flatnonzero(rows < 0)[0])]
             raise InputError(f"store {self.root} lacks {int((rows < 0).sum())} of the {len(sentences)} sentences "
@@ -434,10 +499,54 @@ class EmbeddingStore:
         return rows
 
 
+def _sha256_file(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mismatched_shards(root: Path, n_shards: int, progress: bool = False) -> list[str]:
+    """Names of the shards whose bytes do not match their ``.sha256`` (every shard read once; threads hash
+    several shards at a time, hashlib releasing the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bad(k: int) -> bool:
+        npy = root / shard_name(k)
+        try:
+            return _sha256_file(npy) != npy.with_suffix(".sha256").read_text().strip()
+        except OSError:
+            return True
+
+    workers = max(1, min(4, os.cpu_count() or 1, n_shards))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_shards, desc=f"verifying {root.name}", unit="shard", file=sys.stderr)
+    out = []
+    with ThreadPoolExecutor(workers) as pool:
+        for k, is_bad in enumerate(pool.map(bad, range(n_shards))):
+            if is_bad:
+                out.append(shard_name(k))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+#: Stores at least this large show a progress bar while their shards are verified.
+VERIFY_PROGRESS_BYTES = 1 << 30
+
+
 def open_store(path: str | os.PathLike[str], *, fingerprint: str | None = None, pooler: str | None = None,
-               option: str = "--embeddings") -> EmbeddingStore:
-    """Open a complete store for reading; InputError (naming the cause) if it is not complete or not the
-    encoding asked for (``fingerprint`` / ``pooler``, when given, must match the manifest)."""
+               option: str = "--embeddings", verify: bool = True) -> EmbeddingStore:
+    """Open a complete store for reading; InputError (naming the cause) if it is not complete, not the
+    encoding asked for (``fingerprint`` / ``pooler``, when given, must match the manifest) or (``verify``)
+    a shard's bytes no longer match its ``.sha256`` (one read of every shard: see
+    ``benchmarks/bench_store.py --verify-only`` for its cost; ``--no-verify`` skips it)."""
     root = Path(path)
     if not root.is_dir() or not is_store(root):
         raise InputError(f"{option} {root}: not an embedding store (no {MANIFEST}); write one with "
@@ -450,17 +559,18 @@ def open_store(path: str | os.PathLike[str], *, fingerprint: str | None = None, 
         raise InputError(f"{option} {root} holds pooler {m.pooler!r} vectors, not {pooler!r}: pass --pooler "
                          f"{m.pooler} or encode a store with --pooler {pooler}")
     keys = root / m.keys
+    if keys.is_symlink() and keys.resolve().parent != root.resolve():
+        raise InputError(f"{root / MANIFEST}: keys ({m.keys}) is a link to a file outside the store; "
+                         f"{MANIFEST_KIND.fix}")
     if not keys.is_file() or keys.stat().st_size != m.n * KEY_BYTES:
         raise InputError(f"{option} {root}: {m.keys} is missing or truncated; rerun simcse-analyze encode "
                          f"with --out {root} to repair it")
-    want = PRECISIONS.get(m.precision)
-    if want is None:
-        raise InputError(f"{root / MANIFEST}: unknown precision {m.precision!r}")
+    want = PRECISIONS[m.precision]
+    fix = f"rerun simcse-analyze encode with --out {root} to finish it"
     shards = []
     for k in range(m.n_shards):
         lo, hi = m.shard_range(k)
         f = root / shard_name(k)
-        fix = f"rerun simcse-analyze encode with --out {root} to finish it"
         if not f.is_file() or not f.with_suffix(".sha256").is_file():
             raise InputError(f"{option} {root}: shard {f.name} is missing or unfinished; {fix}")
         try:
@@ -471,6 +581,14 @@ def open_store(path: str | os.PathLike[str], *, fingerprint: str | None = None, 
             raise InputError(f"{option} {root}: shard {f.name} has shape {arr.shape} {arr.dtype}, expected "
                              f"{(hi - lo, m.dim)} {m.precision}; {fix}")
         shards.append(arr)
+    if verify:
+        size = m.n * m.dim * np.dtype(want).itemsize
+        bad = _mismatched_shards(root, m.n_shards, progress=size >= VERIFY_PROGRESS_BYTES)
+        if bad:
+            raise InputError(f"{option} {root}: shard {bad[0]} no longer matches its checksum "
+                             f"{bad[0].replace('.npy', '.sha256')} ({len(bad)} of {m.n_shards} shards changed since "
+                             f"they were written): rerun the same simcse-analyze encode with --out {root}, which "
+                             "re-encodes changed shards")
     return EmbeddingStore(root, m, shards)
 
 
@@ -537,20 +655,22 @@ def encode_corpus(model: str, sentence_files: Sequence[str | os.PathLike[str]], 
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    open_store(out, option="--out")  # every shard present and of the right size
+    open_store(out, option="--out", verify=False)  # every shard present and of the right size (each was hashed
+    # as it was written, or verified when a resumed run skipped it)
     return summary
 
 
 def corpus_uniformity(path: str | os.PathLike[str], *, t: float = 2.0, budget_pairs: int = 10**10, seed: int = 0,
-                      device: Any = None) -> dict[str, Any]:
+                      device: Any = None, verify: bool = True) -> dict[str, Any]:
     """Uniformity of EVERY row of a store (or an ``(N, d)`` ``.npy`` file, memory-mapped), streamed from
     disk: exact when all N(N−1)/2 pairs fit in ``budget_pairs`` kernel evaluations, else the sampled
     estimate with its standard error (:func:`simcse_analysis.metrics.device.uniformity_within_budget`)."""
+    from .metrics._checks import first_nonfinite_row
     from .metrics.device import uniformity_within_budget
 
     p = Path(path)
     if is_store(p):
-        x: Any = open_store(p, option="STORE")
+        x: Any = open_store(p, option="STORE", verify=verify)
         where = {"store": str(p), "model": x.manifest.model, "pooler": x.manifest.pooler,
                  "precision": x.manifest.precision}
     else:
@@ -560,6 +680,10 @@ def corpus_uniformity(path: str | os.PathLike[str], *, t: float = 2.0, budget_pa
             raise InputError(f"{p}: no such store directory or .npy file") from None
         except (OSError, ValueError) as e:
             raise InputError(f"{p}: neither an embedding store nor a readable .npy array ({e})") from e
+        bad = first_nonfinite_row(x) if x.ndim == 2 and x.dtype.kind == "f" else None
+        if bad is not None:
+            raise InputError(f"{p}: row {bad} holds NaN or inf (NaN in the embeddings file): re-encode that sentence "
+                             "or remove the row")
         where = {"embeddings": str(p)}
     result = uniformity_within_budget(x, t, budget_pairs=budget_pairs, seed=seed,
                                       device=device if device is not None else "cpu")
@@ -568,7 +692,7 @@ def corpus_uniformity(path: str | os.PathLike[str], *, t: float = 2.0, budget_pa
 
 def verify_store(store: EmbeddingStore) -> list[str]:
     """Names of the shards whose bytes do not match their checksum (reads every shard once)."""
-    return [shard_name(k) for k in range(store.manifest.n_shards) if not _shard_complete(store.root, k)]
+    return _mismatched_shards(store.root, store.manifest.n_shards)
 
 
 __all__ = ["EmbeddingStore", "EncodeSummary", "StoreManifest", "corpus_uniformity", "dist_info", "encode_corpus",

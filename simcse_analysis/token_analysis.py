@@ -58,13 +58,15 @@ from typing import Any
 
 import numpy as np
 
+from .documents import read_document
 from .errors import InputError
 from .metrics.rogue import RogueDimensions, contributions_from_sums, rogue_summary, shares_from_moments
 from .metrics.spectrum import Spectrum, spectrum
 from .metrics.tokens import DEFAULT_RANK_EDGES, embedding_matrix_summary, mev_of_rows
+from .records import TOKEN_KIND, TOKEN_SCHEMA, TOKEN_VERSION
 
-SCHEMA = "simcse-analysis/token-analysis"
-SCHEMA_VERSION = 1
+SCHEMA = TOKEN_SCHEMA
+SCHEMA_VERSION = TOKEN_VERSION
 UNITS = ("word", "piece")
 
 
@@ -303,10 +305,12 @@ class TokenReport:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TokenReport:
+        """Read a ``tokens --json`` document (validated: :data:`~simcse_analysis.records.TOKEN_KIND`)."""
+        doc = read_document(path, TOKEN_KIND)
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputError(f"cannot read token-analysis JSON {path}: {e}") from e
+            return cls.from_dict(doc)
+        except (KeyError, TypeError) as e:
+            raise InputError(f"{path}: malformed token-analysis JSON ({e}); {TOKEN_KIND.fix}") from e
 
 
 # ----------------------------------------------------------------------------------------- streaming

@@ -34,6 +34,7 @@ from typing import Any
 
 from simcse_analysis.errors import InputError
 from simcse_analysis.pooling import check_pooler
+from simcse_analysis.records import list_argument
 
 OBJECTIVES: tuple[str, ...] = ("unsup", "sup")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -157,7 +158,8 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with the paper defaults filled in and every setting checked (:class:`InputError`)."""
         check_objective(self.objective)
-        c = dataclasses.replace(self, train_files=[str(f) for f in self.train_files], extra=dict(self.extra))
+        files = list_argument(self.train_files, "train_files", "training files")
+        c = dataclasses.replace(self, train_files=[str(f) for f in files], extra=dict(self.extra))
         for key, value in PAPER_DEFAULTS[c.objective].items():
             if getattr(c, key) is None:
                 setattr(c, key, value)

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from simcse_analysis.errors import InputError, warn
+from simcse_analysis.errors import InputError, NonFiniteEmbeddingError, warn
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.io_utils import check_writable_dir
 from simcse_analysis.locks import DirectoryLock
@@ -159,12 +159,10 @@ class SimCSETrainer(Trainer):
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
 
         def embed(texts: list[str]) -> Any:
-            import numpy as np
-
-            emb = enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
-            if not np.isfinite(emb).all():
-                raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf")
-            return emb
+            try:  # the encoder refuses NaN/inf vectors; during training that means the run diverged
+                return enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
+            except NonFiniteEmbeddingError:
+                raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf") from None
 
         with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
             m = dev_metrics(embed, self.dev)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simcse_analysis.documents import DocumentKind, Int, ListOf, MapOf, Num, Obj, Str, read_document
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import atomic_write_text
 from simcse_analysis.locks import check_not_in_use
@@ -32,6 +33,16 @@ from simcse_analysis.path_safety import check_apart, data_inputs
 from .checkpoint_io import recover_dir
 from .config import TrainConfig
 
+_N = Num(null=True)
+#: ``run.json`` as the readers use it (the resolved configuration, status, data hashes, summary).
+RUN_KIND = DocumentKind("training run record", Obj(
+    {"config": MapOf()},
+    optional={"status": Str(), "data": ListOf(Obj(optional={"path": Str(), "rows": Int(min=0), "sha256": Str()})),
+              "base_model": MapOf(), "resolved": MapOf(), "diverged": MapOf(null=True),
+              "summary": Obj(optional={"steps": Int(min=0), "epochs": _N, "train_time_s": _N, "rows": Int(min=0),
+                                       "best_step": Int(null=True, min=0), "best_stsb_spearman": _N,
+                                       "final": MapOf(null=True)})}),
+    "rerun with --overwrite to start over (the run directory's run.json is damaged)")
 RUN_FILE = "run.json"
 TRAJECTORY_FILE = "trajectory.jsonl"
 STATE_DIR = "state"
@@ -51,15 +62,10 @@ class RunDir:
 
     # ------------------------------------------------------------------ run.json
     def read_run(self) -> dict[str, Any] | None:
+        """``run.json`` validated (:data:`RUN_KIND`), or ``None`` when the directory has none."""
         if not self.run_file.is_file():
             return None
-        try:
-            data = json.loads(self.run_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"{self.run_file} is unreadable ({e}); rerun with --overwrite to start over") from e
-        if not isinstance(data, dict) or "config" not in data:
-            raise InputError(f"{self.run_file} is not a training run record; rerun with --overwrite")
-        return data
+        return read_document(self.run_file, RUN_KIND)
 
     def write_run(self, data: dict[str, Any]) -> None:
         atomic_write_text(self.run_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -73,7 +79,7 @@ class RunDir:
         for line in self.trajectory_file.read_text(encoding="utf-8").splitlines():
             try:
                 out.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 break
         return out
 

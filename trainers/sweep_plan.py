@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simcse_analysis.documents import DocumentKind, Int, ListOf, MapOf, Obj, Str, read_document
 from simcse_analysis.errors import InputError
 from simcse_analysis.io_utils import atomic_write_text
 from simcse_analysis.path_safety import check_apart
@@ -24,6 +25,12 @@ from .config import TrainConfig
 from .sweep_grid import GRID_KEYS, parse_grid, parse_rates
 
 SWEEP_FILE = "sweep.json"
+#: ``sweep.json`` (:meth:`Sweep.manifest`) as :func:`load_manifest` accepts it.
+SWEEP_KIND = DocumentKind("sweep plan", Obj(optional={
+    "kind": Str(), "keys": ListOf(Str()), "values": MapOf(ListOf(Str())), "seeds": ListOf(Int()),
+    "base_config": MapOf(), "runs": ListOf(Obj(optional={"label": Str(), "settings": MapOf(), "seed": Int(),
+                                                         "output_dir": Str(), "command": Str()}))}),
+    "delete it: the next sweep run writes it again")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
@@ -159,7 +166,4 @@ def load_manifest(out: str | os.PathLike[str]) -> dict[str, Any] | None:
     f = Path(out) / SWEEP_FILE
     if not f.is_file():
         return None
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{f} is unreadable ({e}); delete it, it is rewritten by the next sweep run") from e
+    return read_document(f, SWEEP_KIND)

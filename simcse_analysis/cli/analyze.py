@@ -44,6 +44,9 @@ Sentences = Annotated[list[Path] | None, typer.Option(
 ExportSentences = Annotated[Path | None, typer.Option(
     "--export-sentences", metavar="FILE",
     help="Write the protocol's distinct sentences (one per line) here and exit.")]
+NoVerify = Annotated[bool, typer.Option(
+    "--no-verify", help="Read an --embeddings store without checking every shard against its .sha256 (one "
+                        "full read of the store; rows are still checked finite).")]
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits for p_data and p_pos: comma-separated train, dev, test, or all "
                      "(default: all three, the paper's 'all STS-B sentences').")]
@@ -138,7 +141,8 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
         from ..metrics.device import torch_device
 
         torch_device(encoder.device)
-    precomputed = [load_precomputed(e, s, pooler=encoder.pooler) for e, s in pairs]  # validate before encoding
+    precomputed = [load_precomputed(e, s, pooler=encoder.pooler, verify=not inputs["no_verify"])
+                   for e, s in pairs]  # validate before encoding
     from ..encoder import check_checkpoint, load_encoder
 
     for name in models:  # every checkpoint is checked before the first one encodes anything
@@ -231,7 +235,7 @@ with_analysis_inputs = shared_options([
     SharedOption("sentences", Sentences, None), SharedOption("export_sentences", ExportSentences, None),
     SharedOption("splits", Splits, "train,dev,test"), SharedOption("variant", Variant, "senteval"),
     SharedOption("json_out", JsonOut, None), SharedOption("html_out", HtmlOut, None),
-    SharedOption("data_dir", DataDir, None),
+    SharedOption("data_dir", DataDir, None), SharedOption("no_verify", NoVerify, False),
 ], "inputs")
 
 

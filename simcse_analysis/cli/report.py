@@ -117,6 +117,8 @@ def register(app: typer.Typer) -> None:
             *(("--trajectory", t) for t in trajectory or []), ("--compare-from", compare_from),
             ("--tokens-from", tokens_from), *data_inputs(data_dir)])
         records = [load_analysis(p).record for p in from_json or []]
+        # every document is read (and validated) before any model is encoded
+        saved_comparison = load_comparison(compare_from).to_dict() if compare_from is not None else None
         from .tokens import report_token_document
 
         token_doc = report_token_document(list(models or []) if tokens else [], token_sentences or None, seed,
@@ -137,8 +139,7 @@ def register(app: typer.Typer) -> None:
         token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
         if token_doc is not None:
             record["tokens"] = token_doc
-        compare_doc = (load_comparison(compare_from).to_dict() if compare_from is not None
-                       else next((r["comparison"] for r in records if r.get("comparison")), None))
+        compare_doc = saved_comparison or next((r["comparison"] for r in records if r.get("comparison")), None)
         if compare_doc is not None:
             record["comparison"] = compare_doc
         if not umap:

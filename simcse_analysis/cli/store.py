@@ -31,6 +31,9 @@ Budget = Annotated[int, typer.Option(
                             "many random pairs with a standard error (1e10 ~ exact up to N = 141k).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the sampled pairs.")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: cpu).")]
+NoVerify = Annotated[bool, typer.Option(
+    "--no-verify", help="Skip checking every shard against its .sha256 (one full read of the store; rows are "
+                        "still checked finite).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,12 +54,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("uniformity")
     def uniformity_cmd(store: StoreArg, t: Temperature = 2.0, budget: Budget = 10**10, seed: Seed = 0,
-                       device: Device = None, json_out: JsonOut = None) -> None:
+                       device: Device = None, no_verify: NoVerify = False, json_out: JsonOut = None) -> None:
         """Uniformity of every row of an embedding store (streamed): exact within --budget, else sampled ± SE."""
         from ..store import corpus_uniformity
 
         to_stderr = check_outputs(("--json", json_out), reads=[("PATH", store)])
-        r = corpus_uniformity(store, t=t, budget_pairs=budget, seed=seed, device=device)
+        r = corpus_uniformity(store, t=t, budget_pairs=budget, seed=seed, device=device, verify=not no_verify)
         se = "" if r["stderr"] is None else f" ± {r['stderr']:.6f} (sampled, seed {r['seed']})"
         typer.echo(f"uniformity (t = {r['t']:g}) of {r['n_points']:,} vectors: {r['uniformity']:.6f}{se}; "
                    f"{r['method']}, {r['pairs_evaluated']:,} pairs evaluated on {r['device']}", err=to_stderr)

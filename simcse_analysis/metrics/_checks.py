@@ -36,12 +36,20 @@ def as_points(x: object, name: str = "x", *, min_rows: int = 2) -> np.ndarray:
         raise InputError(f"{name}: has zero dimensions (columns)")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64, copy=False)
-    for start in range(0, n, ROW_BLOCK):
-        block = arr[start:start + ROW_BLOCK]
-        if not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-            raise InputError(f"{name}: row {bad} holds NaN or inf; remove or fix non-finite embeddings")
+    bad = first_nonfinite_row(arr)
+    if bad is not None:
+        raise InputError(f"{name}: row {bad} holds NaN or inf; remove or fix non-finite embeddings")
     return arr
+
+
+def first_nonfinite_row(x: np.ndarray) -> int | None:
+    """Index of the first row of ``x`` (``(N, …)``) holding NaN or ±inf, or ``None``; scanned in row blocks,
+    so a memory-mapped matrix needs no full-size temporary."""
+    for start in range(0, x.shape[0], ROW_BLOCK):
+        block = np.asarray(x[start:start + ROW_BLOCK])
+        if not np.isfinite(block).all():
+            return start + int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
+    return None
 
 
 def as_pairs(x: object, y: object, names: tuple[str, str] = ("x", "y"), *, min_rows: int = 1
