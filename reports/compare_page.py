@@ -1,7 +1,8 @@
 """The comparison page (``simcse-analyze compare … --out F.html``), rendered from ``ComparisonReport.to_dict()``.
 
 Sections (:func:`comparison_section` returns them as HTML plus plotly figures, so a larger page can embed
-them): the verdict table (Δ, CI, Holm-adjusted p, verdict), STS Spearman per checkpoint with 95% error
+them): the design in words, the verdict table (Δ, simultaneous CI, adjusted p, verdict or why none), the
+alignment–uniformity reading per checkpoint, STS Spearman per checkpoint with 95% error
 bars, the Δ forest plot, alignment–uniformity with 95% error bars, one CKA heatmap (layer × layer) per
 checkpoint against the baseline, the mutual kNN overlap, and a sortable, searchable table of the pairs
 whose predicted-similarity rank moved most. plotly.js is inlined once; all user text is HTML-escaped.
@@ -41,17 +42,36 @@ def _td(text: str, value: Any = None) -> str:
 
 
 def verdict_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The verdict table's cells: Δ with its simultaneous interval (printed on the side of 0 its verdict
+    reads), the adjusted p-value (never ``0``: below 1e-16 it reads ``< 1e-16``) and the verdict or the
+    reason there is none."""
+    from simcse_analysis.comparison import format_delta, format_interval, verdict_text
+    from simcse_analysis.metrics.stats import format_p
+
     rows = []
     for r in doc["rows"]:
         spec = ".4f" if r["metric"] in SPACE_METRICS else ".2f"
-        cls = {"better": "better", "worse": "worse"}.get(r["verdict"], "")
+        cls = {"better": "better", "worse": "worse", "no verdict": "undefined"}.get(r["verdict"], "")
         rows.append([_td(_e(r["other"])), _td(_e(r["metric"])), _td(_n(r["baseline_value"], spec), r["baseline_value"]),
                      _td(_n(r["other_value"], spec), r["other_value"]),
-                     _td(_n(r["delta"], "+" + spec), r["delta"]),
-                     _td(f"[{_n(r['low'], spec)}, {_n(r['high'], spec)}]", r["low"]),
-                     _td(_n(r["p_holm"], ".3g"), r["p_holm"]),
-                     f'<td class="{cls}">{_e(r["verdict"])}</td>'])
+                     _td(_e(format_delta(r["delta"], "+" + spec)), r["delta"]),
+                     _td(_e(format_interval(r, spec)), r["low"]),
+                     _td(_e(format_p(r.get("p_adjusted"))), r.get("p_adjusted")),
+                     f'<td class="{cls}">{_e(verdict_text(r))}</td>'])
     return rows
+
+
+def geometry_rows(doc: dict[str, Any]) -> str:
+    """One line per checkpoint: its ℓ_align and ℓ_uniform verdicts read together (neither is better alone)."""
+    lines = [f"<li><b>{_e(p['other'])}</b> vs the baseline: {_e(p['geometry'])}</li>"
+             for p in doc["pairs"] if p.get("geometry")]
+    return f'<ul class="geometry">{"".join(lines)}</ul>' if lines else ""
+
+
+def _gap(a: Any, b: Any) -> float | None:
+    """``a − b`` for an error bar, None (no bar) where either is missing (a row without a verdict)."""
+    ok = all(isinstance(x, (int, float)) and math.isfinite(x) for x in (a, b))
+    return a - b if ok else None
 
 
 def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
@@ -65,8 +85,8 @@ def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
         s = m["scores"]
         sts.add_trace(go.Bar(
             x=tasks, y=[s[t]["value"] for t in tasks], name=_e(m["label"]),
-            error_y={"type": "data", "symmetric": False, "array": [s[t]["high"] - s[t]["value"] for t in tasks],
-                     "arrayminus": [s[t]["value"] - s[t]["low"] for t in tasks]}))
+            error_y={"type": "data", "symmetric": False, "array": [_gap(s[t]["high"], s[t]["value"]) for t in tasks],
+                     "arrayminus": [_gap(s[t]["value"], s[t]["low"]) for t in tasks]}))
     level = 100 * (1 - float(doc["settings"].get("alpha", 0.05)))
     sts.update_layout(barmode="group", title=f"STS Spearman ×100 with {level:g}% bootstrap CIs",
                       yaxis_title="Spearman ×100")
@@ -77,10 +97,11 @@ def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
         rs = [r for r in doc["rows"] if r["other"] == other and r["metric"] not in SPACE_METRICS]
         forest.add_trace(go.Scatter(
             x=[r["delta"] for r in rs], y=[r["metric"] for r in rs], mode="markers", name=_e(other),
-            error_x={"type": "data", "symmetric": False, "array": [r["high"] - r["delta"] for r in rs],
-                     "arrayminus": [r["delta"] - r["low"] for r in rs]}))
+            error_x={"type": "data", "symmetric": False, "array": [_gap(r["high"], r["delta"]) for r in rs],
+                     "arrayminus": [_gap(r["delta"], r["low"]) for r in rs]}))
     forest.add_vline(x=0, line_dash="dot")
-    forest.update_layout(title="Δ Spearman ×100 against the baseline (paired bootstrap CIs)", xaxis_title="Δ")
+    forest.update_layout(title=f"Δ Spearman ×100 against the baseline ({level:g}% simultaneous intervals per family)",
+                         xaxis_title="Δ")
     figs.append(("forest", "Differences", forest))
 
     if all("alignment" in m["scores"] for m in models):
@@ -90,10 +111,10 @@ def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
             au.add_trace(go.Scatter(
                 x=[a["value"]], y=[u["value"]], mode="markers+text", name=_e(m["label"]), text=[_e(m["label"])],
                 textposition="top center", marker={"size": 12},
-                error_x={"type": "data", "symmetric": False, "array": [a["high"] - a["value"]],
-                         "arrayminus": [a["value"] - a["low"]]},
-                error_y={"type": "data", "symmetric": False, "array": [u["high"] - u["value"]],
-                         "arrayminus": [u["value"] - u["low"]]}))
+                error_x={"type": "data", "symmetric": False, "array": [_gap(a["high"], a["value"])],
+                         "arrayminus": [_gap(a["value"], a["low"])]},
+                error_y={"type": "data", "symmetric": False, "array": [_gap(u["high"], u["value"])],
+                         "arrayminus": [_gap(u["value"], u["low"])]}))
         au.update_layout(title=f"ℓ_align vs ℓ_uniform with {level:g}% CIs (lower is better for both)",
                          xaxis_title="ℓ_align", yaxis_title="ℓ_uniform")
         figs.append(("align-uniform", "Alignment and uniformity", au))
@@ -114,10 +135,17 @@ def _figures(doc: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def comparison_section(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str, Any]]]:
-    """HTML of the verdict, kNN and movers tables, and the ``(anchor, heading, figure)`` list, for ``doc``."""
-    parts = ['<section id="verdicts"><h2>Verdicts</h2>',
-             _table(["other", "metric", "baseline", "other", "Δ", "CI", "p (Holm)", "verdict"], verdict_rows(doc),
-                    "verdict-table"),
+    """HTML of the verdict, kNN and movers tables, and the ``(anchor, heading, figure)`` list, for ``doc``
+    (a version-1 document is read through :func:`~simcse_analysis.comparison.upgrade_comparison`)."""
+    from simcse_analysis.comparison import upgrade_comparison
+
+    doc = upgrade_comparison(doc)
+    level = 100 * (1 - float(doc["settings"].get("alpha", 0.05)))
+    design = f'<p class="note design">{_e(doc["design"])}</p>' if doc.get("design") else ""
+    parts = ['<section id="verdicts"><h2>Verdicts</h2>', design,
+             _table(["other", "metric", "baseline", "other", "Δ", f"{level:g}% simultaneous CI", "p (adj.)",
+                     "verdict"], verdict_rows(doc), "verdict-table"),
+             geometry_rows(doc),
              "".join(f'<p class="note">{_e(n)}</p>' for n in doc.get("notes", [])), "</section>"]
     knn = [p for p in doc["pairs"] if p.get("knn_jaccard") is not None]
     if knn or any(p.get("cka_debiased_diagonal") for p in doc["pairs"]):
@@ -150,8 +178,8 @@ def comparison_report_parts(doc: dict[str, Any]) -> tuple[list[tuple[str, str, s
     tables, figs = comparison_section(doc)
     base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
     intro = (f'<section id="comparison"><h2>Comparison with the baseline {_e(base)}</h2><p class="note">Paired '
-             "tests of every checkpoint against the baseline (simcse-analyze compare): bootstrap CIs over the "
-             "pairs, permutation p-values, Holm-adjusted.</p></section>")
+             "tests of every checkpoint against the baseline (simcse-analyze compare): simultaneous intervals per "
+             "family; a verdict is an interval that excludes 0 (the design is stated under the table).</p></section>")
     return ([("comparison", "Comparison", intro + tables)],
             [(f"cmp-{a}", f"Comparison: {h}", f, "") for a, h, f in figs])
 
@@ -159,7 +187,7 @@ def comparison_report_parts(doc: dict[str, Any]) -> tuple[list[tuple[str, str, s
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px}
 th{cursor:pointer;background:#f6f6f6}td[data-v]{text-align:right}.better{color:#1a7f37;font-weight:600}
-.worse{color:#b42318;font-weight:600}.note{color:#555}.table-wrap{overflow-x:auto}
+.worse{color:#b42318;font-weight:600}.undefined{color:#8a6d00}.note{color:#555}.table-wrap{overflow-x:auto}
 input.filter{padding:4px 8px;width:24em}"""
 
 

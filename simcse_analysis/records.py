@@ -19,6 +19,13 @@ with code 2) naming the file, the version found and what to do. Report versions:
 
 - 1: the first layout (no ``summary``); read by computing ``summary`` from the nested figures;
 - 2: every model entry carries ``summary`` (:class:`ModelSummary`).
+
+Comparison versions (``compare --json``, :data:`COMPARISON_SCHEMA`; the rows are
+:class:`simcse_analysis.comparison.VerdictRow`):
+
+- 1: per-row CIs beside Holm-adjusted permutation p-values over the whole table (``p_holm``);
+- 2: one family per comparison (or the table), simultaneous intervals, ``p_adjusted``, ``stderr``,
+  ``family``, ``family_size``, ``reason`` (why a row has no verdict) and ``design`` (the method in words).
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ REPORT_READABLE: tuple[int, ...] = (1, 2)
 ANALYSIS_SCHEMA = "simcse-analysis/embedding-analysis"
 ANALYSIS_VERSION = 1
 ANALYSIS_READABLE: tuple[int, ...] = (1,)
+COMPARISON_SCHEMA = "simcse-analysis/comparison"
+COMPARISON_VERSION = 2
+#: Comparison versions this release reads (version 1 is upgraded in memory by
+#: :func:`simcse_analysis.comparison.upgrade_comparison`).
+COMPARISON_READABLE: tuple[int, ...] = (1, 2)
 
 
 # ----------------------------------------------------------------------------------------- errors
