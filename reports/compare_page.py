@@ -179,7 +179,7 @@ def comparison_report_parts(doc: dict[str, Any]) -> tuple[list[tuple[str, str, s
     base = doc["rows"][0]["baseline"] if doc["rows"] else "-"
     intro = (f'<section id="comparison"><h2>Comparison with the baseline {_e(base)}</h2><p class="note">Paired '
              "tests of every checkpoint against the baseline (simcse-analyze compare): simultaneous intervals per "
-             "family; a verdict is an interval that excludes 0 (the design is stated under the table).</p></section>")
+             "family; a verdict is an interval that excludes 0 (the design is stated above the verdict table).</p></section>")
     return ([("comparison", "Comparison", intro + tables)],
             [(f"cmp-{a}", f"Comparison: {h}", f, "") for a, h, f in figs])
 
