@@ -1,8 +1,11 @@
 """Benchmark: the statistics of ``compare`` against the encoding they reuse (same run, same machine).
 
-- **bootstrap**: Spearman CIs with ``--resamples`` (default 1,000) resamples on all 7 STS tasks for 3
-  checkpoints (one shared, stratified bootstrap per task, as ``compare`` does), plus the paired
-  permutation tests of the 2 checkpoints against the baseline;
+- **bootstrap**: each checkpoint's Spearman CIs with ``--resamples`` (default 1,000) resamples on all 7 STS
+  tasks for 3 checkpoints (one shared, stratified bootstrap per task, as ``compare`` does);
+- **verdicts**: the paired tests of the 2 checkpoints against the baseline as ``compare`` makes them now
+  (influence-function standard errors, simultaneous intervals per family: ``comparison.verdict_rows``), and
+  for reference the paired permutation tests the earlier design ran (``--resamples`` permutations per task
+  and checkpoint);
 - **CKA**: linear CKA between every layer of two checkpoints (7 × 7 for MiniLM: embeddings + 6 layers)
   on the distinct STS-B sentences (train + dev + test, ~15k);
 - **encoding** (the peer): the same checkpoint encoding the 7 tasks' distinct sentences, and the STS-B
@@ -47,7 +50,13 @@ def main() -> None:
     import torch
 
     from simcse_analysis.analysis import EncoderSource
-    from simcse_analysis.comparison import CompareSettings, load_compare_data
+    from simcse_analysis.comparison import (
+        CompareSettings,
+        ModelScores,
+        TaskScores,
+        load_compare_data,
+        verdict_rows,
+    )
     from simcse_analysis.encoder import load_encoder
     from simcse_analysis.metrics import stats
     from simcse_analysis.metrics.similarity import cka_matrix
@@ -96,6 +105,11 @@ def main() -> None:
     t0 = time.perf_counter()
     stats.task_intervals(preds, gold, bounds, "all", args.resamples, 0)
     t_boot = time.perf_counter() - t0
+    scores = [ModelScores(spec, {}, {t: TaskScores([s.subset for s in data.tasks[t]], bounds[t], t, p[t])
+                                     for t in data.tasks}) for spec, p in zip(args.models, preds)]
+    t0 = time.perf_counter()
+    rows = verdict_rows(scores, gold, settings)
+    t_verdicts = time.perf_counter() - t0
     t0 = time.perf_counter()
     for other in preds[1:]:
         for t in data.tasks:
@@ -109,11 +123,13 @@ def main() -> None:
     enc_tasks, enc_layers = k * t_enc_tasks, 2 * t_enc_layers
     print(f"\nbootstrap, {args.resamples} resamples x 7 tasks x {k} checkpoints: {t_boot:.2f} s"
           f"   vs encoding the tasks for {k} checkpoints {enc_tasks:.1f} s   ratio {t_boot / enc_tasks:.3f}")
-    print(f"paired permutation tests, {args.resamples} permutations x 7 tasks x {k - 1} pairs: {t_perm:.2f} s"
-          f"   ratio to the same encoding {t_perm / enc_tasks:.3f}")
+    print(f"verdicts (influence-function se, simultaneous intervals), {len(rows)} rows: {t_verdicts:.3f} s"
+          f"   ratio to the same encoding {t_verdicts / enc_tasks:.5f}")
+    print(f"  for reference, the earlier design's paired permutation tests, {args.resamples} permutations x 7 tasks"
+          f" x {k - 1} pairs: {t_perm:.2f} s   ratio {t_perm / enc_tasks:.3f}")
     print(f"CKA {m.shape[0]}x{m.shape[1]} layers on {len(sentences):,} sentences: {t_cka:.2f} s"
           f"   vs encoding the layers of 2 checkpoints {enc_layers:.1f} s   ratio {t_cka / enc_layers:.3f}")
-    total_stats, total_enc = t_boot + t_perm + t_cka, enc_tasks + enc_layers
+    total_stats, total_enc = t_boot + t_verdicts + t_cka, enc_tasks + enc_layers
     print(f"all statistics {total_stats:.1f} s vs all encoding {total_enc:.1f} s: ratio {total_stats / total_enc:.3f} "
           f"({'statistics cheaper' if total_stats < total_enc else 'STATISTICS DEARER'})")
     print("CKA diagonal: " + ", ".join(f"{m[i, i]:.3f}" for i in range(min(m.shape))))

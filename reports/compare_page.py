@@ -1,8 +1,9 @@
 """The comparison (``simcse-analyze compare``), as a page of its own (``compare --out F.html``) and as the
 report's Comparison section (``report --compare-from``), rendered from ``ComparisonReport.to_dict()``.
 
-Sections (:func:`comparison_sections`, in the one look of :mod:`reports.page`): the verdict table (Δ, CI,
-Holm-adjusted p, verdict), STS Spearman per checkpoint with error bars, the Δ forest plot, the align–uniform
+Sections (:func:`comparison_sections`, in the one look of :mod:`reports.page`): the design in words, the
+verdict table (Δ, simultaneous CI, adjusted p, verdict or why none), the alignment–uniformity reading per
+checkpoint, STS Spearman per checkpoint with error bars, the Δ forest plot, the align–uniform
 plane (ℓ_uniform on x, as everywhere) with CIs, one CKA heatmap (layer × layer) per checkpoint against the
 baseline, the mutual kNN overlap, and, collapsed, the pairs whose predicted-similarity rank moved most:
 the top :data:`MOVERS_PER_TASK` per task and checkpoint, each pair once, with its gold rank and whether
@@ -51,17 +52,34 @@ def _td(text: str, value: Any = None) -> str:
 
 
 def verdict_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The verdict table's cells: Δ with its simultaneous interval (printed on the side of 0 its verdict
+    reads), the adjusted p-value (never ``0``: below 1e-16 it reads ``< 1e-16``) and the verdict or the
+    reason there is none."""
+    from simcse_analysis.comparison import format_delta, format_interval, verdict_text
+    from simcse_analysis.metrics.stats import format_p
+
     rows = []
     for r in doc["rows"]:
         spec = ".4f" if r["metric"] in SPACE_METRICS else ".2f"
-        cls = {"better": "better", "worse": "worse"}.get(r["verdict"], "")
+        cls = {"better": "better", "worse": "worse", "no verdict": "undefined"}.get(r["verdict"], "")
         rows.append([_td(_e(r["other"])), _td(_e(r["metric"])), _td(_n(r["baseline_value"], spec), r["baseline_value"]),
                      _td(_n(r["other_value"], spec), r["other_value"]),
-                     _td(_n(r["delta"], "+" + spec), r["delta"]),
-                     _td(f"[{_n(r['low'], spec)}, {_n(r['high'], spec)}]", r["low"]),
-                     _td(_n(r["p_holm"], ".3g"), r["p_holm"]),
-                     f'<td class="{cls}">{_e(r["verdict"])}</td>'])
+                     _td(_e(format_delta(r["delta"], "+" + spec)), r["delta"]),
+                     _td(_e(format_interval(r, spec)), r["low"]),
+                     _td(_e(format_p(r.get("p_adjusted"))), r.get("p_adjusted")),
+                     f'<td class="{cls}">{_e(verdict_text(r))}</td>'])
     return rows
+
+
+def geometry_rows(doc: dict[str, Any]) -> str:
+    """One line per checkpoint: its ℓ_align and ℓ_uniform verdicts read together (neither is better alone)."""
+    lines = [f"<li><b>{_e(p['other'])}</b> vs the baseline: {_e(p['geometry'])}</li>"
+             for p in doc["pairs"] if p.get("geometry")]
+    return f'<ul class="geometry">{"".join(lines)}</ul>' if lines else ""
+
+
+#: Verdicts that mean "the simultaneous interval excludes 0".
+SIGNIFICANT = frozenset({"better", "worse", "lower", "higher"})
 
 
 def comparison_checkpoints(doc: dict[str, Any], cps: F.Checkpoints | None = None) -> dict[str, int]:
@@ -103,7 +121,8 @@ def _figures(doc: dict[str, Any], cps: F.Checkpoints) -> list[tuple[str, str, An
     if rows:
         base = doc["rows"][0]["baseline"]
         figs.append(("forest", "Differences", F.forest(rows, title=f"Δ Spearman ×100 against {base}"),
-                     f"Paired bootstrap {level:g}% CIs per row (not simultaneous); the dotted line is no difference."))
+                     (f"{level:g}% simultaneous intervals per family (a verdict is an interval that excludes the "
+                      "dotted line, Δ = 0).")))
     if models and all("alignment" in m["scores"] for m in models):
         points = []
         for m in models:
@@ -114,7 +133,9 @@ def _figures(doc: dict[str, Any], cps: F.Checkpoints) -> list[tuple[str, str, An
                            "uniformity_low": u.get("low"), "uniformity_high": u.get("high")})
         figs.append(("align-uniform", "Alignment and uniformity", F.align_uniform_plane(
             points, title=f"ℓ_align vs ℓ_uniform with {level:g}% CIs"),
-            "Lower is better on both axes (ℓ_uniform on x, as in SimCSE Fig. 2); bars: per-checkpoint intervals."))
+            ("ℓ_uniform on x, ℓ_align on y, as in SimCSE Fig. 2: lower ℓ_align = closer positive pairs, lower "
+             "ℓ_uniform = more uniform; read them together (a collapsed space has a low ℓ_align). Bars: "
+             "per-checkpoint intervals.")))
     for i, p in enumerate(doc["pairs"]):
         if p.get("cka"):
             figs.append((f"cka-{i}", f"CKA: {p['other']}", F.cka_heatmap(p["cka"], p["baseline"], p["other"]),
@@ -172,21 +193,24 @@ def movers_table(doc: dict[str, Any], colours: dict[str, str]) -> str:
 
 
 def difference_items(doc: dict[str, Any], cps: F.Checkpoints) -> str:
-    """The summary's list of significant differences (Holm-adjusted p below the comparison's alpha)."""
-    d = renamed(doc, cps)
+    """The summary's list of significant differences: the rows whose simultaneous interval excludes 0."""
+    from simcse_analysis.comparison import format_interval, upgrade_comparison
+    from simcse_analysis.metrics.stats import format_p
+
+    d = renamed(upgrade_comparison(doc), cps)
     colours = _colours(d, cps)
     alpha = float(doc.get("settings", {}).get("alpha", 0.05))
     rows = d["rows"]
-    sig = [r for r in rows if isinstance(r.get("p_holm"), (int, float)) and r["p_holm"] < alpha]
+    sig = [r for r in rows if r.get("verdict") in SIGNIFICANT]
     items = []
     for r in sig[:8]:
         spec = ".4f" if r["metric"] in SPACE_METRICS else ".2f"
         items.append(f"<li>{swatch(colours.get(r['other'], '#999'))}<b>{_e(r['other'])}</b> vs {_e(r['baseline'])}, "
-                     f"{_e(r['metric'])}: Δ {_n(r['delta'], '+' + spec)} [{_n(r['low'], spec)}, {_n(r['high'], spec)}], "
-                     f"p (Holm) {_n(r['p_holm'], '.2g')}: <b>{_e(r['verdict'])}</b></li>")
+                     f"{_e(r['metric'])}: Δ {_n(r['delta'], '+' + spec)} {_e(format_interval(r, spec))}, "
+                     f"p (adj.) {_e(format_p(r.get('p_adjusted')))}: <b>{_e(r['verdict'])}</b></li>")
     more = f"<li>… and {len(sig) - 8} more in the verdict table</li>" if len(sig) > 8 else ""
-    head = (f"<p>{len(sig)} of {len(rows)} paired differences are significant at Holm-adjusted p &lt; {alpha:g}"
-            + (":" if sig else ".") + "</p>")
+    head = (f"<p>{len(sig)} of {len(rows)} paired differences have a {100 * (1 - alpha):g}% simultaneous interval "
+            "that excludes 0" + (":" if sig else ".") + "</p>")
     return head + (f"<ul>{''.join(items)}{more}</ul>" if sig else "")
 
 
@@ -194,16 +218,23 @@ def comparison_sections(doc: dict[str, Any], cps: F.Checkpoints | None = None, *
     """The comparison's sections: verdicts (the report's ``comparison`` anchor with ``prefix``, else
     ``verdicts``), figures, representational similarity, the collapsed movers; anchors after the first are
     prefixed with ``prefix``."""
+    from simcse_analysis.comparison import upgrade_comparison
+
     cps = cps if cps is not None else F.Checkpoints()
-    d = renamed(doc, cps)
+    d = renamed(upgrade_comparison(doc), cps)
     colours = _colours(d, cps)
     base = d["rows"][0]["baseline"] if d["rows"] else (d["models"][0]["label"] if d["models"] else "-")
-    verdicts = ('<div id="verdicts">' + _table(["other", "metric", "baseline", "other", "Δ", "CI", "p (Holm)",
-                                                "verdict"], verdict_rows(d), "verdict-table")
+    level = 100 * (1 - float(d["settings"].get("alpha", 0.05)))
+    design = f'<p class="note design">{_e(d["design"])}</p>' if d.get("design") else ""
+    verdicts = ('<div id="verdicts">' + design
+                + _table(["other", "metric", "baseline", "other", "Δ", f"{level:g}% simultaneous CI", "p (adj.)",
+                          "verdict"], verdict_rows(d), "verdict-table")
+                + geometry_rows(d)
                 + "".join(f'<p class="note">{_e(n)}</p>' for n in d.get("notes", [])) + "</div>")
     first = (Section("comparison", f"Comparison with the baseline {base}", verdicts, nav="Comparison",
-                     note=("Paired tests of every checkpoint against the baseline (simcse-analyze compare): bootstrap "
-                           "CIs over the pairs, permutation p-values, Holm-adjusted."))
+                     note=("Paired tests of every checkpoint against the baseline (simcse-analyze compare): "
+                           "simultaneous intervals per family; a verdict is an interval that excludes 0 (the design "
+                           "is stated above the verdict table)."))
              if prefix else Section("verdicts", f"Verdicts: every checkpoint against {base}", verdicts, nav="Verdicts"))
     out = [first]
     for i, (a, h, f, note) in enumerate(_figures(d, cps)):
@@ -255,8 +286,9 @@ def _summary(doc: dict[str, Any], cps: F.Checkpoints) -> str:
         for m in d["models"] if "alignment" in m["scores"] and "uniformity" in m["scores"])
     return ('<div class="grid"><div class="card"><h3>STS: Spearman ×100, mean over the tasks</h3>'
             f"<ul>{sts}</ul></div><div class=\"card\"><h3>Significant differences</h3>{difference_items(doc, cps)}</div>"
-            + (f'<div class="card" style="grid-column:1/-1"><h3>Geometry (lower is better)</h3><ul>{geometry}</ul></div>'
-               if geometry else "") + "</div>")
+            + (f'<div class="card" style="grid-column:1/-1"><h3>Geometry: ℓ_align (lower = closer positive pairs) '
+               f"and ℓ_uniform (lower = more uniform), read together</h3><ul>{geometry}</ul>"
+               f"{geometry_rows(renamed(doc, cps))}</div>" if geometry else "") + "</div>")
 
 
 def document_provenance(doc: dict[str, Any], models: list[dict[str, Any]], what: str) -> str:

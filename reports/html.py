@@ -113,17 +113,20 @@ def sts_table(record: dict[str, Any]) -> str:
 
 
 def isotropy_table(record: dict[str, Any]) -> str:
-    """Alignment/uniformity (both protocols) and anisotropy scalars; best per column in bold."""
+    """Alignment/uniformity (both protocols) and anisotropy scalars; best per column in bold, except ℓ_align
+    and ℓ_uniform (neither is better alone)."""
     models = record["models"]
     spec = [  # (header, tooltip, getter, format, higher is better or None)
-        ("ℓ_align", "alignment on positive pairs (analysis protocol); lower is better",
-         lambda m: m["align_uniform"]["alignment"], ".4f", False),
-        ("ℓ_uniform", "uniformity over all distinct sentences (analysis protocol); lower is better",
-         lambda m: m["align_uniform"]["uniformity"], ".4f", False),
+        # ℓ_align and ℓ_uniform are read together, never bolded alone: a collapsed space has the lowest ℓ_align
+        ("ℓ_align", ("alignment on positive pairs (analysis protocol); lower = positive pairs closer; read with "
+                     "ℓ_uniform (a collapsed space has a low ℓ_align and a high ℓ_uniform)"),
+         lambda m: m["align_uniform"]["alignment"], ".4f", None),
+        ("ℓ_uniform", ("uniformity over all distinct sentences (analysis protocol); lower = more uniform; read "
+                       "with ℓ_align"), lambda m: m["align_uniform"]["uniformity"], ".4f", None),
         ("ℓ_align dev", "alignment, STS-B dev (the trainer's protocol)",
-         lambda m: m["dev_align_uniform"]["alignment"], ".4f", False),
+         lambda m: m["dev_align_uniform"]["alignment"], ".4f", None),
         ("ℓ_uniform dev", "uniformity, STS-B dev (the trainer's protocol)",
-         lambda m: m["dev_align_uniform"]["uniformity"], ".4f", False),
+         lambda m: m["dev_align_uniform"]["uniformity"], ".4f", None),
         ("rand. cos", "mean cosine of random sentence pairs (Ethayarajh 2019); lower = less anisotropic",
          lambda m: m["anisotropy"]["summary"]["random_pair_cosine"], ".4f", False),
         ("IsoScore", "IsoScore (1 = isotropic)", lambda m: m["anisotropy"]["summary"]["isoscore"], ".4f", True),
@@ -155,7 +158,8 @@ def isotropy_table(record: dict[str, Any]) -> str:
                               else "") for c in range(len(spec)))
         rows.append(f"<tr>{_model_cell(m, k)}{cells}</tr>")
     headers = [("Model", "checkpoint [pooler]")] + [(s[0], s[1]) for s in spec]
-    caption = ("Isotropy and alignment–uniformity scalars (best per column in bold). "
+    caption = ("Isotropy and alignment–uniformity scalars (best per column in bold where the column has a "
+               "direction; ℓ_align and ℓ_uniform are read together, so neither is bolded alone). "
                f"Protocol: {_e(record['data'].get('protocol', ''))}. {_e(PARTITION_ISOTROPY_CONVENTION)}")
     return _sortable(headers, rows, caption, "isotropy-table")
 

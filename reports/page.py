@@ -119,7 +119,7 @@ small.ci{color:var(--muted)}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:7px;vertical-align:baseline}
 .badge{display:inline-block;font-size:11px;background:#fff8c5;border:1px solid #d4a72c;border-radius:10px;
   padding:0 7px;margin-left:6px;color:#633c01}
-.better,.fixed{color:#1a7f37;font-weight:600}.worse,.broken{color:#b42318;font-weight:600}
+.better,.fixed{color:#1a7f37;font-weight:600}.worse,.broken{color:#b42318;font-weight:600}.undefined{color:#8a6d00}
 details>summary{cursor:pointer;color:var(--accent)}
 details.fold>summary{font-size:15px;font-weight:600;margin:6px 0}
 section.fold>details>summary h2{display:inline;border:0}

@@ -10,12 +10,21 @@ and :mod:`~simcse_analysis.metrics.similarity`):
    and every hidden layer pooled (CKA). A :class:`ModelScores` records digests of the pairs and sentences;
    two records are paired only if these agree (:func:`check_same_data`).
 2. **Uncertainty per checkpoint**: Spearman ×100 per task and ``avg`` with a stratified percentile-bootstrap
-   CI (all checkpoints share the resamples); alignment with a t-interval over its positive pairs; uniformity
-   with the Hoeffding/delta-method standard error.
-3. **Paired tests against the baseline**: Δ per task and ``avg`` (paired bootstrap CI, paired permutation
-   p-value), Δ alignment (paired t), Δ uniformity (paired U-statistic influence). Holm's correction over
-   every row of the table (all checkpoints, all metrics); the verdict uses the adjusted p at level ``alpha``.
-   CIs are per row (not simultaneous).
+   CI (all checkpoints share the resamples; marginal 1 − alpha); alignment with a t-interval over its
+   positive pairs; uniformity with the Hoeffding/delta-method standard error.
+3. **Paired tests against the baseline** (one design: the verdict is the interval): every row's
+   ``Δ = other − baseline`` is asymptotically normal with an analytic standard error — Spearman per task
+   from the influence function of ρ (pairs drawn within sub-datasets), ``avg`` as the mean of the
+   independent tasks' Δ, alignment by the paired t (per positive pair), uniformity by the paired
+   U-statistic influence. The rows of one **family** — by default one comparison (one checkpoint against
+   the baseline: its tasks, ``avg``, ℓ_align, ℓ_uniform), or with ``family="table"`` the whole table — get
+   *simultaneous* ``1 − alpha`` intervals (Šidák: each row at ``(1 − α)^{1/m}``), the adjusted p-value
+   ``1 − (1 − p)^m`` and the verdict "the interval excludes 0" (⟺ adjusted p < alpha). Nothing is
+   resampled, so p-values reach any level and the verdicts do not depend on ``resamples`` or ``seed``;
+   under the default families, adding a checkpoint changes no other comparison's rows. STS rows read
+   ``better``/``worse``; ℓ_align/ℓ_uniform rows ``lower``/``higher`` (neither is better alone; the pair is
+   read together in :attr:`PairAnalysis.geometry`). A row whose figures are undefined (NaN, missing or
+   constant predictions) has no verdict and says why (``reason``).
 4. **Where they differ**: linear CKA between every layer of the baseline and every layer of the other
    checkpoint (debiased CKA on the diagonal), mutual kNN Jaccard@k of the final embeddings, and the STS pairs
    whose predicted-similarity rank moved most.
@@ -28,7 +37,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +53,15 @@ from .records import (
     COMPARISON_VERSION,
     SCORES_KIND,
     SCORES_SCHEMA,
+    SCORES_VERSION,
     list_argument,
 )
 from .sts_data import STSSubset
 
 SCHEMA = COMPARISON_SCHEMA
-SCHEMA_VERSION = COMPARISON_VERSION
+#: Multiplicity families: one per comparison (a checkpoint against the baseline), or the whole table.
+FAMILIES = ("comparison", "table")
+SPACE_METRICS = ("alignment", "uniformity")
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -68,6 +80,7 @@ class CompareSettings:
     movers: int = 25
     layers: bool = True
     embedding_space: bool = True  # alignment, uniformity, kNN, CKA on the STS-B sentences
+    family: str = "comparison"  # multiplicity family: "comparison" (one per checkpoint) or "table"
 
     def __post_init__(self) -> None:
         from .sts_data import canonical_split, check_variant
@@ -75,13 +88,15 @@ class CompareSettings:
 
         self.split, self.variant = canonical_split(self.split), check_variant(self.variant)
         check_aggregation(self.aggregation)
-        stats.check_resamples(self.resamples)
+        self.resamples = stats.check_resamples(self.resamples)
+        self.seed = _whole(self.seed, "--seed", 0)
+        self.alpha = _real(self.alpha, "--alpha")
         if not 0 < self.alpha < 1:
             raise InputError(f"--alpha must be in (0, 1), got {self.alpha}")
-        if self.k < 1:
-            raise InputError(f"--k must be at least 1, got {self.k}")
-        if self.movers < 0:
-            raise InputError(f"--movers must be >= 0, got {self.movers}")
+        self.k = _whole(self.k, "--k", 1)
+        self.movers = _whole(self.movers, "--movers", 0)
+        if self.family not in FAMILIES:
+            raise InputError(f"--family must be one of {', '.join(FAMILIES)} (got {self.family!r})")
         if self.tasks is not None:
             self.tasks = tuple(self.tasks)
 
@@ -89,6 +104,23 @@ class CompareSettings:
         d = asdict(self)
         d["tasks"] = None if self.tasks is None else list(self.tasks)
         return d
+
+
+def _whole(value: Any, name: str, least: int) -> int:
+    """``value`` as an int ≥ ``least`` (a whole float too), else one InputError naming the option."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise InputError(f"{name} must be a whole number (got {value!r})")
+    if value < least:
+        raise InputError(f"{name} must be >= {least}, got {value}")
+    return int(value)
+
+
+def _real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number (got {value!r})")
+    return float(value)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -178,7 +210,7 @@ class ModelScores:
 
     def to_dict(self) -> dict[str, Any]:
         arr = (lambda a: None if a is None else np.asarray(a).tolist())
-        return finite_json({"schema": SCORES_SCHEMA, "version": SCHEMA_VERSION, "label": self.label,
+        return finite_json({"schema": SCORES_SCHEMA, "version": SCORES_VERSION, "label": self.label,
                             "model": self.model, "tasks": {t: s.to_dict() for t, s in self.tasks.items()},
                             "sentences_digest": self.sentences_digest,
                             "alignment_terms": arr(self.alignment_terms), "uniformity": self.uniformity,
@@ -257,7 +289,14 @@ def check_same_data(base: ModelScores, other: ModelScores) -> None:
 # ----------------------------------------------------------------------------------------- results
 @dataclass
 class VerdictRow:
-    """One line of the verdict table: ``other`` against ``baseline`` on ``metric``."""
+    """One line of the verdict table: ``other`` against ``baseline`` on ``metric`` (Δ = other − baseline).
+
+    ``low``/``high``: the row's interval, simultaneous over its ``family`` of ``family_size`` rows;
+    ``p_value``: the row's own two-sided p; ``p_adjusted``: the smallest family level at which the interval
+    excludes 0; ``verdict``: ``better``/``worse`` (STS, ``higher_is_better``), ``lower``/``higher``
+    (ℓ_align, ℓ_uniform: ``higher_is_better`` None), ``no detectable difference``, or ``no verdict`` with
+    the ``reason``. Spearman rows are ×100.
+    """
 
     baseline: str
     other: str
@@ -268,15 +307,20 @@ class VerdictRow:
     low: float
     high: float
     p_value: float
-    p_holm: float = math.nan
+    p_adjusted: float = math.nan
     verdict: str = ""
-    higher_is_better: bool = True
+    higher_is_better: bool | None = True
     method: str = ""
+    stderr: float | None = None
+    family: str = ""
+    family_size: int = 1
+    reason: str = ""
 
 
 @dataclass
 class PairAnalysis:
-    """Where ``other`` differs from ``baseline``: layer CKA, kNN overlap, the pairs that moved."""
+    """Where ``other`` differs from ``baseline``: layer CKA, kNN overlap, the pairs that moved, and the
+    alignment–uniformity reading (``geometry``: the two verdicts read together)."""
 
     baseline: str
     other: str
@@ -284,30 +328,37 @@ class PairAnalysis:
     cka_debiased_diagonal: list[float] | None = None
     knn_jaccard: float | None = None
     movers: list[dict[str, Any]] = field(default_factory=list)
+    geometry: str | None = None
 
 
 @dataclass
 class ComparisonReport:
-    """What ``compare --json`` writes and the report's comparison section renders."""
+    """What ``compare --json`` writes and the report's comparison section renders (version
+    :data:`~simcse_analysis.records.COMPARISON_VERSION`; ``design``: the inferential design in words)."""
 
     settings: dict[str, Any]
     models: list[dict[str, Any]]  # label, model, per-task Interval dicts, alignment/uniformity intervals
     rows: list[VerdictRow]
     pairs: list[PairAnalysis]
     notes: list[str] = field(default_factory=list)
+    design: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return finite_json({"schema": SCHEMA, "version": SCHEMA_VERSION, "settings": self.settings,
-                            "models": self.models, "rows": [asdict(r) for r in self.rows],
+        return finite_json({"schema": SCHEMA, "version": COMPARISON_VERSION, "settings": self.settings,
+                            "design": self.design, "models": self.models, "rows": [asdict(r) for r in self.rows],
                             "pairs": [asdict(p) for p in self.pairs], "notes": self.notes})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ComparisonReport:
+        """Read a version-2 document, or upgrade a version-1 one (:func:`upgrade_comparison`)."""
         if d.get("schema") != SCHEMA:
             raise InputError(f"not a {SCHEMA} document (schema={d.get('schema')!r})")
+        d = upgrade_comparison(d)
         nan = (lambda v: math.nan if v is None else v)
-        rows = [VerdictRow(**{k: nan(v) for k, v in r.items()}) for r in d["rows"]]
-        return cls(d["settings"], d["models"], rows, [PairAnalysis(**p) for p in d["pairs"]], d.get("notes", []))
+        keep = {"higher_is_better", "stderr"}
+        rows = [VerdictRow(**{k: (v if k in keep else nan(v)) for k, v in r.items()}) for r in d["rows"]]
+        return cls(d["settings"], d["models"], rows, [PairAnalysis(**p) for p in d["pairs"]], d.get("notes", []),
+                   d.get("design", ""))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
@@ -316,20 +367,70 @@ class ComparisonReport:
         """The verdict table, for a notebook cell (the full page: ``reports.compare_page``)."""
         import html
 
-        def num(x: float, spec: str = ".2f") -> str:
-            return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
-
-        head = "".join(f"<th>{h}</th>" for h in ("metric", "baseline", "other", "Δ", "95% CI", "p (Holm)", "verdict"))
+        heads = ("metric", "baseline", "other", "Δ", "simultaneous CI", "p (adj.)", "verdict")
+        head = "".join(f"<th>{h}</th>" for h in heads)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                r.metric, r.baseline, r.other, num(r.delta, "+.3f"), f"[{num(r.low, '.3f')}, {num(r.high, '.3f')}]",
-                num(r.p_holm, ".3g"), r.verdict)) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                r.metric, r.baseline, r.other, format_delta(r.delta, "+.3f"), format_interval(r, ".3f"),
+                stats.format_p(r.p_adjusted), verdict_text(r))) + "</tr>" for r in self.rows)
+        design = f"<p>{html.escape(self.design)}</p>" if self.design else ""
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{design}"
+
+
+def upgrade_comparison(d: dict[str, Any]) -> dict[str, Any]:
+    """A comparison document in the current layout: version 2 unchanged; version 1 (Holm over the table,
+    per-row CIs) with ``p_adjusted = p_holm``, its alignment/uniformity verdicts read as ``lower``/``higher``
+    and a note that its verdicts may disagree with its intervals."""
+    if d.get("version", COMPARISON_VERSION) != 1:
+        return d
+    rows = []
+    for r in d.get("rows", []):
+        r = dict(r)
+        r["p_adjusted"] = r.pop("p_holm", math.nan)
+        if r.get("metric") in SPACE_METRICS:
+            r["higher_is_better"] = None
+            r["verdict"] = {"better": "lower", "worse": "higher"}.get(r.get("verdict"), r.get("verdict"))
+        r.setdefault("family", "all rows (Holm)")
+        r.setdefault("family_size", len(d.get("rows", [])))
+        rows.append(r)
+    note = ("version-1 document: per-row (not simultaneous) intervals beside Holm-adjusted permutation p-values, "
+            "so a verdict may disagree with its interval; re-run simcse-analyze compare for the current design")
+    return {**d, "version": COMPARISON_VERSION, "rows": rows, "notes": [note, *d.get("notes", [])],
+            "design": d.get("design", "")}
+
+
+def verdict_text(r: VerdictRow | dict[str, Any]) -> str:
+    """The verdict as displayed: the verdict, or ``no verdict (reason)``."""
+    get = r.get if isinstance(r, dict) else (lambda k, default=None: getattr(r, k, default))
+    v = get("verdict", "") or "no verdict"
+    reason = get("reason", "")
+    return f"{v} ({reason})" if v == "no verdict" and reason else v
+
+
+def format_delta(x: float | None, spec: str = "+.2f") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def format_interval(r: VerdictRow | dict[str, Any], spec: str = ".2f") -> str:
+    """``[low, high]`` with enough decimals that the printed interval is on the side of 0 its verdict reads
+    (a bound of 0.004 never prints as 0.00 beside "better")."""
+    get = r.get if isinstance(r, dict) else (lambda k, default=None: getattr(r, k, default))
+    low, high = get("low"), get("high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "n/a"
+    excludes = low > 0 or high < 0
+    base = spec.lstrip("+")
+    digits = int(base[1:-1]) if base.startswith(".") and base.endswith("f") else 2
+    for d in range(digits, digits + 12):
+        lo, hi = format(low, f".{d}f"), format(high, f".{d}f")
+        if (float(lo) > 0 or float(hi) < 0) == excludes:
+            break
+    return f"[{lo}, {hi}]"
 
 
 def load_comparison(path: str | os.PathLike[str]) -> ComparisonReport:
-    """Read a ``compare --json`` document (validated: :data:`~simcse_analysis.records.COMPARISON_KIND`; an
-    error names the file and the field)."""
+    """Read a ``compare --json`` document (validated: :data:`~simcse_analysis.records.COMPARISON_KIND`, an
+    error names the file and the field; version 1 is upgraded)."""
     return ComparisonReport.from_dict(read_document(path, COMPARISON_KIND))
 
 
@@ -342,65 +443,204 @@ def _interval(iv: stats.Interval, scale: float = 1.0) -> dict[str, Any]:
     return d
 
 
+def _prediction_problem(pred: np.ndarray) -> str:
+    """Why a prediction vector has no Spearman (``""`` if it has one): non-finite or constant values."""
+    bad = int(np.sum(~np.isfinite(pred)))
+    if bad:
+        return f"{bad:,} of {pred.size:,} predictions are NaN, infinite or missing"
+    if pred.size and np.all(pred == pred.flat[0]):
+        return "all predictions are equal: Spearman is undefined"
+    return ""
+
+
+def _usable(pred: np.ndarray) -> np.ndarray:
+    """``pred``, or zeros (a constant: every Spearman of it is NaN) when it holds non-finite values, so the
+    bootstrap and the influence function never rank NaN."""
+    return pred if np.all(np.isfinite(pred)) else np.zeros_like(pred)
+
+
 def _task_intervals(models: Sequence[ModelScores], data_gold: dict[str, np.ndarray], settings: CompareSettings
-                    ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Per-model Spearman ×100 with CIs per task and ``avg``; returns also the bootstrap draws ``(M, B)``."""
+                    ) -> list[dict[str, Any]]:
+    """Per-model Spearman ×100 with its (marginal) percentile-bootstrap CI per task and ``avg``."""
     tasks = list(models[0].tasks)
-    intervals, draws = stats.task_intervals(
-        [{t: m.tasks[t].predictions for t in tasks} for m in models], {t: data_gold[t] for t in tasks},
+    intervals, _ = stats.task_intervals(
+        [{t: _usable(m.tasks[t].predictions) for t in tasks} for m in models], {t: data_gold[t] for t in tasks},
         {t: models[0].tasks[t].bounds for t in tasks}, settings.aggregation, settings.resamples, settings.seed,
         settings.alpha)
-    return [{k: _interval(iv, 100.0) for k, iv in per.items()} for per in intervals], draws
+    return [{k: _interval(iv, 100.0) for k, iv in per.items()} for per in intervals]
 
 
-def _sts_rows(models: Sequence[ModelScores], gold: dict[str, np.ndarray], draws: dict[str, np.ndarray],
-              per_model: list[dict[str, Any]], settings: CompareSettings) -> list[VerdictRow]:
+@dataclass
+class Estimate:
+    """A row before its family is known: Δ with its standard error (``df``: Student t, else normal);
+    :func:`simultaneous_tests` turns a list of them into verdict rows."""
+
+    row: VerdictRow
+    se: float
+    df: float | None = None
+
+
+def _undefined_reason(base_problem: str, other_problem: str, value: str = "Spearman") -> str:
+    parts = [f"baseline: {base_problem}" if base_problem else "", f"other: {other_problem}" if other_problem else ""]
+    return "; ".join(p for p in parts if p) or f"{value} undefined"
+
+
+def _sts_estimates(models: Sequence[ModelScores], gold: dict[str, np.ndarray], settings: CompareSettings
+                   ) -> list[Estimate]:
+    """Δ Spearman ×100 per task (influence-function se) and, with more than one task, ``avg`` (mean of the
+    tasks' Δ; the tasks are independent samples, so ``se_avg = √(Σ se_t²) / T``) for every checkpoint against
+    the first. A single task has no ``avg`` row: it would repeat the task's row and widen the family."""
+    tasks = list(models[0].tasks)
+    method = "influence-function se of Δρ (normal)"
+    values: dict[str, np.ndarray] = {}
+    phis: dict[str, np.ndarray] = {}
+    problems: dict[str, list[str]] = {}
+    for t in tasks:
+        b = models[0].tasks[t].bounds
+        preds = [m.tasks[t].predictions for m in models]
+        problems[t] = [_prediction_problem(p) for p in preds]
+        values[t], phis[t] = stats.spearman_influence(np.stack([_usable(p) for p in preds]), gold[t], b,
+                                                      settings.aggregation)
     base = models[0]
-    rows = []
-    tasks = list(draws)
+    out = []
     for j, other in enumerate(models[1:], start=1):
-        nulls, observed = [], []
-        for i, task in enumerate(tasks):
-            a, b = base.tasks[task], other.tasks[task]
-            obs, null = stats.permutation_spearman(a.predictions, b.predictions, gold[task], a.bounds,
-                                                   settings.aggregation, settings.resamples,
-                                                   settings.seed + 1000 * i + 7)
-            observed.append(obs)
-            nulls.append(null)
-            delta = per_model[j][task]["value"] / 100 - per_model[0][task]["value"] / 100
-            ci = stats.percentile_interval(delta, draws[task][j] - draws[task][0], settings.alpha)
-            rows.append(VerdictRow(base.label, other.label, task, per_model[0][task]["value"],
-                                   per_model[j][task]["value"], 100 * delta, 100 * ci.low, 100 * ci.high,
-                                   stats.permutation_p_value(obs, null),
-                                   method="paired bootstrap CI; paired permutation test"))
-        avg_delta = per_model[j]["avg"]["value"] / 100 - per_model[0]["avg"]["value"] / 100
-        avg_d = np.mean([draws[t][j] - draws[t][0] for t in tasks], axis=0)
-        ci = stats.percentile_interval(avg_delta, avg_d, settings.alpha)
-        p = stats.permutation_p_value(float(np.mean(observed)), np.mean(nulls, axis=0))
-        rows.append(VerdictRow(base.label, other.label, "avg", per_model[0]["avg"]["value"], per_model[j]["avg"]["value"],
-                               100 * avg_delta, 100 * ci.low, 100 * ci.high, p,
-                               method="paired bootstrap CI; paired permutation test"))
-    return rows
+        per_task = []
+        for t in tasks:
+            b = models[0].tasks[t].bounds
+            delta = float(values[t][j] - values[t][0])
+            se = float(stats.influence_se(phis[t][j] - phis[t][0], b)) if math.isfinite(delta) else math.nan
+            reason = "" if math.isfinite(delta) else _undefined_reason(problems[t][0], problems[t][j])
+            if reason and not (problems[t][0] or problems[t][j]):  # finite but constant within a sub-dataset
+                reason = f"Spearman undefined under aggregation {settings.aggregation!r} (a constant sub-dataset)"
+            row = VerdictRow(base.label, other.label, t, 100 * float(values[t][0]), 100 * float(values[t][j]),
+                             100 * delta, math.nan, math.nan, math.nan, method=method, reason=reason)
+            per_task.append(Estimate(row, 100 * se))
+            out.append(per_task[-1])
+        if len(tasks) > 1:
+            deltas = [e.row.delta for e in per_task]
+            ok = all(math.isfinite(d) for d in deltas)
+            missing = [e.row.metric for e in per_task if not math.isfinite(e.row.delta)]
+            row = VerdictRow(base.label, other.label, "avg", float(np.mean([e.row.baseline_value for e in per_task])),
+                             float(np.mean([e.row.other_value for e in per_task])), float(np.mean(deltas)),
+                             math.nan, math.nan, math.nan, method="mean of the tasks' Δ (independent tasks; normal)",
+                             reason="" if ok else f"no Δ on {', '.join(missing)}")
+            se = math.sqrt(sum(e.se ** 2 for e in per_task)) / len(per_task) if ok else math.nan
+            out.append(Estimate(row, se))
+    return out
 
 
-def _space_rows(models: Sequence[ModelScores], settings: CompareSettings, per_model: list[dict[str, Any]]
-                ) -> list[VerdictRow]:
-    base = models[0]
+def _terms_problem(values: np.ndarray | None, what: str) -> str:
+    if values is None:
+        return f"no {what}"
+    bad = int(np.sum(~np.isfinite(values)))
+    return f"{bad:,} of {values.size:,} {what} are NaN or infinite" if bad else ""
+
+
+def _space_intervals(models: Sequence[ModelScores], settings: CompareSettings, per_model: list[dict[str, Any]]
+                     ) -> None:
+    """Each checkpoint's ℓ_align (t-interval; NaN if any term is) and ℓ_uniform (U-statistic se) intervals."""
     for j, m in enumerate(models):
-        per_model[j]["alignment"] = _interval(stats.mean_interval(m.alignment_terms, settings.alpha))
+        terms = m.alignment_terms if not _terms_problem(m.alignment_terms, "") else np.full(2, np.nan)
+        per_model[j]["alignment"] = _interval(stats.mean_interval(terms, settings.alpha))
         per_model[j]["uniformity"] = _interval(stats.uniformity_interval(m.uniformity, m.uniformity_stderr,
                                                                          settings.alpha))
-    rows = []
+
+
+def _has_space(models: Sequence[ModelScores]) -> bool:
+    return all(m.alignment_terms is not None and m.uniformity_rows is not None for m in models)
+
+
+def _space_estimates(models: Sequence[ModelScores]) -> list[Estimate]:
+    """Δ ℓ_align (paired t over the positive pairs) and Δ ℓ_uniform (paired U-statistic influence)."""
+    base = models[0]
+    out = []
     for m in models[1:]:
-        t = stats.paired_mean_test(base.alignment_terms, m.alignment_terms, settings.alpha)
-        rows.append(VerdictRow(base.label, m.label, "alignment", float(np.mean(base.alignment_terms)),
-                               float(np.mean(m.alignment_terms)), t.delta, t.low, t.high, t.p_value,
-                               higher_is_better=False, method=t.method))
-        t = stats.paired_uniformity_test(base.uniformity_rows, m.uniformity_rows, base.uniformity, m.uniformity,
-                                         settings.alpha)
-        rows.append(VerdictRow(base.label, m.label, "uniformity", base.uniformity, m.uniformity, t.delta, t.low,
-                               t.high, t.p_value, higher_is_better=False, method=t.method))
+        t = stats.paired_mean_test(base.alignment_terms, m.alignment_terms)
+        reason = "" if math.isfinite(t.p_value) else _undefined_reason(
+            _terms_problem(base.alignment_terms, "alignment terms"), _terms_problem(m.alignment_terms, "alignment terms"),
+            "ℓ_align")
+        a_base, a_other = (float(np.mean(x)) for x in (base.alignment_terms, m.alignment_terms))
+        out.append(Estimate(VerdictRow(base.label, m.label, "alignment", a_base, a_other, a_other - a_base, math.nan,
+                                        math.nan, math.nan, higher_is_better=None, method=t.method, reason=reason),
+                             t.stderr if t.stderr is not None else math.nan, m.alignment_terms.size - 1))
+        t = stats.paired_uniformity_test(base.uniformity_rows, m.uniformity_rows, base.uniformity, m.uniformity)
+        reason = "" if math.isfinite(t.p_value) else _undefined_reason(
+            _terms_problem(base.uniformity_rows, "uniformity row means")
+            or ("" if math.isfinite(base.uniformity) else "ℓ_uniform is NaN"),
+            _terms_problem(m.uniformity_rows, "uniformity row means")
+            or ("" if math.isfinite(m.uniformity) else "ℓ_uniform is NaN"), "ℓ_uniform")
+        out.append(Estimate(VerdictRow(base.label, m.label, "uniformity", base.uniformity, m.uniformity,
+                                        m.uniformity - base.uniformity, math.nan, math.nan, math.nan,
+                                        higher_is_better=None, method=t.method, reason=reason),
+                             t.stderr if t.stderr is not None else math.nan))
+    return out
+
+
+def _family_of(row: VerdictRow, settings: CompareSettings) -> str:
+    return "all rows" if settings.family == "table" else f"{row.other} vs {row.baseline}"
+
+
+def simultaneous_tests(estimates: Sequence[Estimate], settings: CompareSettings) -> list[VerdictRow]:
+    """The verdict rows of ``estimates``: every row gets its family (``settings.family``), is tested
+    simultaneously with the family's testable rows (Šidák, :func:`~simcse_analysis.metrics.stats.normal_test`)
+    and reads its verdict off the interval. The estimates are not modified."""
+    families: dict[str, int] = {}
+    for e in estimates:
+        if math.isfinite(e.row.delta) and math.isfinite(e.se):
+            f = _family_of(e.row, settings)
+            families[f] = families.get(f, 0) + 1
+    rows = []
+    for e in estimates:
+        f = _family_of(e.row, settings)
+        r = replace(e.row, family=f, family_size=families.get(f, 0))
+        if math.isfinite(r.delta) and math.isfinite(e.se):
+            t = stats.normal_test(r.delta, e.se, settings.alpha, r.family_size, e.df, r.method)
+            r.low, r.high, r.p_value, r.p_adjusted, r.stderr = t.low, t.high, t.p_value, t.p_adjusted, t.stderr
+            r.verdict = stats.interval_verdict(r.low, r.high, r.higher_is_better)
+        else:
+            r.verdict, r.reason = "no verdict", r.reason or "undefined standard error"
+        rows.append(r)
     return rows
+
+
+#: ``(alignment verdict, uniformity verdict)`` → the two read together (ℓ lower = closer positive pairs /
+#: more uniform); neither alone makes a space better: a collapsing space has a low ℓ_align and a high ℓ_uniform.
+_GEOMETRY = {
+    ("lower", "lower"): "closer positive pairs and a more uniform space",
+    ("lower", "higher"): "closer positive pairs at the cost of uniformity (a less uniform, more collapsed space)",
+    ("higher", "lower"): "more uniform at the cost of alignment (positive pairs farther apart)",
+    ("higher", "higher"): "positive pairs farther apart and a less uniform space",
+}
+
+
+def geometry_reading(alignment: str, uniformity: str) -> str:
+    """The alignment and uniformity verdicts of one comparison read together, in one phrase."""
+    if (alignment, uniformity) in _GEOMETRY:
+        return _GEOMETRY[(alignment, uniformity)]
+    say = {"lower": {"a": "closer positive pairs (ℓ_align lower)", "u": "more uniform (ℓ_uniform lower)"},
+           "higher": {"a": "positive pairs farther apart (ℓ_align higher)", "u": "less uniform (ℓ_uniform higher)"}}
+    parts = [say[alignment]["a"] if alignment in say else f"ℓ_align: {alignment or 'no verdict'}",
+             say[uniformity]["u"] if uniformity in say else f"ℓ_uniform: {uniformity or 'no verdict'}"]
+    return "; ".join(parts)
+
+
+def design_note(settings: CompareSettings, rows: Sequence[VerdictRow]) -> str:
+    """The inferential design in words, as the page and the terminal state it."""
+    level = 100 * (1 - settings.alpha)
+    sizes = sorted({r.family_size for r in rows if r.family_size})
+    m = "/".join(map(str, sizes)) or "0"
+    per_row = 100 * (1 - stats.sidak_level(settings.alpha, max(sizes, default=1)))
+    family = ("one family per comparison (a checkpoint against the baseline: its STS tasks, avg, ℓ_align and "
+              "ℓ_uniform), so adding a checkpoint changes no other comparison's rows"
+              if settings.family == "comparison" else "one family: every row of the table")
+    return (f"Δ = other − baseline. Families: {family} (m = {m} rows). Each row's interval is a simultaneous "
+            f"{level:g}% interval (Šidák: {per_row:.4g}% per row when m = {max(sizes, default=1)}), Δ ± z·se with an "
+            "analytic standard error (Spearman: influence function, pairs drawn within sub-datasets; avg: the "
+            "tasks' Δ averaged; ℓ_align: paired t; ℓ_uniform: paired U-statistic influence); p (adj.) = "
+            f"1 − (1 − p)^m; verdict: the interval excludes 0 (⟺ p (adj.) < {settings.alpha:g}), so intervals, "
+            "p-values and verdicts agree. STS: better/worse; ℓ_align, ℓ_uniform: lower/higher (read together "
+            f"below). The per-checkpoint Spearman CIs are marginal {level:g}% percentile-bootstrap intervals "
+            f"({settings.resamples} resamples, seed {settings.seed}); the verdicts use no resampling.")
 
 
 def movers(base: TaskScores, other: TaskScores, subsets: Sequence[STSSubset], top: int) -> list[dict[str, Any]]:
@@ -442,9 +682,27 @@ def analyse_pair(base: ModelScores, other: ModelScores, data: CompareData | None
     return out
 
 
+def paired_estimates(models: Sequence[ModelScores], gold: dict[str, np.ndarray], settings: CompareSettings
+                     ) -> list[Estimate]:
+    """Δ and its standard error for every checkpoint against the first (``gold``: the gold scores per task):
+    per task, ``avg``, ℓ_align and ℓ_uniform (when every checkpoint has them). Deterministic (no resampling)."""
+    estimates = _sts_estimates(models, gold, settings)
+    if _has_space(models):
+        estimates += _space_estimates(models)
+    return estimates
+
+
+def verdict_rows(models: Sequence[ModelScores], gold: dict[str, np.ndarray], settings: CompareSettings
+                 ) -> list[VerdictRow]:
+    """The verdict table (:func:`paired_estimates` tested per family by :func:`simultaneous_tests`);
+    :func:`compare_models` adds the per-checkpoint intervals and the rest."""
+    return simultaneous_tests(paired_estimates(models, gold, settings), settings)
+
+
 def compare_models(models: Sequence[ModelScores], settings: CompareSettings, data: CompareData | None = None
                    ) -> ComparisonReport:
-    """Every checkpoint against the first: per-model CIs, paired tests with Holm, CKA, kNN overlap, movers."""
+    """Every checkpoint against the first: per-model CIs, simultaneous paired tests per family (module
+    docstring), the alignment–uniformity reading, CKA, kNN overlap, movers."""
     if len(models) < 2:
         raise InputError(f"compare needs at least 2 checkpoints (a baseline and one to compare), got {len(models)}")
     for m in models[1:]:
@@ -454,27 +712,26 @@ def compare_models(models: Sequence[ModelScores], settings: CompareSettings, dat
         raise InputError(f"two checkpoints share the label {next(x for x in labels if labels.count(x) > 1)!r}: "
                          "compare each checkpoint once (or with different poolers)")
     gold = _gold(models[0], data)
-    per_model, draws = _task_intervals(models, gold, settings)
-    rows = _sts_rows(models, gold, draws, per_model, settings)
-    notes = [(f"Δ = other − baseline; {100 * (1 - settings.alpha):g}% CIs per row (not simultaneous); p-values "
-              f"Holm-adjusted over all {{n}} rows; verdict at adjusted p < {settings.alpha:g}; "
-              f"{settings.resamples} bootstrap resamples / permutations, seed {settings.seed} (smallest "
-              f"permutation p = 1/{settings.resamples + 1}).")]
-    if all(m.alignment_terms is not None and m.uniformity_rows is not None for m in models):
-        rows += _space_rows(models, settings, per_model)
+    per_model = _task_intervals(models, gold, settings)
+    notes = []
+    if _has_space(models):
+        _space_intervals(models, settings, per_model)
     elif any(m.alignment_terms is not None for m in models):
         notes.append("alignment/uniformity skipped: not every checkpoint has them")
-    adjusted = stats.holm([r.p_value for r in rows])
-    for r, p in zip(rows, adjusted):
-        r.p_holm = p
-        r.verdict = stats.verdict(r.delta, p, settings.alpha, r.higher_is_better)
-    notes[0] = notes[0].replace("{n}", str(len(rows)))
+    rows = verdict_rows(models, gold, settings)
     pairs = [analyse_pair(models[0], m, data, settings) for m in models[1:]]
+    for p in pairs:
+        verdicts = {r.metric: r.verdict for r in rows if r.other == p.other and r.metric in SPACE_METRICS}
+        if verdicts:
+            p.geometry = geometry_reading(verdicts.get("alignment", ""), verdicts.get("uniformity", ""))
     if any(m.layers is None for m in models):
         notes.append("CKA needs every checkpoint's hidden layers (not stored in scores files)")
-    summary = [{"label": m.label, "model": m.model, "layer_pooler": m.layer_pooler, "scores": per_model[j]}
-               for j, m in enumerate(models)]
-    return ComparisonReport(settings.to_dict(), summary, rows, pairs, notes)
+    summary = []
+    for j, m in enumerate(models):
+        problems = {t: pr for t in m.tasks if (pr := _prediction_problem(m.tasks[t].predictions))}
+        summary.append({"label": m.label, "model": m.model, "layer_pooler": m.layer_pooler, "scores": per_model[j],
+                        "problems": problems})
+    return ComparisonReport(settings.to_dict(), summary, rows, pairs, notes, design_note(settings, rows))
 
 
 def _gold(model: ModelScores, data: CompareData | None) -> dict[str, np.ndarray]:
@@ -498,9 +755,9 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     """Compare every checkpoint with the first (the baseline) on the same STS pairs and STS-B sentences.
 
     ``checkpoints``: hub ids, aliases or directories, optionally ``NAME@POOLER``, or score files written
-    earlier with ``save_scores`` (``DIR/<i>.json``: compared again without encoding). Per task: Δ Spearman
-    with a paired bootstrap CI and a paired permutation p-value, Holm-adjusted over the table; alignment
-    and uniformity paired; CKA per layer pair and mutual kNN Jaccard@k (``settings``). This is the
+    earlier with ``save_scores`` (``DIR/<i>.json``: compared again without encoding). Per task and ``avg``:
+    Δ Spearman, alignment and uniformity with simultaneous intervals per family whose exclusion of 0 is the
+    verdict (module docstring); CKA per layer pair and mutual kNN Jaccard@k (``settings``). This is the
     function ``simcse-analyze compare`` calls.
 
     >>> from simcse_analysis.comparison import compare

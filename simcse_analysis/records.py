@@ -19,6 +19,13 @@ with code 2) naming the file, the version found and what to do. Report versions:
 
 - 1: the first layout (no ``summary``); read by computing ``summary`` from the nested figures;
 - 2: every model entry carries ``summary`` (:class:`ModelSummary`).
+
+Comparison versions (``compare --json``, :data:`COMPARISON_SCHEMA`; the rows are
+:class:`simcse_analysis.comparison.VerdictRow`):
+
+- 1: per-row CIs beside Holm-adjusted permutation p-values over the whole table (``p_holm``);
+- 2: one family per comparison (or the table), simultaneous intervals, ``p_adjusted``, ``stderr``,
+  ``family``, ``family_size``, ``reason`` (why a row has no verdict) and ``design`` (the method in words).
 """
 
 from __future__ import annotations
@@ -55,6 +62,11 @@ REPORT_READABLE: tuple[int, ...] = (1, 2)
 ANALYSIS_SCHEMA = "simcse-analysis/embedding-analysis"
 ANALYSIS_VERSION = 1
 ANALYSIS_READABLE: tuple[int, ...] = (1,)
+COMPARISON_SCHEMA = "simcse-analysis/comparison"
+COMPARISON_VERSION = 2
+#: Comparison versions this release reads (version 1 is upgraded in memory by
+#: :func:`simcse_analysis.comparison.upgrade_comparison`).
+COMPARISON_READABLE: tuple[int, ...] = (1, 2)
 
 
 # ----------------------------------------------------------------------------------------- errors
@@ -307,9 +319,8 @@ def _trajectory_rule(record: dict[str, Any]) -> tuple[tuple[str | int, ...], str
 
 
 # ----------------------------------------------------------------------------------------- comparison records
-COMPARISON_SCHEMA = "simcse-analysis/comparison"
 SCORES_SCHEMA = "simcse-analysis/model-scores"
-COMPARISON_VERSION = 1
+SCORES_VERSION = 1
 
 
 def _bounds_rule(t: dict[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
@@ -338,25 +349,28 @@ SCORES_KIND = DocumentKind("scores file", Obj(
                                          "digest": Str(), "predictions": _NUMS}, rules=(_bounds_rule,)), min_len=1)},
     optional={"sentences_digest": Str(null=True), "alignment_terms": ListOf(_N, null=True),
               "uniformity": _N, "uniformity_rows": ListOf(_N, null=True), "uniformity_stderr": _N},
-    rules=(_space_rule,)), SCORES_FIX, SCORES_SCHEMA, (COMPARISON_VERSION,))
+    rules=(_space_rule,)), SCORES_FIX, SCORES_SCHEMA, (SCORES_VERSION,))
 
 _VERDICT_ROW = Obj({"baseline": Str(), "other": Str(), "metric": Str(), "baseline_value": _N, "other_value": _N,
                     "delta": _N, "low": _N, "high": _N, "p_value": _N},
-                   optional={"p_holm": _N, "verdict": Str(), "higher_is_better": Bool(), "method": Str()})
+                   optional={"p_holm": _N, "p_adjusted": _N, "verdict": Str(), "higher_is_better": Bool(null=True),
+                             "method": Str(), "stderr": _N, "family": Str(), "family_size": Int(min=1),
+                             "reason": Str()})
 _MOVER = Obj(optional={"task": Str(), "subset": Str(), "sentence1": Str(), "sentence2": Str()} | {
     k: _N for k in ("gold", "gold_rank", "rank_baseline", "rank_other", "cos_baseline", "cos_other", "move")})
 _PAIR = Obj({"baseline": Str(), "other": Str()}, optional={
     "cka": ListOf(_NUMS, null=True), "cka_debiased_diagonal": ListOf(_N, null=True), "knn_jaccard": _N,
-    "movers": ListOf(_MOVER)})
+    "movers": ListOf(_MOVER), "geometry": Str(null=True)})
 COMPARISON_KIND = DocumentKind("comparison", Obj(
     {"settings": Obj(optional={"alpha": Num(min=0, max=1), "k": Int(min=1), "resamples": Int(min=1), "seed": Int(),
                                "movers": Int(min=0), "tasks": ListOf(Str(), null=True), "split": Str(),
-                               "variant": Str(), "aggregation": Str(), "layers": Bool(), "embedding_space": Bool()}),
+                               "variant": Str(), "aggregation": Str(), "layers": Bool(), "embedding_space": Bool(),
+                               "family": Str()}),
      "models": ListOf(Obj({"label": Str()}, optional={"model": MapOf(), "layer_pooler": Str(null=True),
                                                       "scores": MapOf(_INTERVAL)})),
      "rows": ListOf(_VERDICT_ROW), "pairs": ListOf(_PAIR)},
-    optional={"notes": ListOf(Str())}), "write it with `simcse-analyze compare --json FILE MODEL…`",
-    COMPARISON_SCHEMA, (COMPARISON_VERSION,))
+    optional={"notes": ListOf(Str()), "design": Str()}), "write it with `simcse-analyze compare --json FILE MODEL…`",
+    COMPARISON_SCHEMA, COMPARISON_READABLE)
 
 # ----------------------------------------------------------------------------------------- token analysis
 TOKEN_SCHEMA = "simcse-analysis/token-analysis"

@@ -17,17 +17,24 @@ from simcse_analysis.metrics.stats import (
     average_ranks,
     bootstrap_spearman,
     check_resamples,
+    format_p,
     holm,
+    influence_se,
+    interval_verdict,
+    normal_test,
     paired_mean_test,
+    paired_spearman_se,
     paired_spearman_test,
     paired_uniformity_test,
     permutation_p_value,
     permutation_spearman,
     resample_weights,
+    sidak_adjust,
+    sidak_level,
     spearman_ci,
+    spearman_influence,
     t_interval,
     task_spearman,
-    verdict,
 )
 
 
@@ -73,11 +80,44 @@ def test_holm_step_down_by_hand():
     assert math.isnan(holm([0.01, math.nan])[1]) and holm([0.01, math.nan])[0] == pytest.approx(0.01)
 
 
-def test_verdict_reads_sign_and_adjusted_p():
-    assert verdict(0.02, 0.01) == "better"
-    assert verdict(-0.02, 0.01) == "worse"
-    assert verdict(-0.02, 0.01, higher_is_better=False) == "better"
-    assert verdict(0.02, 0.2) == "no detectable difference"
+def test_interval_verdict_reads_the_side_of_zero():
+    assert interval_verdict(0.1, 2.0) == "better" and interval_verdict(-2.0, -0.1) == "worse"
+    assert interval_verdict(-2.0, -0.1, higher_is_better=False) == "better"
+    assert interval_verdict(-2.0, -0.1, higher_is_better=None) == "lower"  # ℓ_align / ℓ_uniform: no direction
+    assert interval_verdict(0.1, 2.0, higher_is_better=None) == "higher"
+    assert interval_verdict(-0.1, 2.0) == "no detectable difference" and interval_verdict(0.0, 2.0) == (
+        "no detectable difference")
+    assert interval_verdict(math.nan, 1.0) == ""  # no verdict: the caller says why
+
+
+def test_sidak_level_and_adjustment_by_hand():
+    assert sidak_level(0.05, 1) == pytest.approx(0.05)
+    assert sidak_level(0.05, 10) == pytest.approx(1 - 0.95 ** 0.1)
+    assert sidak_adjust(0.01, 10) == pytest.approx(1 - 0.99 ** 10)
+    assert sidak_adjust(1e-300, 70) == pytest.approx(70e-300)  # no cancellation for tiny p
+    assert sidak_adjust(1.0, 3) == 1.0 and math.isnan(sidak_adjust(math.nan, 3))
+
+
+@pytest.mark.parametrize("family_size", [1, 3, 10, 70])
+@pytest.mark.parametrize("df", [None, 40])
+def test_simultaneous_interval_excludes_zero_exactly_when_the_adjusted_p_is_below_alpha(family_size, df):
+    """The design's coherence: on 2,000 random (Δ, se), the interval, p-value and verdict never disagree, and
+    the interval is Δ ± q·se with q the Šidák quantile."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    rng = np.random.default_rng(family_size)
+    z = rng.uniform(0, 6, size=2000) * rng.choice([-1, 1], size=2000)
+    q = (norm if df is None else student_t(df)).isf(sidak_level(0.05, family_size) / 2)
+    for zi in z:
+        t = normal_test(zi * 0.7, 0.7, 0.05, family_size, df)
+        excludes = t.low > 0 or t.high < 0
+        assert excludes == (t.p_adjusted < 0.05)
+        assert t.high - t.low == pytest.approx(2 * q * 0.7)
+        assert t.p_adjusted == pytest.approx(sidak_adjust(t.p_value, family_size))
+    same = normal_test(1.0, 0.0)
+    assert (same.low, same.high, same.p_value) == (1.0, 1.0, 0.0)
+    assert math.isnan(normal_test(math.nan, 0.3).low)
 
 
 def test_t_interval_is_student_t():
@@ -95,6 +135,17 @@ def test_fewer_than_100_resamples_is_an_input_error():
         check_resamples(99)
     with pytest.raises(InputError, match="at least 100"):
         spearman_ci(np.arange(10.0), np.arange(10.0), n_resamples=50)
+
+
+@pytest.mark.parametrize("bad, match", [(10**12, "at most 100,000"), (1e12, "at most 100,000"),
+                                        ("many", "whole number"), (1.5, "whole number"), (True, "whole number"),
+                                        (None, "whole number")])
+def test_resamples_beyond_the_bound_or_not_a_number_is_an_input_error(bad, match):
+    """1e12 resamples was a MemoryError after the models were encoded; 'many' a raw ValueError."""
+    with pytest.raises(InputError, match=match) as e:
+        check_resamples(bad)
+    assert "--resamples" in str(e.value)
+    assert check_resamples(1000.0) == 1000 and check_resamples(np.int64(200)) == 200
 
 
 def test_uniformity_row_means_equal_brute_force_and_do_not_change_the_value():
@@ -180,8 +231,71 @@ def test_paired_bootstrap_shares_resamples():
     a = g + rng.normal(size=80)
     dist = bootstrap_spearman([a, a], g, n_resamples=100)
     assert np.array_equal(dist[0], dist[1])  # same resamples → identical; Δ_b = 0 exactly
-    t = paired_spearman_test(a, a, g, n_resamples=100)
+    t = paired_spearman_test(a, a, g)
     assert t.delta == 0 and t.low == 0 and t.high == 0 and t.p_value == 1.0
+
+
+# ------------------------------------------------------------------------------- influence-function se
+def _sts_like(rng: np.random.Generator, n: int, noise_b: float = 0.5) -> tuple[np.ndarray, ...]:
+    """Gold on STS's 0.2 grid (many ties) and two correlated predictions (a shared error, as two checkpoints)."""
+    z = rng.normal(size=n)
+    gold = np.round(np.clip(2.5 + 1.2 * z, 0, 5) * 5) / 5
+    e = rng.normal(size=(3, n))
+    return gold, z + 0.5 * e[2] + 0.5 * e[0], z + 0.5 * e[2] + noise_b * e[1]
+
+
+@pytest.mark.parametrize("aggregation", ["all", "mean", "wmean"])
+def test_influence_se_of_the_paired_difference_equals_the_paired_bootstrap_sd(aggregation):
+    """Ties in gold, two sub-datasets: ρ from the influence pass is task_spearman's, and the analytic se of
+    ρ_A and of Δρ is the sd of 3,000 stratified paired-bootstrap resamples (within 7%)."""
+    rng = np.random.default_rng(21)
+    gold, a, b = _sts_like(rng, 700)
+    bounds = [0, 300, 700]
+    rho, phi = spearman_influence(np.stack([a, b]), gold, bounds, aggregation)
+    assert rho == pytest.approx([task_spearman(a, gold, bounds, aggregation),
+                                 task_spearman(b, gold, bounds, aggregation)], abs=1e-12)
+    dist = bootstrap_spearman([a, b], gold, bounds, aggregation, n_resamples=3000, seed=5)
+    assert influence_se(phi[0], bounds) == pytest.approx(dist[0].std(ddof=1), rel=0.07)
+    assert paired_spearman_se(a, b, gold, bounds, aggregation) == pytest.approx((dist[1] - dist[0]).std(ddof=1),
+                                                                                 rel=0.07)
+
+
+def test_influence_se_matches_the_sampling_sd_of_the_difference():
+    """400 independent STS-B-sized datasets (1,379 pairs, vectorised on a leading axis): the mean analytic se
+    of Δρ is the sd of Δρ over the datasets (within 8%)."""
+    rng = np.random.default_rng(23)
+    data = [_sts_like(rng, 1379, 0.4) for _ in range(400)]
+    gold = np.stack([d[0] for d in data])[:, None]
+    preds = np.stack([np.stack(d[1:]) for d in data])
+    rho, phi = spearman_influence(preds, gold)
+    se = influence_se(phi[:, 1] - phi[:, 0])
+    spread = float(np.std(rho[:, 1] - rho[:, 0], ddof=1))
+    print(f"sd of Δρ over 400 datasets {spread:.5f}, mean influence se {se.mean():.5f}")
+    assert float(se.mean()) == pytest.approx(spread, rel=0.08)
+
+
+def test_permutation_test_checks_the_analytic_p_value():
+    """Where 1,000 permutations resolve it, the paired permutation p-value agrees with the analytic one
+    (within 3 Monte Carlo sd + 0.02) on 8 datasets from no difference to a clear one."""
+    rng = np.random.default_rng(24)
+    for i in range(8):
+        gold, a, b = _sts_like(rng, 300, 0.5 - 0.05 * i)
+        p = paired_spearman_test(a, b, gold).p_value
+        obs, null = permutation_spearman(a, b, gold, n_permutations=1000, seed=i)
+        q = permutation_p_value(obs, null)
+        assert abs(p - q) <= 3 * math.sqrt(q * (1 - q) / 1000) + 0.02, (i, p, q)
+
+
+def test_p_values_that_underflow_print_below_1e_16_never_0():
+    """Issue 24 item 14: paired_uniformity_test's p underflows to 0.0 for a large difference; printed, it is
+    '< 1e-16'."""
+    rng = np.random.default_rng(25)
+    rows_a = np.exp(-2.0) * (1 + 0.01 * rng.normal(size=5000))
+    rows_b = np.exp(-3.0) * (1 + 0.01 * rng.normal(size=5000))
+    t = paired_uniformity_test(rows_a, rows_b, -2.0, -3.0)
+    assert t.p_value < 1e-300 and format_p(t.p_value) == "< 1e-16" and format_p(0.0) == "< 1e-16"
+    assert format_p(0.0123) == "0.0123" and format_p(math.nan) == "n/a" and format_p(None) == "n/a"
+    assert format_p(1 / 1001, floor=1 / 1001) == "≤ 0.000999"
 
 
 def _anisotropic_sample(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -24,9 +24,16 @@ from .sts import Aggregation, Split, Tasks, Variant
 Checkpoints = Annotated[list[str], typer.Argument(
     metavar="MODEL", help="Checkpoints (first = baseline): hub ids, aliases or directories, optionally NAME@POOLER "
          "(e.g. all-MiniLM-L6-v2@avg), or scores files written by --save-scores.", show_default=False)]
-Resamples = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and permutations (>= 100).")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
-Alpha = Annotated[float, typer.Option("--alpha", help="Level: CIs are 1 - alpha; verdicts at Holm-adjusted p < alpha.")]
+Resamples = Annotated[int, typer.Option(
+    "--resamples", help="Bootstrap resamples of each checkpoint's Spearman CIs (100 to 100,000; the verdicts use "
+                        "no resampling).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+Alpha = Annotated[float, typer.Option(
+    "--alpha", help="Family-wise level: each family's intervals hold jointly with probability 1 - alpha; a verdict "
+                    "is an interval that excludes 0.")]
+Family = Annotated[str, typer.Option(
+    "--family", help="Multiplicity family: 'comparison' (one per checkpoint against the baseline: adding a "
+                     "checkpoint changes no other verdict) or 'table' (every row at once).")]
 K = Annotated[int, typer.Option("--k", help="Neighbours per sentence for the mutual kNN overlap (Jaccard@k).")]
 Movers = Annotated[int, typer.Option("--movers", help="Pairs per task listed as the ones whose rank moved most.")]
 NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the layer-by-layer CKA (no hidden states).")]
@@ -42,19 +49,25 @@ def _f(x: float | None, spec: str = ".2f") -> str:
 
 
 def verdict_table(report: Any) -> str:
-    """Terminal table: one row per (checkpoint, metric) with Δ, CI, Holm-adjusted p and the verdict."""
+    """Terminal table: one row per (checkpoint, metric) with Δ, its simultaneous CI, adjusted p and the verdict;
+    then the alignment–uniformity reading per checkpoint and the design in words."""
+    from ..comparison import SPACE_METRICS, format_delta, format_interval, verdict_text
+    from ..metrics.stats import format_p
     from ..tables import format_table
 
     rows = []
     for r in report.rows:
-        spec = ".2f" if r.metric not in ("alignment", "uniformity") else ".4f"
+        spec = ".2f" if r.metric not in SPACE_METRICS else ".4f"
         rows.append([r.other, r.metric, _f(r.baseline_value, spec), _f(r.other_value, spec),
-                     ("+" if r.delta > 0 else "") + _f(r.delta, spec), f"[{_f(r.low, spec)}, {_f(r.high, spec)}]",
-                     _f(r.p_holm, ".3g"), r.verdict])
+                     format_delta(r.delta, "+" + spec), format_interval(r, spec), format_p(r.p_adjusted),
+                     verdict_text(r)])
     level = 100 * (1 - float(report.settings.get("alpha", 0.05)))
-    head = ["other", "metric", "baseline", "other", "delta", f"{level:g}% CI", "p (Holm)", "verdict"]
+    head = ["other", "metric", "baseline", "other", "delta", f"{level:g}% simult. CI", "p (adj.)", "verdict"]
     lines = [f"baseline: {report.rows[0].baseline}" if report.rows else "baseline: -",
              format_table(head, rows, right=[False, False, True, True, True, True, True, False])]
+    lines += [f"geometry ({p.other} vs baseline): {p.geometry}" for p in report.pairs if p.geometry]
+    if report.design:
+        lines.append(f"design: {report.design}")
     lines += [f"note: {n}" for n in report.notes]
     for p in report.pairs:
         if p.cka is not None:
@@ -77,6 +90,7 @@ def register(app: typer.Typer) -> None:
         resamples: Resamples = 1000,
         seed: Seed = 0,
         alpha: Alpha = 0.05,
+        family: Family = "comparison",
         k: K = 10,
         movers: Movers = 25,
         no_layers: NoLayers = False,
@@ -88,13 +102,13 @@ def register(app: typer.Typer) -> None:
         *,
         encoder: EncoderOptions,
     ) -> None:
-        """Paired comparison of checkpoints against the first: CIs, permutation tests (Holm), CKA, kNN, movers."""
+        """Paired comparison of checkpoints against the first: simultaneous CIs and verdicts, CKA, kNN, movers."""
         from ..comparison import CompareSettings, compare
 
         settings = CompareSettings(tasks=None if tasks is None else tuple(tasks.split(",")), split=split,
                                    variant=variant, aggregation=aggregation, resamples=resamples, seed=seed,
                                    alpha=alpha, k=k, movers=movers, layers=not no_layers,
-                                   embedding_space=not no_embedding_space)
+                                   embedding_space=not no_embedding_space, family=family)
         to_stderr = check_outputs(("--json", json_out), ("--out", html_out), reads=[  # fail before any encoding
             *(("MODEL", c) for c in checkpoints), *data_inputs(data_dir)], dirs=[("--save-scores", save_scores)])
         report = compare(checkpoints, settings, data_dir=data_dir, encoder_kwargs=encoder.load_kwargs,

@@ -18,10 +18,30 @@ Pure functions, arrays in, numbers out. Conventions:
 * **Paired bootstrap**: the same ``W`` for both models, so Δ_b = ρ_B,b − ρ_A,b; the CI is the
   percentile interval ``[q_{α/2}, q_{1−α/2}]`` of the Δ_b (optionally BCa, Efron 1987, with the
   acceleration from a delete-a-group jackknife).
-* **Paired permutation test** (H0: the two models' predictions are exchangeable pair by pair): each
-  model's predictions are first turned into normalised ranks ``r/n`` (Spearman only sees ranks; this
-  makes models with different cosine ranges exchangeable), then for each permutation b and pair i the
-  two models' values are swapped with probability ½; ``p = (1 + #{b: |Δ*_b| ≥ |Δ|}) / (1 + B)``.
+* **Paired test of Δρ = ρ_B − ρ_A** (same pairs, same gold): Δ̂ is asymptotically normal with a standard
+  error from the *influence function* of Spearman's ρ (Pearson correlation of the mid-distribution
+  transforms ``u = F(x)``, ``v = G(y)``, ties included). With ``K_x(x') = 1{x' > x} + ½·1{x' = x}``::
+
+      IF_C(x, y)  = u v + E[K_x(X) V] + E[K_y(Y) U]            (C  = Cov(U, V), up to a constant)
+      IF_Vx(x)    = u² + 2 E[K_x(X) U],  IF_Vy(y) = v² + 2 E[K_y(Y) V]
+      IF_ρ(x, y)  = IF_C / √(Vx Vy) − ρ/2 · (IF_Vx / Vx + IF_Vy / Vy)
+
+  estimated with the sample mid-ranks ``/n`` (O(n log n), no resampling); ``φ_i = IF_ρB − IF_ρA`` per pair
+  and, pairs being drawn within sub-datasets (as the bootstrap), ``se(Δ̂) = √(Σ_k n_k var_k(φ)) / n``. For
+  ``mean``/``wmean`` each sub-dataset's ρ_k has its own influence, weighted. This is the standard error the
+  paired bootstrap estimates (asymptotically equal; checked in ``tests/test_stats.py``), without its
+  resampling noise or its resolution floor.
+* **Simultaneous intervals** (Šidák): a family of ``m`` rows is tested at the per-row level
+  ``α_m = 1 − (1 − α)^{1/m}``: interval ``Δ ± q_{1−α_m/2} se`` (q: normal quantile, or Student t for a mean
+  over pairs), adjusted p-value ``p̃ = 1 − (1 − p)^m`` (the smallest family level at which the interval
+  excludes 0). By Šidák's inequality the ``m`` intervals cover jointly with probability ≥ 1 − α whatever
+  the correlation between rows (centred normal estimates), so the verdict "interval excludes 0"
+  (⟺ ``p̃ < α``) keeps the family-wise error ≤ α.
+* **Paired permutation test** (a check of the above; H0: the two models' predictions are exchangeable pair
+  by pair): each model's predictions are first turned into normalised ranks ``r/n`` (Spearman only sees
+  ranks; this makes models with different cosine ranges exchangeable), then for each permutation b and
+  pair i the two models' values are swapped with probability ½; ``p = (1 + #{b: |Δ*_b| ≥ |Δ|}) / (1 + B)``
+  (never below ``1/(1 + B)``).
 * **Alignment**: a mean over positive pairs → ``se = s/√n`` and a t-interval; paired: the per-pair
   differences.
 * **Uniformity** ``ℓ = log U``, ``U = (N choose 2)⁻¹ Σ_{i<j} h(x_i, x_j)``, ``h = exp(−t‖x_i − x_j‖²)``, is
@@ -30,6 +50,8 @@ Pure functions, arrays in, numbers out. Conventions:
   and ``ζ₂ = Var h(X, Y)``; delta method: ``se(log U) = se(U)/U``. Paired (same sentences, two
   models): the influence ``ψ_i = 2(r_B,i/U_B − r_A,i/U_A)`` gives ``se(ℓ_B − ℓ_A) ≈ sd(ψ)/√N``.
 * **Holm** step-down adjustment of p-values; **t-interval** ``x̄ ± t_{n−1, 1−α/2} s/√n`` over seeds.
+* p-values below ``1e-16`` print as ``< 1e-16`` (:func:`format_p`): a normal tail that small is beyond the
+  accuracy of any asymptotic approximation, and one that underflows is not 0.
 """
 
 from __future__ import annotations
@@ -38,6 +60,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -45,16 +68,28 @@ from ..errors import InputError
 
 #: Fewest resamples / permutations accepted (below this the 2.5% tails hold < 3 values).
 MIN_RESAMPLES = 100
+#: Most accepted: the draws are kept, ``(checkpoints, resamples)`` float64 per task, and 100,000 resamples
+#: of the seven tasks already take ~100× the default's time; beyond it a percentile moves by rounding only.
+MAX_RESAMPLES = 100_000
 DEFAULT_RESAMPLES = 1000
 _BLOCK = 100  # resamples per vectorised block: memory ~ 6 arrays of B×n float64
 
 
-def check_resamples(n: int, name: str = "--resamples") -> int:
-    """``n`` as int, or InputError unless ``n ≥ MIN_RESAMPLES``."""
+def check_resamples(n: Any, name: str = "--resamples") -> int:
+    """``n`` as int, or InputError unless it is a whole number with ``MIN_RESAMPLES ≤ n ≤ MAX_RESAMPLES``."""
+    ok = isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+    if isinstance(n, (float, np.floating)) and math.isfinite(n) and float(n).is_integer():
+        ok, n = True, int(n)
+    if not ok:
+        raise InputError(f"{name} must be a whole number of resamples between {MIN_RESAMPLES} and "
+                         f"{MAX_RESAMPLES:,} (got {n!r})")
     n = int(n)
     if n < MIN_RESAMPLES:
         raise InputError(f"{name} must be at least {MIN_RESAMPLES} (got {n}): percentile intervals and "
                          "p-values need enough resamples")
+    if n > MAX_RESAMPLES:
+        raise InputError(f"{name} must be at most {MAX_RESAMPLES:,} (got {n:,}): more resamples only refine "
+                         "the percentile intervals' rounding, at a cost in memory and time proportional to them")
     return n
 
 
@@ -81,7 +116,12 @@ class Interval:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """Δ = other − baseline with its CI and a two-sided p-value (unadjusted; see :func:`holm`)."""
+    """Δ = other − baseline with its CI and a two-sided p-value.
+
+    ``p_value`` is the row's own (unadjusted) p-value; ``low``/``high`` and ``p_adjusted`` are for a family
+    of ``family_size`` rows tested together (:func:`normal_test`; ``family_size = 1``: an ordinary
+    ``1 − alpha`` interval and ``p_adjusted = p_value``).
+    """
 
     delta: float
     low: float
@@ -89,18 +129,18 @@ class PairedTest:
     p_value: float
     alpha: float = 0.05
     method: str = ""
+    stderr: float | None = None
+    p_adjusted: float = math.nan
+    family_size: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------- ranks
-def average_ranks(a: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Average ranks (1-based; ties share the mean of their positions) along ``axis``, vectorised.
-
-    Each row is sorted once; a tie group spanning sorted positions ``s..e`` gets ``(s + e)/2 + 1``.
-    """
-    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+def _sorted_groups(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order along the last axis, and for each *sorted* position the first and last sorted positions
+    of its tie group (``start``, ``end``)."""
     n = a.shape[-1]
     order = np.argsort(a, axis=-1, kind="stable")
     s = np.take_along_axis(a, order, axis=-1)
@@ -111,9 +151,23 @@ def average_ranks(a: np.ndarray, axis: int = -1) -> np.ndarray:
     last = np.ones(s.shape, dtype=bool)
     last[..., :-1] = new[..., 1:]
     end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), -1), axis=-1), -1)
-    ranks = np.empty_like(s)
-    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=-1)
-    return np.moveaxis(ranks, -1, axis)
+    return order, start, end
+
+
+def _unsort(order: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    out = np.empty(sorted_values.shape)
+    np.put_along_axis(out, order, sorted_values, axis=-1)
+    return out
+
+
+def average_ranks(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Average ranks (1-based; ties share the mean of their positions) along ``axis``, vectorised.
+
+    Each row is sorted once; a tie group spanning sorted positions ``s..e`` gets ``(s + e)/2 + 1``.
+    """
+    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    order, start, end = _sorted_groups(a)
+    return np.moveaxis(_unsort(order, (start + end) / 2.0 + 1.0), -1, axis)
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -122,6 +176,9 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> 
         xm = x - x.mean(axis=-1, keepdims=True)
         ym = y - y.mean(axis=-1, keepdims=True)
         sxy, sxx, syy = (xm * ym).sum(-1), (xm * xm).sum(-1), (ym * ym).sum(-1)
+        # a constant row: its mean may differ from its values by rounding, leaving sxx ≈ 1e-34 instead of 0
+        sxx = np.where(np.ptp(x, axis=-1) == 0, 0.0, sxx)
+        syy = np.where(np.ptp(y, axis=-1) == 0, 0.0, syy)
     else:
         tot = w.sum(axis=-1, keepdims=True)
         xm = x - (w * x).sum(-1, keepdims=True) / tot
@@ -385,18 +442,154 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     return (1 + hits) / (1 + null.size)
 
 
+def _upper_sums(groups: tuple[np.ndarray, np.ndarray, np.ndarray], w: np.ndarray) -> np.ndarray:
+    """``(1/n) Σ_j (1{x_j > x_i} + ½·1{x_j = x_i}) w_j`` for every i, from x's :func:`_sorted_groups`.
+
+    With ``cs`` the cumulative sum of ``w`` in x's sorted order and i's tie group at sorted positions
+    ``s..e``: ``total − ½ (cs_e + cs_{s−1})`` (O(n) after the sort).
+    """
+    order, start, end = groups
+    ws = np.take_along_axis(np.broadcast_to(w, order.shape), order, axis=-1)
+    cs = np.cumsum(ws, axis=-1)
+    before = np.take_along_axis(cs, start, axis=-1) - np.take_along_axis(ws, start, axis=-1)
+    value = cs[..., -1:] - 0.5 * (np.take_along_axis(cs, end, axis=-1) + before)
+    return _unsort(order, value) / w.shape[-1]
+
+
+def _spearman_influence_1(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman's ρ(x, y) ``(...)`` and its influence values ``ψ`` ``(..., n)`` along the last axis (formula in
+    the module docstring): ``ρ̂ − ρ ≈ mean(ψ)``, ``ψ`` centred. NaN where x or y is constant."""
+    n = x.shape[-1]
+    gx, gy = _sorted_groups(x), _sorted_groups(y)
+    u = _unsort(gx[0], (gx[1] + gx[2]) / 2.0 + 1.0) / n  # mid-distribution transform F(x) (mid-ranks / n)
+    v = _unsort(gy[0], (gy[1] + gy[2]) / 2.0 + 1.0) / n
+    shape = np.broadcast_shapes(u.shape, v.shape)
+    gx = tuple(np.broadcast_to(a, shape) for a in gx)
+    gy = tuple(np.broadcast_to(a, shape) for a in gy)
+    u, v = np.broadcast_to(u, shape), np.broadcast_to(v, shape)
+    uc, vc = u - u.mean(-1, keepdims=True), v - v.mean(-1, keepdims=True)
+    vx, vy = (uc * uc).mean(-1, keepdims=True), (vc * vc).mean(-1, keepdims=True)
+    vx = np.where(gx[1][..., -1:] == 0, 0.0, vx)  # one tie group: constant (rounding would leave ≈ 1e-34)
+    vy = np.where(gy[1][..., -1:] == 0, 0.0, vy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(vx * vy > 0, (uc * vc).mean(-1, keepdims=True) / np.sqrt(vx * vy), np.nan)
+        if_c = u * v + _upper_sums(gx, v) + _upper_sums(gy, u)
+        if_x = u * u + 2.0 * _upper_sums(gx, u)
+        if_y = v * v + 2.0 * _upper_sums(gy, v)
+        psi = if_c / np.sqrt(vx * vy) - 0.5 * rho * (if_x / vx + if_y / vy)
+    return rho[..., 0], psi - psi.mean(-1, keepdims=True)
+
+
+def spearman_influence(preds: np.ndarray | Sequence[np.ndarray], gold: np.ndarray,
+                       bounds: Sequence[int] | None = None, aggregation: str = "all"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The task Spearman ρ ``(...)`` of each prediction vector (last axis) and its per-pair influence ``φ``
+    ``(..., n)``.
+
+    ``ρ̂ ≈ ρ + (1/n) Σ_i φ_i``: for ``all`` the influence of one ρ over the concatenation; for ``mean`` /
+    ``wmean`` (``ρ = Σ_k w_k ρ_k``) pair i of sub-dataset k has ``φ_i = w_k (n/n_k) ψ_i^{(k)}``. ``preds`` may
+    hold a leading axis (models, simulations); ``gold`` broadcasts against it. ρ equals
+    :func:`task_spearman` (to rounding); differences of rows of ``φ`` are the influence of a paired
+    difference (:func:`influence_se`).
+    """
+    if aggregation not in AGGREGATIONS:
+        raise InputError(f"unknown aggregation {aggregation!r}: choose all, mean or wmean")
+    x = np.asarray(preds, dtype=np.float64)
+    y = np.asarray(gold, dtype=np.float64)
+    n = x.shape[-1]
+    if y.shape[-1] != n:
+        raise InputError(f"predictions hold {n} values but gold holds {y.shape[-1]}: pair them row by row")
+    b = _bounds(bounds, n)
+    if aggregation == "all":
+        return _spearman_influence_1(x, y)
+    sizes = np.diff(b).astype(float)
+    weights = np.full(sizes.size, 1.0 / sizes.size) if aggregation == "mean" else sizes / sizes.sum()
+    parts = [_spearman_influence_1(x[..., lo:hi], y[..., lo:hi]) for lo, hi in pairwise(b)]
+    rho = sum(w * r for w, (r, _) in zip(weights, parts))
+    phi = np.concatenate([w * (n / nk) * psi for w, nk, (_, psi) in zip(weights, sizes, parts)], axis=-1)
+    return rho, phi
+
+
+def influence_se(phi: np.ndarray, bounds: Sequence[int] | None = None) -> np.ndarray:
+    """Standard error of ``(1/n) Σ φ_i`` when the pairs are drawn within sub-datasets (stratified):
+    ``√(Σ_k n_k var_k(φ)) / n`` with the within-stratum sample variance (last axis)."""
+    phi = np.asarray(phi, dtype=np.float64)
+    b = _bounds(bounds, phi.shape[-1])
+    total = sum((hi - lo) * phi[..., lo:hi].var(axis=-1, ddof=1) for lo, hi in pairwise(b))
+    return np.sqrt(total) / phi.shape[-1]
+
+
+def sidak_level(alpha: float, family_size: int) -> float:
+    """Per-row level ``1 − (1 − α)^{1/m}`` of a family of ``m`` rows with family-wise error ≤ α."""
+    return float(-math.expm1(math.log1p(-_check_alpha(alpha)) / max(int(family_size), 1)))
+
+
+def sidak_adjust(p: float, family_size: int) -> float:
+    """Šidák-adjusted p-value ``1 − (1 − p)^m`` (NaN kept; ``≈ m·p`` when p is small, never above 1)."""
+    if not math.isfinite(p):
+        return math.nan
+    p = min(max(p, 0.0), 1.0)
+    return 1.0 if p == 1.0 else float(-math.expm1(max(int(family_size), 1) * math.log1p(-p)))
+
+
+def normal_test(delta: float, stderr: float, alpha: float = 0.05, family_size: int = 1, df: float | None = None,
+                method: str = "") -> PairedTest:
+    """Wald test and interval of ``Δ`` with standard error ``se`` in a family of ``m`` rows (Šidák).
+
+    Interval ``Δ ± q se`` with ``q = Q(1 − α_m/2)``, ``α_m`` = :func:`sidak_level`; two-sided
+    ``p = 2·(1 − Q(|Δ|/se))`` and ``p̃`` = :func:`sidak_adjust`. ``Q`` is the standard normal, or Student
+    t with ``df`` degrees of freedom. The interval excludes 0 exactly when ``p̃ < α``. ``se = 0``: the
+    interval is the point, ``p = 1`` if Δ = 0 else 0. Non-finite Δ or se: NaN everywhere.
+    """
+    from scipy import special
+
+    alpha = _check_alpha(alpha)
+    m = max(int(family_size), 1)
+    if not (math.isfinite(delta) and math.isfinite(stderr) and stderr >= 0):
+        return PairedTest(delta, math.nan, math.nan, math.nan, alpha, method, None, math.nan, m)
+    half = sidak_level(alpha, m) / 2  # upper-tail quantile by symmetry: q = −Q⁻¹(α_m/2)
+    q = float(-special.ndtri(half) if df is None else -special.stdtrit(df, half))
+    if stderr == 0:
+        p = 1.0 if delta == 0 else 0.0
+    else:
+        z = -abs(delta) / stderr
+        p = float(min(1.0, 2.0 * (special.ndtr(z) if df is None else special.stdtr(df, z))))
+    return PairedTest(float(delta), float(delta - q * stderr), float(delta + q * stderr), p, alpha, method,
+                      float(stderr), sidak_adjust(p, m), m)
+
+
+def paired_spearman_se(pred_a: np.ndarray, pred_b: np.ndarray, gold: np.ndarray,
+                       bounds: Sequence[int] | None = None, aggregation: str = "all") -> float:
+    """Standard error of ``Δρ = ρ_B − ρ_A`` on the same pairs (influence function; module docstring)."""
+    _, phi = spearman_influence(np.stack([np.ravel(pred_a), np.ravel(pred_b)]), np.ravel(gold), bounds, aggregation)
+    return float(influence_se(phi[1] - phi[0], bounds))
+
+
 def paired_spearman_test(pred_a: np.ndarray, pred_b: np.ndarray, gold: np.ndarray,
-                         bounds: Sequence[int] | None = None, aggregation: str = "all",
-                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, alpha: float = 0.05,
-                         bca: bool = False) -> PairedTest:
-    """Δρ = ρ_B − ρ_A: paired percentile-bootstrap CI (``bca``: BCa) and two-sided paired permutation p-value."""
-    dist = bootstrap_spearman([pred_a, pred_b], gold, bounds, aggregation, n_resamples, seed)
-    observed, null = permutation_spearman(pred_a, pred_b, gold, bounds, aggregation, n_resamples, seed + 1)
+                         bounds: Sequence[int] | None = None, aggregation: str = "all", alpha: float = 0.05,
+                         family_size: int = 1) -> PairedTest:
+    """Δρ = ρ_B − ρ_A on the same pairs: normal interval and two-sided p-value with the influence-function
+    standard error (:func:`paired_spearman_se`), simultaneous over ``family_size`` rows (:func:`normal_test`).
+
+    The permutation test (:func:`permutation_spearman`) is its check: the two p-values agree where the
+    permutations can resolve them (``tests/test_stats.py``).
+    """
     delta = task_spearman(pred_b, gold, bounds, aggregation) - task_spearman(pred_a, gold, bounds, aggregation)
-    jack = jackknife_spearman([pred_a, pred_b], gold, bounds, aggregation, seed=seed) if bca else None
-    ci = percentile_interval(delta, dist[1] - dist[0], alpha, None if jack is None else jack[1] - jack[0])
-    return PairedTest(delta, ci.low, ci.high, permutation_p_value(observed, null), alpha,
-                      "paired bootstrap CI; paired permutation test")
+    se = paired_spearman_se(pred_a, pred_b, gold, bounds, aggregation)
+    return normal_test(delta, se, alpha, family_size, method="influence-function se (normal)")
+
+
+def format_p(p: float | None, floor: float | None = None) -> str:
+    """A p-value for display: ``n/a`` (NaN or None), ``< 1e-16`` below 1e-16 (0 included: an underflowed tail
+    or an exact zero-variance difference is never printed as 0), ``≤ floor`` at a resolution floor (e.g. a
+    permutation test's ``1/(1 + B)``), else 3 significant digits."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    if p < 1e-16:
+        return "< 1e-16"
+    if floor is not None and p <= floor:
+        return f"≤ {floor:.3g}"
+    return f"{p:.3g}"
 
 
 # ------------------------------------------------------------------------------------------- means
@@ -417,17 +610,14 @@ def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> Int
     return Interval(mean, mean - half, mean + half, se, alpha, "t-interval")
 
 
-def paired_mean_test(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> PairedTest:
-    """Paired Δ = mean(b − a): t-interval and two-sided paired t-test p-value."""
-    from scipy.stats import t as student_t
-
+def paired_mean_test(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, family_size: int = 1) -> PairedTest:
+    """Paired Δ = mean(b − a): t-interval (``n − 1`` df) and two-sided paired t-test p-value, simultaneous over
+    ``family_size`` rows (:func:`normal_test`). Any non-finite term, or fewer than 2 pairs: NaN (no test)."""
     d = np.asarray(b, dtype=np.float64).ravel() - np.asarray(a, dtype=np.float64).ravel()
-    ci = t_interval(d, alpha)
-    if ci.stderr is None or ci.stderr == 0:
-        p = 1.0 if ci.value == 0 else 0.0
-    else:
-        p = float(2 * student_t.sf(abs(ci.value) / ci.stderr, d.size - 1))
-    return PairedTest(ci.value, ci.low, ci.high, p, alpha, "paired t")
+    if d.size < 2 or not np.all(np.isfinite(d)):
+        return normal_test(math.nan, math.nan, alpha, family_size, method="paired t")
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    return normal_test(float(d.mean()), se, alpha, family_size, df=d.size - 1, method="paired t")
 
 
 def alignment_terms(x: np.ndarray, y: np.ndarray, alpha: float = 2.0) -> np.ndarray:
@@ -473,23 +663,22 @@ def uniformity_interval(value: float, stderr: float, alpha: float = 0.05) -> Int
 
 
 def paired_uniformity_test(rows_a: np.ndarray, rows_b: np.ndarray, value_a: float, value_b: float,
-                           alpha: float = 0.05) -> PairedTest:
+                           alpha: float = 0.05, family_size: int = 1) -> PairedTest:
     """Δℓ = ℓ_B − ℓ_A on the same sentences: se from the influence ``ψ_i = 2(r_B,i/U_B − r_A,i/U_A)``.
 
     ``rows_*`` are the per-sentence row means of the kernel, ``value_*`` the uniformities ``log U``.
-    Normal CI and two-sided z-test p-value.
+    Normal interval and two-sided z-test p-value, simultaneous over ``family_size`` rows (:func:`normal_test`;
+    a p-value that underflows is 0.0 here and prints as ``< 1e-16`` through :func:`format_p`).
     """
-    from scipy.stats import norm
-
     ra, rb = np.asarray(rows_a, np.float64), np.asarray(rows_b, np.float64)
     if ra.shape != rb.shape:
         raise InputError(f"uniformity row means of {ra.size} and {rb.size} sentences: compare on the same sentences")
+    method = "U-statistic influence (delta method)"
+    if ra.size < 2 or not (math.isfinite(value_a) and math.isfinite(value_b)):
+        return normal_test(math.nan, math.nan, alpha, family_size, method=method)
     psi = 2.0 * (rb / math.exp(value_b) - ra / math.exp(value_a))
     se = float(psi.std(ddof=1) / math.sqrt(psi.size))
-    delta = value_b - value_a
-    z = _z_crit(alpha)
-    p = float(2 * norm.sf(abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
-    return PairedTest(delta, delta - z * se, delta + z * se, p, alpha, "U-statistic influence (delta method)")
+    return normal_test(value_b - value_a, se, alpha, family_size, method=method)
 
 
 # ------------------------------------------------------------------------------------------- multiplicity
@@ -507,8 +696,16 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in out]
 
 
-def verdict(delta: float, adjusted_p: float, level: float = 0.05, higher_is_better: bool = True) -> str:
-    """``better`` / ``worse`` (adjusted p < level, by the sign of Δ) or ``no detectable difference``."""
-    if not (math.isfinite(adjusted_p) and adjusted_p < level) or delta == 0:
+def interval_verdict(low: float, high: float, higher_is_better: bool | None = True) -> str:
+    """What an interval of Δ = other − baseline says: ``no detectable difference`` when it holds 0; else, by
+    its side of 0, ``better`` / ``worse`` (``higher_is_better`` True or False: a score with a direction) or
+    ``higher`` / ``lower`` (None: a quantity that is not better either way, e.g. ℓ_align or ℓ_uniform alone);
+    ``""`` when the interval is not finite (no verdict: the caller says why)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    if low <= 0 <= high:
         return "no detectable difference"
-    return "better" if (delta > 0) == higher_is_better else "worse"
+    up = low > 0
+    if higher_is_better is None:
+        return "higher" if up else "lower"
+    return "better" if up == higher_is_better else "worse"
