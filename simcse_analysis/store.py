@@ -291,7 +291,8 @@ def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str
     ``on_shard(k, rows_done_by_this_process)`` is called after each shard this process writes.
     With ``lock`` (one process) the store's lock (:class:`simcse_analysis.locks.DirectoryLock`) is held from
     before the first write to the end: another process writing the same store is refused. Several ranks pass
-    ``lock=False`` and let one process hold it for all (:func:`encode_corpus` does).
+    ``lock=False`` and let one process hold it for all (:func:`encode_corpus` does, after checking ``out`` with
+    :func:`check_store_out` on every rank before any writes: ``lock=False`` skips that check here).
     Raises InputError if ``out`` overlaps an input, holds other files or a store of other sentences or other
     settings, if a file is not UTF-8 (nothing is left behind), or if a write fails (a full disk: the
     complete shards are kept, and the same call resumes).
@@ -303,7 +304,10 @@ def encode_to_store(encoder: Any, sentence_files: Sequence[str | os.PathLike[str
     if not 0 <= rank < world_size:
         raise InputError(f"rank {rank} is outside world size {world_size}")
     files = _check_inputs(sentence_files)
-    root = check_store_out(out, [("--sentences", f) for f in files] + [("MODEL", getattr(encoder, "path", None))])
+    # Without the lock another process (rank 0 of this torchrun group) holds the store for this one and checked
+    # --out before any rank wrote: by now rank 0 may have written keys.bin but not yet the manifest.
+    root = (check_store_out(out, [("--sentences", f) for f in files] + [("MODEL", getattr(encoder, "path", None))])
+            if lock else Path(out))
     with DirectoryLock(root) if lock else contextlib.nullcontext():
         return _write_store(encoder, files, root, precision=precision, shard_rows=shard_rows, batch_size=batch_size,
                             rank=rank, world_size=world_size, progress=progress, on_shard=on_shard)
