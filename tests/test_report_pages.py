@@ -63,7 +63,7 @@ def test_compare_page_has_a_summary_first_provenance_last_and_one_name_per_check
     main = compare_page[compare_page.index("<main>"):]
     assert main.index('id="summary"') < main.index('id="verdicts"') < main.index('id="provenance"')
     summary = main[:main.index("</section>")]
-    assert "1 of" not in summary and "3 of 6 paired differences are significant" in summary
+    assert "1 of" not in summary and "3 of 6 paired differences have a 95% simultaneous interval that excludes 0" in summary
     assert "/m/b [avg]</b> vs /m/a [avg]" in summary and "STS avg" in summary
     assert "B@avg" not in compare_page.split('id="provenance"')[0]  # the page names, not the document's labels
     assert "fp-B@avg" in compare_page  # provenance: fingerprints
