@@ -28,6 +28,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simcse_analysis import progress
 from simcse_analysis.analysis import AnalysisSettings
 from simcse_analysis.errors import InputError
 from simcse_analysis.records import ModelSummary, ReportRecord, require_models
@@ -299,10 +300,12 @@ def analyze(models: str | Sequence[str], *, data_dir: str | os.PathLike[str] | N
         kwargs["pooler"] = pooler
     request = (TokenRequest.prepare([(n, kwargs.get("pooler")) for n in names], token_sentences,
                                     settings.analysis.seed, None, data_dir) if tokens else None)  # checked first
-    record = collect_report(names, settings, data_dir=data_dir, batch_size=batch_size, trajectories=trajectories,
-                            encoder_kwargs=kwargs, command=command or f"analyze({names!r})", title=title, log=log)
-    if request is not None:
-        record["tokens"] = request.run(encoder_kwargs=kwargs, batch_size=batch_size)
+    with progress.job("analyze"):  # the command's job, else its own (a notebook sees the stages too)
+        record = collect_report(names, settings, data_dir=data_dir, batch_size=batch_size,
+                                trajectories=trajectories, encoder_kwargs=kwargs,
+                                command=command or f"analyze({names!r})", title=title, log=log)
+        if request is not None:
+            record["tokens"] = request.run(encoder_kwargs=kwargs, batch_size=batch_size)
     return Analysis(record)
 
 
@@ -464,7 +467,12 @@ class TokenRequest:
         """Read ``tokens_from`` and the corpus now (their errors come before any encoding); ``None`` when
         neither models nor a saved document are asked for. ``models`` may be ``MODEL@POOLER`` or run
         directories (as ``report`` reads them)."""
-        from simcse_analysis.token_analysis import TokenReport, TokenSettings, describe_protocol, load_token_corpus
+        from simcse_analysis.token_analysis import (
+            TokenReport,
+            TokenSettings,
+            describe_protocol,
+            load_token_corpus,
+        )
 
         from .collect import resolve_model_arg
 

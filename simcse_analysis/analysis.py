@@ -599,15 +599,16 @@ def analyze(analysis: str, sources: Iterable[Any], data: ProtocolData, settings:
     if n_sources is None and isinstance(sources, Sequence):
         n_sources = len(sources)
     n = len(data.sentences)
-    progress.plan((n_sources or 0) * n)
-    what = _STAGE_NAMES[analysis] + (" (every layer)" if analysis == "anisotropy" and settings.layers else "")
-    results = []
-    for i, s in enumerate(sources, start=1):
-        d = s.describe()
-        label = f"{d.get('model')}@{d['pooler']}" if d.get("pooler") else str(d.get("model"))
-        with progress.section(f"[{i}/{n_sources or '?'} {label}]"), progress.stage(
-                f"{what}: {progress.sentences_label('STS-B sentences', n)}", n if n_sources else None):
-            results.append(RUNNERS[analysis](s, data, settings, device=device))
+    with progress.job(analysis.replace("_", "-")):  # the command's job, else its own
+        progress.plan((n_sources or 0) * n)
+        what = _STAGE_NAMES[analysis] + (" (every layer)" if analysis == "anisotropy" and settings.layers else "")
+        results = []
+        for i, s in enumerate(sources, start=1):
+            d = s.describe()
+            label = f"{d.get('model')}@{d['pooler']}" if d.get("pooler") else str(d.get("model"))
+            with progress.section(f"[{i}/{n_sources or '?'} {label}]"), progress.stage(
+                    f"{what}: {progress.sentences_label('STS-B sentences', n)}", n if n_sources else None):
+                results.append(RUNNERS[analysis](s, data, settings, device=device))
     return AnalysisReport(analysis, describe_protocol(settings, data, analysis), settings, data.summary(), results)
 
 

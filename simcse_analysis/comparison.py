@@ -551,29 +551,30 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
             raise InputError(f"{seen[labels[c]]} and {c} are the same checkpoint with the same pooler "
                              f"({labels[c]}): compare each once (or with different poolers, NAME@POOLER)")
         seen[labels[c]] = c
-    stages = _score_stages(data, settings)
-    to_score = [c for c in checkpoints if c not in saved]
-    progress.plan(len(to_score) * sum(n for _, n in stages))
-    scores: list[ModelScores] = []
-    for i, spec in enumerate(checkpoints):
-        if spec in saved:
-            scores.append(saved[spec])
-            continue
-        from .pooling import split_pooler
+    with progress.job("compare"):  # the command's job, else its own (a notebook sees the stages too)
+        stages = _score_stages(data, settings)
+        to_score = [c for c in checkpoints if c not in saved]
+        progress.plan(len(to_score) * sum(n for _, n in stages))
+        scores: list[ModelScores] = []
+        for i, spec in enumerate(checkpoints):
+            if spec in saved:
+                scores.append(saved[spec])
+                continue
+            from .pooling import split_pooler
 
-        name, pooler = split_pooler(spec)
-        kwargs = dict(encoder_kwargs or {})
-        kwargs["pooler"] = pooler or kwargs.get("pooler")
-        with progress.section(f"[{to_score.index(spec) + 1}/{len(to_score)} {labels[spec]}]"):
-            with progress.stage("loading"):
-                enc = load_encoder(name, **kwargs)
-            scores.append(score_model(EncoderSource(enc, batch_size), data, settings,
-                                      label=f"{name}@{enc.pooler}"))
-        if save_scores is not None:
-            scores[-1].save(os.path.join(save_scores, f"{i}.json"))
-        del enc
-    with progress.stage(f"paired tests ({settings.resamples:,} resamples), CKA, kNN overlap, movers"):
-        return compare_models(scores, settings, data)
+            name, pooler = split_pooler(spec)
+            kwargs = dict(encoder_kwargs or {})
+            kwargs["pooler"] = pooler or kwargs.get("pooler")
+            with progress.section(f"[{to_score.index(spec) + 1}/{len(to_score)} {labels[spec]}]"):
+                with progress.stage("loading"):
+                    enc = load_encoder(name, **kwargs)
+                scores.append(score_model(EncoderSource(enc, batch_size), data, settings,
+                                          label=f"{name}@{enc.pooler}"))
+            if save_scores is not None:
+                scores[-1].save(os.path.join(save_scores, f"{i}.json"))
+            del enc
+        with progress.stage(f"paired tests ({settings.resamples:,} resamples), CKA, kNN overlap, movers"):
+            return compare_models(scores, settings, data)
 
 
 def _check_checkpoints(specs: Sequence[str], encoder_kwargs: dict[str, Any],

@@ -194,7 +194,11 @@ class Job:
         """Yield ``starts`` (batch offsets into ``n`` items); each batch done advances the stage bar by one
         and the job by the items it held."""
         starts = list(starts)
-        bar = self._stage_bar(len(starts)) if self.enabled else None
+        if self.unit is None:
+            self.unit = unit
+        if unit == self.unit and self.total < self.done + n:  # unplanned work (or more than planned): count it
+            self.total = self.done + n
+        bar = self._stage_bar(len(starts), n) if self.enabled else None
         for s in starts:
             yield s
             if bar is not None:
@@ -254,7 +258,7 @@ class Job:
             self._inner.bar_format = "{desc}"
             self._inner.set_description_str(self.label(), refresh=True)
 
-    def _stage_bar(self, n_batches: int) -> Any:
+    def _stage_bar(self, n_batches: int, n: int) -> Any:
         if not self._visible() or not self.tty:
             return None
         self._bars()
@@ -262,7 +266,7 @@ class Job:
         if bar is not None:
             bar.reset(total=n_batches)
             bar.bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit}"
-            bar.set_description_str(self.label(), refresh=True)
+            bar.set_description_str(self.label() or f"encoding {n:,} {self.unit or 'items'}", refresh=True)
         return bar
 
     def _tick(self) -> None:
@@ -374,6 +378,13 @@ def batches(starts: Iterable[int], n: int, batch_size: int, *, show: bool | None
     from tqdm.auto import tqdm
 
     return tqdm(starts, desc=desc or f"encoding {n} sentences", unit="batch", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """A line of progress news (e.g. a training evaluation's scores), drawn above the bars; nothing when no
+    job is open or the job's progress is off (``--no-progress``)."""
+    if _current is not None and _current.enabled:
+        _current.write(message)
 
 
 def say(message: str) -> None:

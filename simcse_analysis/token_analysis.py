@@ -569,11 +569,12 @@ def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: Tok
     if n_models is None and isinstance(models, Sequence):
         n_models = len(models)
     n = len(corpus.sentences)
-    progress.plan((n_models or 0) * n)
-    for i, enc in enumerate(models, start=1):
-        with progress.section(f"[{i}/{n_models or '?'} {enc.name}@{enc.pooler}]"), progress.stage(
-                progress.sentences_label("tokens of every layer", n), n if n_models else None):
-            results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
-        say(f"analysed the tokens of {n:,} sentences with {enc.name}")
+    with progress.job("tokens"):  # the command's job, else its own
+        progress.plan((n_models or 0) * n)
+        for i, enc in enumerate(models, start=1):
+            with progress.section(f"[{i}/{n_models or '?'} {enc.name}@{enc.pooler}]"), progress.stage(
+                    progress.sentences_label("tokens of every layer", n), n if n_models else None):
+                results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
+            say(f"analysed the tokens of {n:,} sentences with {enc.name}")
     data = {"source": corpus.source, "files": corpus.files, "n_sentences": len(corpus.sentences)}
     return TokenReport(describe_protocol(settings, corpus), settings, data, results)

@@ -62,6 +62,14 @@ def test_covered_work_is_planned_once():
     assert (job.done, job.total) == (30, 30)
 
 
+def test_unplanned_encoding_still_fills_the_job():
+    """A command whose library call plans nothing (whiten's corpus encoding) still gets a bar that ends at 100%."""
+    job, _ = _job()
+    for _ in job.batches(range(0, 100, 32), 100, 32):
+        assert job.total == 100
+    assert (job.done, job.total, job.unit) == (100, 100, "sentences")
+
+
 def test_work_in_another_unit_does_not_move_the_job():
     """The sentences encoded by an evaluation inside a training job move the stage, not the step count."""
     job, _ = _job()

@@ -141,9 +141,8 @@ class SimCSETrainer(Trainer):
     """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
 
     def setup_simcse(self, *, run: RunDir, dev: DevSet, tokenizer: Any, config: TrainConfig,
-                     eval_length: int, metadata: dict[str, Any], log: Callable[[str], None] | None = None) -> None:
+                     eval_length: int, metadata: dict[str, Any]) -> None:
         self.run, self.dev, self.simcse_tokenizer, self.simcse_config = run, dev, tokenizer, config
-        self.say = log or (lambda msg: None)  # one line per evaluation
         self.eval_length, self.base_metadata = eval_length, metadata
         self._window: list[torch.Tensor] = []
         # best STS-B dev so far: rebuilt from the trajectory on resume (kept out of TrainerState, whose
@@ -196,7 +195,7 @@ class SimCSETrainer(Trainer):
         if math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             self.export(self.run.best_dir, kind="best", entry=entry)
-        self.say(evaluation_line(entry, state.max_steps, self.best_score))
+        staged.note(evaluation_line(entry, state.max_steps, self.best_score))  # with the bar (not --no-progress)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in entry.items() if k not in ("step", "epoch")
                    and v is not None}
         self.log(metrics)
@@ -335,6 +334,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     # no "Loading weights" / "Writing model shards" bars at every save; the steps and evaluations go to the
     # progress job (a command's, else this run's own: progress=False shows none)
     with quiet_transformers(warnings=True), staged.job(f"train {config.objective}", enabled=progress):
+        staged.plan(0, unit="steps")  # the job counts steps (its evaluations' sentences only move their stage)
         return _train(config, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks, log=log,
                       model_factory=model_factory or build_model)
 
@@ -484,8 +484,7 @@ def _train(config: TrainConfig, *, resume: bool, overwrite: bool, progress: bool
         resume_from = _agree_on_resume_point(resume_from)
     trainer = SimCSETrainer(model=model, args=args, train_dataset=RowDataset(len(data)),
                                data_collator=collator, callbacks=list(callbacks))
-    trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata,
-                         log=log)
+    trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
     trainer.add_callback(Schedule(trainer, c.eval_steps, c.eval_at_start))
     _point_tensorboard_at(trainer, rd.root / TENSORBOARD_DIR)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

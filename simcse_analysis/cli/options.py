@@ -39,7 +39,7 @@ MaxLength = Annotated[int | None, typer.Option(
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")]
 Dtype = Annotated[DtypeName, typer.Option(
     "--dtype", case_sensitive=False, help="Precision of the encoding forward pass (fp16 needs a GPU: on the CPU it "
-                                          "runs 15-20x slower and is refused; use bf16 there).")]
+                                          "runs slower than fp32 and is refused; use bf16 there).")]
 CacheDir = Annotated[Path | None, typer.Option(
     "--cache-dir", metavar="DIR",
     help="Embedding cache (default: $SIMCSE_CACHE, else ~/.cache/simcse-analysis/embeddings).")]
