@@ -38,7 +38,8 @@ def run(root: Path, args: list[str], cache: str | None) -> tuple[int, str, float
                        text=True, check=False)
     seconds = time.perf_counter() - t
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
-    return p.returncode, (errors[-1] if errors else p.stderr.strip().splitlines()[-1:] or [""])[0][:110], seconds
+    line = errors[-1] if errors else (p.stderr.strip().splitlines() or [""])[-1]
+    return p.returncode, line[:110], seconds
 
 
 def main() -> None:

@@ -214,11 +214,16 @@ class Job:
         else:
             print(message, file=self.stream, flush=True)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Close the bars; where lines were shown instead, one last line when the job ``finished``: the work
+        done and the time it took."""
         for bar in (self._inner, self._outer):
             if bar is not None:
                 bar.close()
         self._inner = self._outer = None
+        if finished and self._shown and self.enabled and not self.tty and self._last_line > -math.inf:
+            self._line(f"{self.title}: done" + (f", {self.done:,} {self.unit or 'items'}" if self.done else "")
+                       + f" in {_fmt_time(self.elapsed)}")
 
     # ------------------------------------------------------------------ drawing
     def _visible(self) -> bool:
@@ -301,11 +306,13 @@ def job(title: str, *, enabled: bool | None = None, unit: str | None = None, **o
         return
     j = Job(title, enabled=True if enabled is None else enabled, unit=unit, **options)
     _current = j
+    finished = False
     try:
         yield j
+        finished = True
     finally:
         _current = None
-        j.close()
+        j.close(finished)
 
 
 def plan(n: int, unit: str = "sentences") -> None:

@@ -190,3 +190,15 @@ def test_training_says_when_it_evaluates_and_prints_no_log_dicts(run_cli, tiny_t
     lines = [line for line in err.splitlines() if line.startswith("step ")]
     assert [line.split(":")[0] for line in lines] == ["step 0/2", "step 1/2", "step 2/2"]
     assert all("STS-B dev" in line and "ℓ_align" in line and "ℓ_uniform" in line for line in lines)
+
+
+def test_a_finished_job_says_so_and_a_failed_one_does_not():
+    buf = io.StringIO()
+    with progress.job("demo", file=buf, delay=0.0, tty=False) as job, job.stage("s", 10):
+        job.plan(10, "sentences")
+        job.advance(10, "sentences")
+    assert re.fullmatch(r"demo: done, 10 sentences in \d\d:\d\d", buf.getvalue().splitlines()[-1])
+    buf = io.StringIO()
+    with pytest.raises(RuntimeError), progress.job("demo", file=buf, delay=0.0, tty=False) as job, job.stage("s"):
+        raise RuntimeError("boom")
+    assert "done" not in buf.getvalue() and progress.current() is None

@@ -128,7 +128,8 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
 def register(app: typer.Typer) -> None:
     ablate_app = typer.Typer(help="Ablation sweeps of unsupervised SimCSE: dropout rates (Table 3, Fig. 2) and "
                                   "grids over temperature, pooler, batch size, learning rate, positive, two encoders.",
-                             no_args_is_help=True)
+                             no_args_is_help=True,
+                             epilog=examples("simcse-analyze ablate dropout --help", "simcse-analyze ablate grid --help"))
     app.add_typer(ablate_app, name="ablate", rich_help_panel="Training",
                   short_help="Dropout sweeps (Table 3, Fig. 2) and grids of SimCSE runs.")
 
