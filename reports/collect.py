@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from simcse_analysis import progress
 from simcse_analysis.analysis import AnalysisSettings, describe_protocol, load_protocol_data
 from simcse_analysis.documents import validate_document
 from simcse_analysis.errors import InputError
@@ -389,6 +390,8 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
 
     Every input (data files, trajectories) is validated before the first model loads; models are loaded
     one at a time. ``timings`` (if given) receives wall-clock seconds per stage, summed over models.
+    Progress (each checkpoint's stages, the job's plan) goes to the open progress job
+    (:mod:`simcse_analysis.progress`); ``log`` is kept for callers that pass it and receives nothing.
     """
     from simcse_analysis.datadir import resolve_data_dir
     from simcse_analysis.sts_data import TASKS, load_sts
@@ -398,7 +401,6 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         raise InputError("no checkpoints to report on: give MODEL names (or --from-json FILE)")
     a = settings.analysis
     root = resolve_data_dir(data_dir)
-    say = log or (lambda _msg: None)
     clock: dict[str, float] = timings if timings is not None else {}
 
     def tick(stage: str, t0: float) -> float:
@@ -408,8 +410,10 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
 
     t0 = time.perf_counter()
     data = load_protocol_data(a, root)
-    sts_files = [f for task in TASKS for s in load_sts(task, root, "test", a.variant) for f in s.files]
-    dev_files = [f for s in load_sts("STSBenchmark", root, "dev", a.variant) for f in s.files]
+    test_sets = {task: load_sts(task, root, "test", a.variant) for task in TASKS}
+    sts_files = [f for subsets in test_sets.values() for s in subsets for f in s.files]
+    dev_set = load_sts("STSBenchmark", root, "dev", a.variant)
+    dev_files = [f for s in dev_set for f in s.files]
     specs = [resolve_model_arg(m) for m in models]
     from simcse_analysis.encoder import check_checkpoint
 
@@ -434,6 +438,9 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
                  if settings.umap is not None else None)
     umap_inputs: list[np.ndarray] = []
     files = sorted(dict.fromkeys([*data.files, *sts_files, *dev_files]))
+    plan = _progress_plan(test_sets, dev_set, data, umap_plan, layer_sample(data, settings.layer_sentences, a.seed)
+                          if a.layers else [])
+    progress.plan(len(specs) * sum(plan.values()))
     t0 = tick("inputs", t0)
 
     from simcse_analysis.analysis import EncoderSource, run_align_uniform, run_spectrum
@@ -442,35 +449,40 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     from simcse_analysis.sts_eval import evaluate_sts
 
     entries: list[dict[str, Any]] = []
-    for spec in specs:
-        say(f"{spec.name}: loading")
+    for spec in progress.each(specs, lambda s: s.name + (f"@{s.pooler}" if s.pooler else "")):
         t0 = time.perf_counter()
         kwargs = dict(encoder_kwargs or {})
         if spec.pooler:
             kwargs["pooler"] = spec.pooler
-        enc = load_encoder(spec.load, **kwargs)
+        with progress.stage("loading"):
+            enc = load_encoder(spec.load, **kwargs)
         meta = read_metadata(enc.path) if enc.path is not None else {}
         t0 = tick("load", t0)
-        say(f"{spec.name}: STS evaluation")
-        test = evaluate_sts(enc, None, root, "test", a.variant, "all", batch_size, model=spec.name,
-                            resamples=STS_RESAMPLES)
-        dev = evaluate_sts(enc, "STSBenchmark", root, "dev", a.variant, "all", batch_size, model=spec.name,
-                           resamples=STS_RESAMPLES)
+        with progress.stage("STS test", plan["test"]), progress.covered():
+            test = evaluate_sts(enc, None, root, "test", a.variant, "all", batch_size, model=spec.name,
+                                resamples=STS_RESAMPLES)
         encode = lambda texts, e=enc: e.encode(texts, batch_size=batch_size)
-        dev_au = dev_align_uniform(encode, root, a.variant, a.positive_threshold)
+        with progress.stage("STS-B dev", plan["dev"]), progress.covered():
+            dev = evaluate_sts(enc, "STSBenchmark", root, "dev", a.variant, "all", batch_size, model=spec.name,
+                               resamples=STS_RESAMPLES)
+            dev_au = dev_align_uniform(encode, root, a.variant, a.positive_threshold)
         t0 = tick("sts", t0)
-        say(f"{spec.name}: analyses")
         source = EncoderSource(enc, batch_size=batch_size)
         if a.layers:  # the per-layer sample's final and per-layer vectors from one forward pass
-            source.prefetch(layer_sample(data, settings.layer_sentences, a.seed), layers=True)
-        au = run_align_uniform(source, data, a)
-        sp = run_spectrum(source, data, a)
-        an, layers_note = anisotropy_with_layers(source, data, a, settings.layer_sentences)
-        emb = source.embed(data.sentences)
-        hist = random_pair_histogram(emb, a.cosine_pairs, a.seed, settings.random_pair_bins)
+            with progress.stage(progress.sentences_label("every layer of a sample", plan["layers"]),
+                                plan["layers"]):
+                source.prefetch(layer_sample(data, settings.layer_sentences, a.seed), layers=True)
+        with progress.stage("analyses: " + progress.sentences_label("STS-B sentences", len(data.sentences)),
+                            plan["protocol"]):
+            au = run_align_uniform(source, data, a)
+            sp = run_spectrum(source, data, a)
+            an, layers_note = anisotropy_with_layers(source, data, a, settings.layer_sentences)
+            emb = source.embed(data.sentences)
+            hist = random_pair_histogram(emb, a.cosine_pairs, a.seed, settings.random_pair_bins)
         t0 = tick("analyses", t0)
         if umap_plan is not None:  # the maps are fitted jointly once every checkpoint is encoded
-            umap_inputs.append(np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources]))
+            with progress.stage(progress.sentences_label("UMAP inputs", len(umap_plan.sentences)), plan["umap"]):
+                umap_inputs.append(np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources]))
         from .reading import reference_for
 
         an["isotropic_reference"] = reference_for(an.get("summary") or {})
@@ -485,11 +497,13 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         entries[-1]["summary"] = ModelSummary.of_entry(entries[-1]).to_dict()
         del enc, source, emb
     if umap_plan is not None:
-        say(f"UMAP of {len(umap_plan.sentences)} sentences, {len(entries)} checkpoint(s), fitted jointly")
         from .umap_map import panel, umap_maps
 
         t0 = time.perf_counter()
-        for entry, coords in zip(entries, umap_maps(umap_inputs, settings.umap)):
+        with progress.stage(f"UMAP of {len(umap_plan.sentences):,} sentences, {len(entries)} checkpoint(s), "
+                            "fitted jointly"):
+            maps = umap_maps(umap_inputs, settings.umap)
+        for entry, coords in zip(entries, maps):
             entry["umap"] = panel(coords)
         t0 = tick("umap", t0)
     _unique_labels(entries)
@@ -507,6 +521,23 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
     }
     tick("record", t0)
     return _finite(record)
+
+
+def _progress_plan(test_sets: dict[str, Any], dev_set: Any, data: Any, umap_plan: _UmapSentences | None,
+                   layer_texts: Sequence[str]) -> dict[str, int]:
+    """Sentences each stage of one checkpoint encodes on a cold cache (the progress job's plan): the STS
+    test tasks, STS-B dev, the protocol sentences and the UMAP sample, each counting only the sentences no
+    earlier stage encoded, plus the per-layer sample (another cache namespace)."""
+    from simcse_analysis.sts_eval import unique_pairs
+
+    lists = [unique_pairs(subsets)[0] for subsets in test_sets.values()]
+    lists += [unique_pairs(dev_set)[0], data.sentences]
+    if umap_plan is not None:
+        lists.append([texts[r] for texts, rows in umap_plan.sources for r in rows])
+    new = progress.new_counts(lists)
+    k = len(test_sets)
+    return {"test": sum(new[:k]), "dev": new[k], "layers": len(layer_texts), "protocol": new[k + 1],
+            "umap": new[k + 2] if umap_plan is not None else 0}
 
 
 def layer_sample(data: Any, layer_sentences: int | None, seed: int) -> list[str]:

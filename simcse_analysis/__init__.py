@@ -4,11 +4,12 @@ The notebook API, one entry point per job (each the function the matching CLI co
 
     import simcse_analysis as sa
 
-    enc = sa.load_encoder("all-MiniLM-L6-v2")                 # an Encoder: .encode(sentences)
-    sts = sa.evaluate_sts("all-MiniLM-L6-v2", "STSBenchmark")   # STSResult: Spearman ×100 per task
+    enc = sa.load_encoder("all-MiniLM-L6-v2@avg")             # an Encoder: .encode(sentences)
+    sts = sa.evaluate_sts("all-MiniLM-L6-v2", "STSBenchmark")   # STSResult: Spearman ×100 per task, 95% CIs
     a = sa.analyze(["all-MiniLM-L6-v2"], umap=False)          # Analysis: .models, .figures.align_uniform()
-    sa.report(a, out="out/minilm.html")                       # the HTML page (Report renders inline)
     c = sa.compare(["all-MiniLM-L6-v2@avg", "all-MiniLM-L6-v2@cls_before_pooler"])  # ComparisonReport
+    sa.report(a, out="out/minilm.html", tokens=True)          # the HTML page (Report renders inline);
+                                                              # comparison=c: c's section (c's checkpoints analysed)
     run = sa.train(sa.TrainConfig("unsup", "all-MiniLM-L6-v2", ["wiki.txt"], "runs/x"))  # RunResult
 
 This namespace is a façade (README, "Module map"): names resolve lazily (PEP 562) from the modules

@@ -114,10 +114,10 @@ class AnalysisSettings:
         self.splits = tuple(dict.fromkeys(splits))  # de-duplicated, order kept
         if not math.isfinite(self.positive_threshold):
             raise InputError(f"--threshold must be a finite number, got {self.positive_threshold}")
-        for name in ("alpha", "t"):
+        for name, option in (("alpha", "--align-alpha"), ("t", "--t")):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
-                raise InputError(f"--{name} must be a positive number, got {v}")
+                raise InputError(f"{option} must be a positive number, got {v}")
         if self.uniformity_pairs is not None and self.uniformity_pairs < 2:
             raise InputError(f"--uniformity-pairs must be at least 2, got {self.uniformity_pairs}")
         if self.cosine_pairs < 2:
@@ -486,6 +486,12 @@ class AnalysisReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
+    def __repr__(self) -> str:
+        """One line: the analysis, its checkpoints and the protocol's size (``to_dict()`` holds everything)."""
+        models = [r.model.get("model") for r in self.results]
+        return (f"AnalysisReport({self.analysis!r}, models={models!r}, "
+                f"{self.data.get('n_sentences', '?')} sentences)")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "document") -> AnalysisReport:
         validate_document(d, ANALYSIS_KIND, source)  # schema, version, fields
@@ -576,16 +582,34 @@ def run_anisotropy(source: Any, data: ProtocolData, settings: AnalysisSettings, 
 RUNNERS = {"align_uniform": run_align_uniform, "spectrum": run_spectrum, "anisotropy": run_anisotropy}
 
 
+_STAGE_NAMES = {"align_uniform": "alignment and uniformity", "spectrum": "spectrum", "anisotropy": "anisotropy"}
+
+
 def analyze(analysis: str, sources: Iterable[Any], data: ProtocolData, settings: AnalysisSettings,
-            device: Any = None) -> AnalysisReport:
+            device: Any = None, *, n_sources: int | None = None) -> AnalysisReport:
     """Run one analysis for every source under one protocol; the report records settings and data.
 
-    ``sources`` may be a generator that loads each model only when its turn comes. ``device``: where the
+    ``sources`` may be a generator that loads each model only when its turn comes (``n_sources``: how
+    many it yields, for the progress job's plan and its ``[i/n model]`` labels). ``device``: where the
     heavy metric work runs (default: each encoder's device; precomputed vectors: the CPU).
     """
+    from . import progress
+
     if analysis not in RUNNERS:
         raise InputError(f"unknown analysis {analysis!r}: choose {', '.join(ANALYSES)}")
-    results = [RUNNERS[analysis](s, data, settings, device=device) for s in sources]
+    if n_sources is None and isinstance(sources, Sequence):
+        n_sources = len(sources)
+    n = len(data.sentences)
+    with progress.job(analysis.replace("_", "-")):  # the command's job, else its own
+        progress.plan((n_sources or 0) * n)
+        what = _STAGE_NAMES[analysis] + (" (every layer)" if analysis == "anisotropy" and settings.layers else "")
+        results = []
+        for i, s in enumerate(sources, start=1):
+            d = s.describe()
+            label = f"{d.get('model')}@{d['pooler']}" if d.get("pooler") else str(d.get("model"))
+            with progress.section(f"[{i}/{n_sources or '?'} {label}]"), progress.stage(
+                    f"{what}: {progress.sentences_label('STS-B sentences', n)}", n if n_sources else None):
+                results.append(RUNNERS[analysis](s, data, settings, device=device))
     return AnalysisReport(analysis, describe_protocol(settings, data, analysis), settings, data.summary(), results)
 
 

@@ -342,11 +342,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "tokenizer.model")
 
 
-def tokenizer_fingerprint(path: str | os.PathLike[str], tokenizer: Any = None) -> str:
-    """SHA-256 over the checkpoint's tokenizer files (:data:`TOKENIZER_FILES` plus the ``vocab_files_names`` of
-    ``tokenizer``'s class; names and contents), so a cache or store key changes when the tokenization does."""
+#: Suffixes of further vocabulary files some tokenizers keep (SentencePiece models under other names, tiktoken).
+TOKENIZER_SUFFIXES = (".model", ".spm", ".tiktoken")
+
+
+def tokenizer_fingerprint(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over the checkpoint's tokenizer files (:data:`TOKENIZER_FILES` and any file ending in
+    :data:`TOKENIZER_SUFFIXES`; names and contents), so a cache or store key changes when the tokenization
+    does. Read from the directory alone (no tokenizer is loaded), so a checkpoint can be identified before
+    it loads (:func:`simcse_analysis.encoder.describe_checkpoint`) exactly as its encoder identifies itself."""
     path = Path(path)
-    names = set(TOKENIZER_FILES) | {str(v) for v in getattr(type(tokenizer), "vocab_files_names", {}).values()}
+    names = set(TOKENIZER_FILES) | ({p.name for p in path.iterdir() if p.suffix in TOKENIZER_SUFFIXES}
+                                    if path.is_dir() else set())
     h = hashlib.sha256()
     for name in sorted(names):
         f = path / name

@@ -238,12 +238,15 @@ class ModelScores:
 def score_model(source: Any, data: CompareData, settings: CompareSettings, label: str | None = None
                 ) -> ModelScores:
     """Encode the comparison's pairs and sentences with ``source`` (an :class:`~simcse_analysis.analysis.EncoderSource`)."""
+    from . import progress
     from .metrics.align_uniform import uniformity_with_rows
     from .sts_eval import score_task
 
+    stages = iter(_score_stages(data, settings))  # the labels and plan of the progress job's stages
     tasks = {}
     for task, subsets in data.tasks.items():
-        system = score_task(source.embed, subsets)
+        with progress.stage(*next(stages)):
+            system = score_task(source.embed, subsets)
         tasks[task] = TaskScores([s.subset for s in subsets], data.bounds(task), task_digest(subsets),
                                  np.concatenate(system))
     describe = source.describe()
@@ -251,7 +254,8 @@ def score_model(source: Any, data: CompareData, settings: CompareSettings, label
     out = ModelScores(name, describe, tasks)
     p = data.protocol
     if p is not None:
-        emb = source.embed(p.sentences)
+        with progress.stage(*next(stages)):
+            emb = source.embed(p.sentences)
         pos = p.pairs[p.positive]
         out.sentences_digest = _digest(p.sentences) + f"/{len(pos)}"
         out.alignment_terms = stats.alignment_terms(emb[pos[:, 0]], emb[pos[:, 1]])
@@ -259,7 +263,8 @@ def score_model(source: Any, data: CompareData, settings: CompareSettings, label
         out.uniformity, out.uniformity_rows, out.uniformity_stderr = u.value, u.row_means, u.stderr
         out.embeddings = emb
         if settings.layers:
-            out.layers = source.embed_layers(p.sentences)
+            with progress.stage(*next(stages)):
+                out.layers = source.embed_layers(p.sentences)
             out.layer_pooler = getattr(source, "layer_pooler", None)
     return out
 
@@ -362,6 +367,14 @@ class ComparisonReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    def __repr__(self) -> str:
+        """One line: the checkpoints and the verdicts that are not ties (``to_dict()`` holds everything)."""
+        labels = [str(m.get("label")) for m in self.models]
+        decided = [f"{r.other} {r.metric}: {r.verdict}" for r in self.rows if r.verdict in ("better", "worse")]
+        return (f"ComparisonReport(baseline={labels[0] if labels else None!r}, others={labels[1:]!r}, "
+                f"{len(self.rows)} rows" + (f"; {'; '.join(decided[:4])}" + (" …" if len(decided) > 4 else "")
+                                            if decided else "") + ")")
 
     def _repr_html_(self) -> str:
         """The verdict table, for a notebook cell (the full page: ``reports.compare_page``)."""
@@ -766,6 +779,7 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     ...
     simcse_analysis.errors.InputError: compare needs at least 2 checkpoints (baseline first), got 1
     """
+    from . import progress
     from .analysis import EncoderSource
     from .encoder import load_encoder
 
@@ -775,19 +789,78 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     settings = settings or CompareSettings()
     saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}  # validated
     data = load_compare_data(settings, data_dir)  # fails on missing data and k >= N before encoding
-    scores: list[ModelScores] = []
-    for i, spec in enumerate(checkpoints):
-        if spec in saved:
-            scores.append(saved[spec])
-            continue
-        from .pooling import split_pooler
+    labels = _check_checkpoints([c for c in checkpoints if c not in saved], encoder_kwargs or {}, save_scores)
+    labels.update({c: s.label for c, s in saved.items()})
+    seen: dict[str, str] = {}
+    for c in checkpoints:  # the same checkpoint and pooler twice would fail only after scoring both
+        if labels[c] in seen:
+            raise InputError(f"{seen[labels[c]]} and {c} are the same checkpoint with the same pooler "
+                             f"({labels[c]}): compare each once (or with different poolers, NAME@POOLER)")
+        seen[labels[c]] = c
+    with progress.job("compare"):  # the command's job, else its own (a notebook sees the stages too)
+        stages = _score_stages(data, settings)
+        to_score = [c for c in checkpoints if c not in saved]
+        progress.plan(len(to_score) * sum(n for _, n in stages))
+        scores: list[ModelScores] = []
+        for i, spec in enumerate(checkpoints):
+            if spec in saved:
+                scores.append(saved[spec])
+                continue
+            from .pooling import split_pooler
 
+            name, pooler = split_pooler(spec)
+            kwargs = dict(encoder_kwargs or {})
+            kwargs["pooler"] = pooler or kwargs.get("pooler")
+            with progress.section(f"[{to_score.index(spec) + 1}/{len(to_score)} {labels[spec]}]"):
+                with progress.stage("loading"):
+                    enc = load_encoder(name, **kwargs)
+                scores.append(score_model(EncoderSource(enc, batch_size), data, settings,
+                                          label=f"{name}@{enc.pooler}"))
+            if save_scores is not None:
+                scores[-1].save(os.path.join(save_scores, f"{i}.json"))
+            del enc
+        with progress.stage("paired tests, bootstrap CIs, CKA, kNN overlap, movers"):
+            return compare_models(scores, settings, data)
+
+
+def _check_checkpoints(specs: Sequence[str], encoder_kwargs: dict[str, Any],
+                       save_scores: str | os.PathLike[str] | None) -> dict[str, str]:
+    """Check every checkpoint to encode before the first one is scored (it resolves, its files are complete,
+    its tokenizer loads, the pooler exists), and that ``save_scores`` can be written; returns each one's
+    label ``NAME@POOLER``."""
+    from .encoder import check_checkpoint, describe_checkpoint, resolve_device, resolve_dtype
+    from .pooling import split_pooler
+
+    if specs:  # --dtype / --device: checked once, before any checkpoint loads
+        from .encoder import check_dtype_for_device
+
+        check_dtype_for_device(resolve_dtype(encoder_kwargs.get("dtype")),
+                               resolve_device(encoder_kwargs.get("device")))
+    labels = {}
+    for spec in specs:
         name, pooler = split_pooler(spec)
-        kwargs = dict(encoder_kwargs or {})
-        kwargs["pooler"] = pooler or kwargs.get("pooler")
-        enc = load_encoder(name, **kwargs)
-        scores.append(score_model(EncoderSource(enc, batch_size), data, settings, label=f"{name}@{enc.pooler}"))
-        if save_scores is not None:
-            scores[-1].save(os.path.join(save_scores, f"{i}.json"))
-        del enc
-    return compare_models(scores, settings, data)
+        check_checkpoint(name, trust_remote_code=bool(encoder_kwargs.get("trust_remote_code")))
+        labels[spec] = f"{name}@{describe_checkpoint(name, pooler or encoder_kwargs.get('pooler'))['pooler']}"
+    if save_scores is not None:
+        from .io_utils import check_writable_dir
+
+        check_writable_dir(save_scores, "--save-scores")
+    return labels
+
+
+def _score_stages(data: CompareData, settings: CompareSettings) -> list[tuple[str, int]]:
+    """What :func:`score_model` encodes per checkpoint, in order: ``(label, distinct sentences new to it)``
+    (the plan of the progress job; a task's sentences seen in an earlier task come from the cache)."""
+    from .sts_eval import unique_pairs
+
+    lists = [(task, unique_pairs(subsets)[0]) for task, subsets in data.tasks.items()]
+    if data.protocol is not None:
+        lists.append(("STS-B sentences", data.protocol.sentences))
+    from .progress import new_counts, sentences_label
+
+    new = new_counts([texts for _, texts in lists])
+    stages = [(sentences_label(task, len(texts)), n) for (task, texts), n in zip(lists, new)]
+    if data.protocol is not None and settings.layers:
+        stages.append((sentences_label("every layer of the STS-B sentences", len(data.protocol.sentences)),
+                       len(data.protocol.sentences)))
+    return stages

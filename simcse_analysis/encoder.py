@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,12 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import progress
 from .cache import EmbeddingCache, sentence_keys
 from .errors import InputError, NonFiniteEmbeddingError
 from .hf_logging import quiet_transformers
 from .metrics.device import torch_device
-from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool
+from .pooling import NEEDS_HIDDEN_STATES, check_pooler, masked_mean, pool, split_pooler
 from .post_transforms import AffineMap, FlowMap, load_post_transform
 from .records import list_argument
 
@@ -40,8 +40,9 @@ DTYPES: dict[str, torch.dtype] = {
 }
 _DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
-#: Inputs at least this long show a progress bar unless ``show_progress_bar`` says otherwise.
-PROGRESS_THRESHOLD = 2000
+#: Inputs at least this long show a progress bar unless ``show_progress_bar`` says otherwise (outside a
+#: progress job; inside one, batches are reported to the job's stage: :mod:`simcse_analysis.progress`).
+PROGRESS_THRESHOLD = progress.STANDALONE_THRESHOLD
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -63,6 +64,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch_device(device)  # InputError for an unknown device or a GPU that is not there
+
+
+def check_dtype_for_device(dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse half precision (fp16) on the CPU: PyTorch has no fast fp16 matrix kernels there, so encoding
+    runs slower than in fp32 (2.2x on an AVX-512 CPU, 15-20x on others) and rounds more, which no one asks
+    for on purpose. bf16 is allowed (fast where the CPU has bf16 instructions)."""
+    if dtype == torch.float16 and device.type == "cpu":
+        raise InputError("--dtype fp16 on the CPU is slower than fp32 (PyTorch has no fast half-precision CPU "
+                         "kernels) and rounds more: use --dtype bf16 or fp32 on the CPU, or fp16 with --device cuda")
+
+
+def combined_fingerprint(weights: str, tokenizer: str | None, post_transform_digest: str | None) -> str:
+    """Identity of what an encoder computes: SHA-256 over its weights' fingerprint (weights and config), its
+    tokenizer files' (:func:`simcse_analysis.checkpoint.tokenizer_fingerprint`) and the digest of its
+    post-transform file (whitening, flow …) if any."""
+    parts = [weights, tokenizer or "", post_transform_digest or ""]
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
 def _check_texts(sentences: Sequence[str]) -> list[str]:
@@ -155,8 +173,7 @@ class Encoder:
         and the post-transform if any (the pooler, max length and dtype are recorded beside it)."""
         if self.weights_fingerprint is None:
             return None
-        parts = [self.weights_fingerprint, self.tokenizer_fingerprint or "", self._post_digest or ""]
-        return hashlib.sha256("/".join(parts).encode()).hexdigest()
+        return combined_fingerprint(self.weights_fingerprint, self.tokenizer_fingerprint, self._post_digest)
 
     @property
     def dim(self) -> int:
@@ -354,13 +371,9 @@ class Encoder:
         pad_id = self.tokenizer.pad_token_id or 0
         was_training = self.model.training
         self.model.eval()
-        if show_progress_bar is None:
-            show_progress_bar = n >= PROGRESS_THRESHOLD
-        starts = range(0, n, batch_size)
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"encoding {n} sentences", unit="batch", file=sys.stderr)
+        # reported to the open progress job (stage bar, job total), else a plain bar for long lists
+        starts = progress.batches(range(0, n, batch_size), n, batch_size, show=show_progress_bar,
+                                  desc=f"encoding {n} sentences")
         out_chunks: list[torch.Tensor] = []
         try:
             for s in starts:
@@ -410,14 +423,29 @@ def check_checkpoint(name_or_path: str | os.PathLike[str], *, trust_remote_code:
     return path
 
 
+def describe_checkpoint(name_or_path: str | os.PathLike[str], pooler: str | None = None) -> dict[str, Any]:
+    """What :meth:`Encoder.describe` will say about a checkpoint (``model``, ``path``, ``pooler``,
+    ``fingerprint``), read without loading its weights: commands use it to match a checkpoint against a
+    saved document before any encoding. ``name_or_path`` may be ``MODEL@POOLER``."""
+    name, at = split_pooler(str(name_or_path))
+    path = ckpt.resolve_checkpoint(name)
+    spec = ckpt.read_metadata(path).get("post_transform")
+    post = ckpt.file_digest(path / spec["file"]) if spec and (path / str(spec.get("file", ""))).is_file() else None
+    return {"model": name, "path": str(path), "pooler": check_pooler(at or pooler or ckpt.default_pooler(path)),
+            "fingerprint": combined_fingerprint(ckpt.weights_fingerprint(path), ckpt.tokenizer_fingerprint(path), post)}
+
+
 def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None,
                  max_length: int | None = None, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  use_cache: bool = True, trust_remote_code: bool = False) -> Encoder:
     """Load a checkpoint (hub id, alias such as ``all-MiniLM-L6-v2``, or directory) as an :class:`Encoder`.
 
+    ``name_or_path`` may end in ``@POOLER`` (``all-MiniLM-L6-v2@avg``, as every command reads a ``MODEL``;
+    :func:`~simcse_analysis.pooling.split_pooler`); ``pooler`` then must be ``None`` or the same.
     ``pooler`` defaults to the checkpoint's own (metadata, then sentence-transformers pooling, then
-    ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32.
+    ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32
+    (fp16 on the CPU is refused: :func:`check_dtype_for_device`).
     Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
     modelling code runs only with ``trust_remote_code=True``.
 
@@ -431,11 +459,16 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
 
     if max_length is not None:
         max_length = check_max_length(max_length)
+    name, at = split_pooler(str(name_or_path))
+    if at is not None and pooler is not None and pooler != at:
+        raise InputError(f"{name_or_path} asks for pooler {at!r} but pooler={pooler!r} was given too: give one")
+    name_or_path = name if at is not None else name_or_path
     path = ckpt.resolve_checkpoint(name_or_path)
     meta = ckpt.read_metadata(path)
-    pooler = check_pooler(pooler or ckpt.default_pooler(path))
+    pooler = check_pooler(at or pooler or ckpt.default_pooler(path))
     torch_dtype = resolve_dtype(dtype)
     dev = resolve_device(device)
+    check_dtype_for_device(torch_dtype, dev)
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     try:
         with quiet_transformers():  # we report missing pooler weights ourselves, below
@@ -470,4 +503,4 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     return Encoder(model, tokenizer, pooler=pooler, max_length=length, device=dev, dtype=torch_dtype,
                    name=str(name_or_path), path=path, fingerprint=ckpt.weights_fingerprint(path),
                    cache=cache, post_transform=post, post_transform_digest=post_digest,
-                   tokenizer_fingerprint=ckpt.tokenizer_fingerprint(path, tokenizer))
+                   tokenizer_fingerprint=ckpt.tokenizer_fingerprint(path))

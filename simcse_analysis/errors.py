@@ -36,5 +36,12 @@ class NonFiniteEmbeddingError(InputError):
 
 
 def warn(message: str) -> None:
-    """One line ``warning: …`` on standard error: something was skipped or fell back, and the command goes on."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """One line ``warning: …`` on standard error: something was skipped or fell back, and the command goes on
+    (drawn above the progress bars when a job shows them)."""
+    from .progress import current
+
+    job = current()
+    if job is not None:
+        job.write(f"warning: {message}")
+    else:
+        print(f"warning: {message}", file=sys.stderr, flush=True)

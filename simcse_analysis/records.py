@@ -161,6 +161,10 @@ class ReportRecord(TypedDict, total=False):
     models: list[ModelEntry]
     umap: dict[str, Any] | None
     trajectories: list[dict[str, Any]]
+    #: ``report --tokens`` / ``--tokens-from``: a ``simcse-analyze tokens --json`` document (the Token level section)
+    tokens: dict[str, Any] | None
+    #: ``report --compare-from``: a ``simcse-analyze compare --json`` document (the Comparison section)
+    comparison: dict[str, Any] | None
 
 
 def _get(d: Any, *path: str) -> Any:

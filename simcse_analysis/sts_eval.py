@@ -26,11 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from . import progress
 from .errors import InputError
 from .io_utils import finite_json as _finite
 from .sts_data import SEMEVAL_TASKS, STSSubset, canonical_split, check_variant, load_sts, parse_tasks
 
 AGGREGATIONS: tuple[str, ...] = ("all", "mean", "wmean")
+#: Bootstrap resamples of the CIs :func:`evaluate_sts` gives by default (as ``simcse-analyze eval``).
+DEFAULT_RESAMPLES = 1000
 
 EncodeFn = Callable[[list[str]], np.ndarray]
 
@@ -129,6 +132,15 @@ class STSResult:
         """Plain dict; non-finite numbers become ``None`` so the JSON is standard."""
         return _finite(asdict(self))
 
+    def __repr__(self) -> str:
+        """One line: the model, its pooler and the scores (``to_dict()`` holds everything)."""
+        scores = ", ".join(f"{k}={v:.2f}" for k, v in self.scores.items())
+        ci = self.intervals.get("avg") if self.intervals else None
+        level = 100 * (1 - float((self.ci or {}).get("alpha", 0.05)))
+        ci_text = (f", avg {level:g}% CI [{ci['low']:.2f}, {ci['high']:.2f}]" if ci and ci.get("low") is not None
+                   and ci.get("high") is not None else "")
+        return f"STSResult({self.model!r}, pooler={self.pooler!r}, {self.split}: {scores}{ci_text})"
+
     def _repr_html_(self) -> str:
         """A notebook cell shows the scores as a table."""
         from .tables import format_html_table
@@ -184,10 +196,16 @@ def score_task(encode: EncodeFn, subsets: Sequence[STSSubset]) -> list[np.ndarra
     return [cosine_scores(emb[a], emb[b]) for a, b in zip(idx1, idx2)]
 
 
+def planned_sentences(data: dict[str, list[STSSubset]]) -> list[int]:
+    """Per task, the distinct sentences :func:`evaluate_sts` encodes that no earlier task held (what a cold
+    cache costs; the plan of the progress job, :mod:`simcse_analysis.progress`)."""
+    return progress.new_counts(unique_pairs(subsets)[0] for subsets in data.values())
+
+
 def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
                  data_dir: str | os.PathLike[str] | None = None, split: str = "test",
                  variant: str = "senteval", aggregation: str = "all", batch_size: int = 64, *,
-                 model: str | None = None, pooler: str | None = None, resamples: int | None = None,
+                 model: str | None = None, pooler: str | None = None, resamples: int | None = DEFAULT_RESAMPLES,
                  seed: int = 0, alpha: float = 0.05) -> STSResult:
     """Spearman ×100 of cosine similarity per task, and their mean ``avg``.
 
@@ -197,8 +215,9 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
     ``encode(list[str]) -> (N, d) array``. ``tasks``: names or a comma-separated string; ``None`` = every task that has ``split``
     (all seven for ``test``; STS-B and SICK-R for ``train``/``dev``). STS12–16 are always test sets, so
     asking for them with another split raises :class:`InputError`. ``model``/``pooler`` label the result
-    (default: the encoder's ``name``/``pooler``). ``resamples`` (≥ 100): also a ``1 − alpha`` percentile-
-    bootstrap CI per task and for ``avg`` (:func:`~simcse_analysis.metrics.stats.task_intervals`, seeded).
+    (default: the encoder's ``name``/``pooler``). ``resamples`` (≥ 100; default 1000, as ``simcse-analyze
+    eval``): a ``1 − alpha`` percentile-bootstrap CI per task and for ``avg`` in ``intervals``
+    (:func:`~simcse_analysis.metrics.stats.task_intervals`, seeded); ``None`` or ``0``: no CIs.
 
     >>> import numpy as np
     >>> from simcse_analysis.sts_eval import evaluate_sts
@@ -207,27 +226,32 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
     >>> sorted(r.scores), abs(r.scores["STSBenchmark"]) < 10    # random vectors: Spearman near 0
     (['STSBenchmark', 'avg'], True)
     """
-    if isinstance(encoder, (str, os.PathLike)):
-        from .encoder import load_encoder
-
-        encoder = load_encoder(str(encoder), pooler=pooler)
     split, variant, aggregation = canonical_split(split), check_variant(variant), check_aggregation(aggregation)
     if tasks is None:
         chosen = [t for t in parse_tasks(None) if split == "test" or t not in SEMEVAL_TASKS]
     else:
         chosen = parse_tasks(tasks)
     data = {t: load_sts(t, data_dir, split, variant) for t in chosen}  # validate everything before encoding
+    resamples = resamples or None
+    if resamples is not None:
+        from .metrics.stats import check_resamples
+
+        check_resamples(resamples)
+    if isinstance(encoder, (str, os.PathLike)):  # a name, ``NAME@POOLER`` or directory
+        from .encoder import load_encoder
+
+        encoder = load_encoder(str(encoder), pooler=pooler)
+        pooler = None  # label the result with the encoder's own pooler (``@POOLER`` or the checkpoint's)
     encode = _encode_fn(encoder, batch_size)
 
     scores: dict[str, float] = {}
     per_subset: dict[str, dict[str, dict[str, float]]] = {}
     predictions: dict[str, np.ndarray] = {}
-    if resamples is not None:
-        from .metrics.stats import check_resamples
-
-        check_resamples(resamples)
-    for task, subsets in data.items():
-        system = score_task(encode, subsets)
+    planned = planned_sentences(data)
+    progress.plan(sum(planned))
+    for (task, subsets), n_new in zip(data.items(), planned):
+        with progress.stage(progress.sentences_label(task, len(unique_pairs(subsets)[0])), n_new):
+            system = score_task(encode, subsets)
         predictions[task] = np.concatenate(system)
         gold = [s.scores for s in subsets]
         scores[task] = 100.0 * aggregate(system, gold, aggregation)
@@ -236,7 +260,8 @@ def evaluate_sts(encoder: Any, tasks: str | Iterable[str] | None = None,
     scores["avg"] = float(np.mean([scores[t] for t in data])) if data else math.nan
     intervals, ci = {}, None
     if resamples is not None and data:
-        intervals, ci = _intervals(predictions, data, aggregation, resamples, seed, alpha)
+        with progress.stage(f"bootstrap CIs ({resamples:,} resamples)"):
+            intervals, ci = _intervals(predictions, data, aggregation, resamples, seed, alpha)
 
     from .datadir import resolve_data_dir
 

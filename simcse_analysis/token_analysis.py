@@ -49,7 +49,6 @@ import json
 import math
 import os
 import random
-import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from . import progress
 from .documents import read_document
 from .errors import InputError
 from .metrics.rogue import RogueDimensions, contributions_from_sums, rogue_summary, shares_from_moments
@@ -295,6 +295,11 @@ class TokenReport:
 
         return write_output_text(path, self.to_json())
 
+    def __repr__(self) -> str:
+        """One line: the checkpoints and the corpus size (``to_dict()`` holds everything)."""
+        models = [r.model.get("model") for r in self.results]
+        return f"TokenReport(models={models!r}, {self.data.get('n_sentences', '?')} sentences, {self.settings.units}s)"
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenReport:
         if d.get("schema") != SCHEMA:
@@ -451,13 +456,8 @@ def analyze_tokens(encoder: Any, sentences: Sequence[str], settings: TokenSettin
     lengths = np.fromiter((len(x) for x in units.input_ids), dtype=np.int64, count=len(units.input_ids))
     by_len = np.argsort(-lengths, kind="stable")
     pad_id = tok.pad_token_id or 0
-    batches: Iterable[int] = range(0, len(by_len), batch_size)
-    if show_progress_bar is None:
-        show_progress_bar = len(sentences) >= 2000
-    if show_progress_bar:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc=f"token analysis of {len(sentences)} sentences", unit="batch", file=sys.stderr)
+    batches = progress.batches(range(0, len(by_len), batch_size), len(by_len), batch_size, show=show_progress_bar,
+                               desc=f"token analysis of {len(sentences)} sentences")
     was_training = model.training
     model.eval()
     try:
@@ -565,8 +565,9 @@ def _spectrum(matrix: np.ndarray, center: bool) -> dict[str, Any]:
 
 
 def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: TokenSettings, *, batch_size: int = 64,
-                       log: Callable[[str], None] | None = None) -> TokenReport:
-    """:func:`analyze_tokens` for each encoder of ``models`` (a generator may load each one lazily).
+                       log: Callable[[str], None] | None = None, n_models: int | None = None) -> TokenReport:
+    """:func:`analyze_tokens` for each encoder of ``models`` (a generator may load each one lazily;
+    ``n_models``: how many it yields, for the progress job's plan and labels).
 
     The analysis depends on the weights and the per-layer pooling (token mean, or [CLS] for CLS poolers),
     not on the sentence pooler: an encoder with the same weights (fingerprint) and per-layer pooling as an
@@ -576,14 +577,23 @@ def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: Tok
     say = log or (lambda msg: None)
     results = []
     done: dict[tuple[str, str], TokenResult] = {}
-    for enc in models:
-        key = (getattr(enc, "fingerprint", None), "cls_before_pooler" if enc.pooler.startswith("cls") else "avg")
-        if key[0] and key in done:
-            results.append(replace(done[key], model=enc.describe()))
-            say(f"{enc.name}: the same weights and per-layer pooling as an earlier checkpoint; its token analysis reused")
-            continue
-        results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
-        done[key] = results[-1]
-        say(f"analysed the tokens of {len(corpus.sentences):,} sentences with {enc.name}")
+    if n_models is None and isinstance(models, Sequence):
+        n_models = len(models)
+    n = len(corpus.sentences)
+    with progress.job("tokens"):  # the command's job, else its own
+        progress.plan((n_models or 0) * n)
+        for i, enc in enumerate(models, start=1):
+            key = (getattr(enc, "fingerprint", None), "cls_before_pooler" if enc.pooler.startswith("cls") else "avg")
+            if key[0] and key in done:
+                results.append(replace(done[key], model=enc.describe()))
+                progress.advance(n if n_models else 0)  # its planned work is done
+                say(f"{enc.name}: the same weights and per-layer pooling as an earlier checkpoint; its token "
+                    "analysis reused")
+                continue
+            with progress.section(f"[{i}/{n_models or '?'} {enc.name}@{enc.pooler}]"), progress.stage(
+                    progress.sentences_label("tokens of every layer", n), n if n_models else None):
+                results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
+            done[key] = results[-1]
+            say(f"analysed the tokens of {n:,} sentences with {enc.name}")
     data = {"source": corpus.source, "files": corpus.files, "n_sentences": len(corpus.sentences)}
     return TokenReport(describe_protocol(settings, corpus), settings, data, results)

@@ -245,7 +245,7 @@ def test_sentences_missing_from_the_list_exit_2(run_cli, small_data_dir, precomp
     ((), "nothing to analyse"),
     (("--embeddings", "x.npy"), "needs --sentences"),
     (("--splits", "validation,bogus"), "unknown split 'bogus'"),
-    (("--variant", "tokenised"), "unknown data variant"),
+    (("--variant", "tokenised"), "'tokenised' is not one of 'senteval', 'raw'"),
 ])
 def test_bad_options_exit_2(run_cli, small_data_dir, args, message):
     code, _, err = run_cli("align-uniform", *args, "--data-dir", small_data_dir)

@@ -230,3 +230,80 @@ def test_sts_and_training_results_render_inline():
                                   ["last", 20, "65.00", "2.0000", "-20.0000"]]
     page = run._repr_html_()
     assert page.count("<tr>") == 4 and "<td>70.50</td>" in page and "runs/x: finished, 20 steps" in page
+
+
+# ----------------------------------------------------------------------------------------- issue 24, item 10
+def test_evaluate_sts_gives_the_cli_s_confidence_intervals_by_default(tiny_bert_dir, small_data_dir, run_cli, tmp_path):
+    r = simcse_analysis.evaluate_sts(tiny_bert_dir, "STSBenchmark", data_dir=small_data_dir)
+    assert r.ci is not None and r.ci["resamples"] == 1000 and r.ci["seed"] == 0
+    out = tmp_path / "eval.json"
+    code, _, err = run_cli("eval", tiny_bert_dir, "--tasks", "sts-b", "--data-dir", small_data_dir, "--json", out)
+    assert code == 0, err
+    cli = json.loads(out.read_text())["results"][0]
+    assert cli["ci"] == r.ci and cli["intervals"].keys() == r.intervals.keys()
+    for task, iv in r.intervals.items():
+        assert cli["intervals"][task] == pytest.approx(iv, rel=1e-9)
+    assert simcse_analysis.evaluate_sts(tiny_bert_dir, "STSBenchmark", data_dir=small_data_dir,
+                                        resamples=None).intervals == {}
+
+
+def test_evaluate_sts_reads_model_at_pooler(tiny_bert_dir, small_data_dir):
+    r = simcse_analysis.evaluate_sts(f"{tiny_bert_dir}@cls_before_pooler", "STSBenchmark", data_dir=small_data_dir,
+                                     resamples=None)
+    assert (r.model, r.pooler) == (str(tiny_bert_dir), "cls_before_pooler")
+
+
+def test_reprs_are_one_short_line(report_record, tmp_path):
+    from simcse_analysis.analysis import AnalysisReport, AnalysisSettings
+    from simcse_analysis.comparison import ComparisonReport
+    from simcse_analysis.sts_eval import STSResult
+    from simcse_analysis.token_analysis import TokenReport, TokenSettings
+
+    a = simcse_analysis.Analysis(report_record)
+    m = report_record["models"][0]
+    sts = STSResult.from_dict({**m["sts_test"], "model": m["model"]})
+    cmp = ComparisonReport({"alpha": 0.05}, [{"label": "a@avg"}, {"label": "b@avg"}], [], [], ["a long note " * 500])
+    au = AnalysisReport("align_uniform", "p " * 1000, AnalysisSettings(), {"n_sentences": 9}, [])
+    tok = TokenReport("p " * 1000, TokenSettings(), {"n_sentences": 9}, [])
+    page = simcse_analysis.report(a, out=tmp_path / "p.html")
+    for obj, words in ((a, [m["label"]]), (page, ["Report(", "characters", "p.html"]),
+                       (sts, ["STSResult(", "avg=", "95% CI"]), (cmp, ["baseline='a@avg'", "b@avg"]),
+                       (au, ["align_uniform", "9 sentences"]), (tok, ["TokenReport(", "9 sentences"])):
+        text = repr(obj)
+        assert "\n" not in text and len(text) < 400, text[:200]
+        assert all(w in text for w in words), text
+    assert "<iframe" in page._repr_html_() and 'id="sts-table"' in a._repr_html_()  # rich views unchanged
+
+
+def test_report_adds_the_token_section_of_its_checkpoints(report_record, tmp_path):
+    a = simcse_analysis.Analysis(report_record)
+    page = simcse_analysis.report(a, out=tmp_path / "t.html", tokens=True, token_sentences=60)
+    doc = page.analysis.record["tokens"]
+    assert [r["model"]["pooler"] for r in doc["results"]] == [m["pooler"] for m in report_record["models"]]
+    assert doc["data"]["n_sentences"] == 60
+    assert 'id="fig-token-layers"' in page.html and page.path.read_text() == page.html
+    # the same document, given as a saved file, makes the same page section
+    saved = tmp_path / "tokens.json"
+    saved.write_text(json.dumps(doc))
+    again = a.with_tokens(saved)
+    assert again.record["tokens"] == doc and "tokens" not in a.record
+
+
+def test_report_refuses_analysis_options_it_would_ignore(report_record):
+    a = simcse_analysis.Analysis(report_record)
+    with pytest.raises(simcse_analysis.InputError, match="umap_sentences only apply when report"):
+        simcse_analysis.report(a, umap_sentences=10)
+
+
+def test_report_of_model_names_adds_tokens_and_a_comparison(tiny_bert_dir, small_data_dir, tmp_path):
+    cmp = simcse_analysis.compare([f"{tiny_bert_dir}@avg", f"{tiny_bert_dir}@cls_before_pooler"],
+                                  simcse_analysis.CompareSettings(tasks=("STSBenchmark",), resamples=100,
+                                                                  layers=False, embedding_space=False),
+                                  data_dir=small_data_dir)
+    page = simcse_analysis.report([f"{tiny_bert_dir}@avg", f"{tiny_bert_dir}@cls_before_pooler"],
+                                  data_dir=small_data_dir, umap=False, layers=False, tokens=True,
+                                  token_sentences=60, comparison=cmp)
+    assert page.analysis.record["comparison"] == cmp.to_dict() and len(page.analysis.record["tokens"]["results"]) == 2
+    assert 'id="comparison"' in page.html and 'id="fig-token-layers"' in page.html
+    with pytest.raises(simcse_analysis.InputError, match="which this report does not show"):
+        simcse_analysis.report([f"{tiny_bert_dir}@avg"], data_dir=small_data_dir, comparison=cmp)

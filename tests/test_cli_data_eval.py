@@ -109,9 +109,9 @@ def test_eval_on_dev_split_covers_stsb_and_sick(run_cli, tiny_bert_dir, small_da
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--tasks", "STS12,STS99"], "unknown STS task 'STS99'"),
-    (["--split", "validate"], "unknown split 'validate'"),
-    (["--variant", "tokenised"], "unknown data variant 'tokenised'"),
-    (["--aggregation", "median"], "unknown aggregation 'median'"),
+    (["--split", "validate"], "'validate' is not one of 'test', 'dev', 'train'"),
+    (["--variant", "tokenised"], "'tokenised' is not one of 'senteval', 'raw'"),
+    (["--aggregation", "median"], "'median' is not one of 'all', 'mean', 'wmean'"),
     (["--tasks", "STS13", "--split", "dev"], "STS13 has only a test split"),
 ])
 def test_eval_bad_options_exit_2_before_loading_any_model(run_cli, small_data_dir, tmp_path, args, message):

@@ -77,7 +77,8 @@ def test_analysis_and_report_option_defaults_agree_with_their_settings_dataclass
     assert report["splits"].split(",") == list(a.splits) and report["variant"] == a.variant
     assert report["layer_sentences"] == ReportSettings().layer_sentences and report["umap_colour"] == UMAPSettings().colour
     au = _defaults("align-uniform")
-    assert (au["threshold"], au["alpha"], au["t"], au["seed"]) == (a.positive_threshold, a.alpha, a.t, a.seed)
+    assert (au["threshold"], au["align_alpha"], au["t"], au["seed"]) == (a.positive_threshold, a.alpha, a.t, a.seed)
+    assert au["alpha"] is None  # the hidden older name of --align-alpha
     assert au["uniformity_pairs"] == a.uniformity_pairs
     assert [int(k) for k in _defaults("spectrum")["top_k"].split(",")] == list(a.top_k)
     an = _defaults("anisotropy")

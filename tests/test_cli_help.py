@@ -113,8 +113,10 @@ def test_help_names_values_the_conventional_way(path: list[str]) -> None:
         if record is None:
             continue
         column = record[0]
-        assert "<" not in column and "{" not in column and "[" not in column.replace("[OPTIONS]", ""), column
-        words = set(column.replace("/", " ").replace("...", " ").split())
+        choices = _choices(param)
+        plain = column.replace(f"[{'|'.join(choices)}]", "") if choices else column
+        assert "<" not in column and "{" not in column and "[" not in plain.replace("[OPTIONS]", ""), column
+        words = set(plain.replace("/", " ").replace("...", " ").split())
         assert not words & set(_PYTHON_TYPE_NAMES), column
         if param.param_type_name == "argument":
             value = column.removesuffix("...")
@@ -122,7 +124,16 @@ def test_help_names_values_the_conventional_way(path: list[str]) -> None:
             continue
         else:
             value = column.split(" ", 1)[1] if " " in column else ""
-        assert value in CONVENTIONAL_METAVARS, f"{' '.join(path)}: {column!r}"
+        assert value in CONVENTIONAL_METAVARS or (choices and value == f"[{'|'.join(choices)}]"), \
+            f"{' '.join(path)}: {column!r}"
+
+
+def _choices(param) -> list[str] | None:
+    """The names a choice option accepts (``None`` for any other parameter)."""
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None or not desc.is_choice or desc.choices is None:
+        return None
+    return [str(getattr(c, "value", c)) for c in desc.choices]
 
 
 def test_required_and_repeatable_arguments_in_the_usage_line() -> None:
@@ -150,3 +161,94 @@ def test_conventional_metavar_of_each_type() -> None:
     names = {p.name: p.metavar for p in cmd.params}
     assert names == {"a": "INTEGER RANGE", "b": "FLOAT", "c": "TEXT", "d": "PATH", "e": "FLOAT RANGE",
                      "f": "INTEGER", "g": "DIR"}
+
+
+# ------------------------------------------------------------------ what every help page offers (issue 24, item 9)
+LEAVES = [p for p in PATHS if p and not getattr(_command(p)[0], "commands", None)]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=lambda p: " ".join(p))
+def test_every_command_shows_examples_of_itself(path: list[str]) -> None:
+    page = _help_text([*path, "--help"])
+    assert "Examples:" in page, " ".join(path)
+    examples = page.split("Examples:", 1)[1].strip().splitlines()
+    assert len(examples) >= 2
+    assert all(line.strip().startswith(("simcse-analyze ", "torchrun ")) for line in examples), examples
+    assert any(line.strip().startswith("simcse-analyze " + " ".join(path) + " ") for line in examples), examples
+    assert all(len(line.strip()) <= 120 for line in examples)  # printed as written, not re-wrapped
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=lambda p: " ".join(p))
+def test_every_command_takes_one_progress_flag(path: list[str]) -> None:
+    """--no-progress everywhere; the older --quiet is accepted but hidden."""
+    cmd, ctx = _command(path)
+    options = {o: p for p in cmd.get_params(ctx) for o in getattr(p, "opts", [])}
+    assert "--no-progress" in options and not options["--no-progress"].hidden
+    assert "--quiet" in options and options["--quiet"].hidden
+    page = _help_text([*path, "--help"])
+    assert "--no-progress" in page and "--quiet" not in page
+
+
+def test_top_level_help_groups_commands_with_whole_descriptions() -> None:
+    from simcse_analysis.cli.help_format import SECTIONS
+
+    page = _help_text(["--help"])
+    headings = [line.rstrip(":") for line in page.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings == ["Options", *SECTIONS.values()]
+    listed = [line.split()[0] for line in page.split("Analysis commands:", 1)[1].split("Examples:")[0].splitlines()
+              if line.startswith("  ") and line.strip()]
+    top = {p[0] for p in PATHS if len(p) == 1}
+    assert sorted(listed) == sorted(top)  # every command once, in a section
+    for line in page.splitlines():
+        if line.startswith("  ") and line.split() and line.split()[0] in top:
+            assert not line.endswith(("...", "et al.", "(")), line  # not cut mid-sentence
+    assert "--version" in page
+
+
+def test_version_prints_the_package_version(run_cli) -> None:
+    from simcse_analysis.version import __version__
+
+    code, out, err = run_cli("--version")
+    assert code == 0 and out.strip() == f"simcse-analyze {__version__}" and err == ""
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.mark.parametrize("option", ["--pooler", "--dtype", "--split", "--variant", "--aggregation", "--units",
+                                    "--umap-colour", "--precision", "--select-on", "--cross-process-gradient"])
+def test_options_with_a_few_values_are_choices(option: str) -> None:
+    found = 0
+    for path in LEAVES:
+        cmd, ctx = _command(path)
+        for param in cmd.get_params(ctx):
+            if option in getattr(param, "opts", []):
+                found += 1
+                assert _choices(param), f"{' '.join(path)} {option} is not a choice"
+                assert f"{option} [" in _help_text([*path, "--help"])
+    assert found
+
+
+def test_a_bad_choice_is_one_error_line(run_cli, tmp_path) -> None:
+    code, out, err = run_cli("eval", tmp_path / "m", "--split", "validate")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ") and "--split" in err and "'test', 'dev', 'train'" in err
+
+
+def test_no_visible_option_name_means_two_things() -> None:
+    """--alpha is compare's significance level; align-uniform's exponent is --align-alpha (--alpha hidden)."""
+    helps: dict[str, set[str]] = {}
+    for path in LEAVES:
+        cmd, ctx = _command(path)
+        for param in cmd.get_params(ctx):
+            if not getattr(param, "hidden", False) and "--alpha" in getattr(param, "opts", []):
+                helps.setdefault("--alpha", set()).add(param.help)
+    assert len(helps["--alpha"]) == 1 and "Level" in next(iter(helps["--alpha"]))
+    cmd, ctx = _command(["align-uniform"])
+    opts = {o: p for p in cmd.get_params(ctx) for o in p.opts}
+    assert "exponent" in opts["--align-alpha"].help and opts["--alpha"].hidden
+
+
+def test_abtt_corpus_help_names_what_it_fits() -> None:
+    cmd, ctx = _command(["abtt"])
+    corpus = next(p for p in cmd.get_params(ctx) if "--corpus" in p.opts)
+    assert "whitening" not in corpus.help and "principal directions" in corpus.help

@@ -165,16 +165,21 @@ def test_compare_is_the_library_entry_point_and_renders_in_a_notebook(tiny_bert_
     assert "<table>" in page and "STSBenchmark" in page and "better" in page and "+1.000" in page
 
 
-def test_report_adds_the_comparison_section_from_a_saved_document(comparison, report_record, run_cli, tmp_path):
+def test_report_adds_the_comparison_section_from_a_saved_document(comparison, report_record, run_cli, tmp_path,
+                                                                  tiny_bert_dir, small_data_dir):
     """``report --compare-from F.json`` embeds the verdicts, similarity and movers tables (sortable, the movers
-    searchable) and the comparison's figures; the record keeps the document, so ``--from-json`` shows it again."""
+    searchable) and the comparison's figures; the record keeps the document, so ``--from-json`` shows it again.
+    A comparison about checkpoints the page does not show is refused."""
     from reports.collect import save_record
 
     out_dir, doc = comparison
     rec, rec2, page_path = tmp_path / "record.json", tmp_path / "record2.json", tmp_path / "page.html"
     save_record(report_record, rec)
-    code, _, err = run_cli("report", "--from-json", rec, "--compare-from", out_dir / "c.json", "--out", page_path,
-                           "--json", rec2)
+    code, _, err = run_cli("report", "--from-json", rec, "--compare-from", out_dir / "c.json", "--out", page_path)
+    assert code == 2 and _one_error_line(err) and "which this report does not show" in err
+    code, _, err = run_cli("report", f"{tiny_bert_dir}@avg", f"{tiny_bert_dir}@cls_before_pooler", "--data-dir",
+                           small_data_dir, "--no-umap", "--no-layers", "--compare-from", out_dir / "c.json", "--out",
+                           page_path, "--json", rec2)
     assert code == 0, err
     page = page_path.read_text()
     assert 'href="#comparison"' in page and 'id="verdicts"' in page and 'id="movers-table"' in page

@@ -44,7 +44,8 @@ def listing(d: Path) -> list[str]:
 
 @pytest.fixture()
 def eval_args(small_data_dir):
-    return ("--tasks", "stsb", "--data-dir", small_data_dir, "--no-cache")
+    # --no-progress: stderr holds the error alone (a slow run would show its stages first; tests/test_progress.py)
+    return ("--tasks", "stsb", "--data-dir", small_data_dir, "--no-cache", "--no-progress")
 
 
 # ------------------------------------------------------------------ 1. truncated weights

@@ -142,3 +142,33 @@ def test_the_training_cell_runs_and_logs_to_tensorboard(executed):
     assert printed["steps"] == [e["step"] for e in trajectory] == [0, 1, 2]
     assert printed["best_stsb_spearman"] == max(e["stsb_spearman"] for e in trajectory)
     assert list((tmp / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_the_page_cell_adds_the_token_section(executed):
+    nb, _, _ = executed
+    printed = _printed_json(_cell(nb, "sa.report(analysis"))
+    assert printed["token_results"] == 1
+    assert printed["repr"].startswith("Report(") and len(printed["repr"]) < 300  # not the whole page
+
+
+def test_the_training_cell_trains_on_the_data_the_readme_points_at(data_dir, monkeypatch):
+    """Without SA_TRAIN_FILE the cell finds its corpus in the data directory: ../shared/data holds the head of
+    SimCSE's corpus (wiki1m_for_simcse.head.txt), not the full wiki1m_for_simcse.txt."""
+    cell = _cell(nbformat.read(NOTEBOOK, as_version=4), "TRAIN_FILE")
+    monkeypatch.delenv("SA_TRAIN_FILE", raising=False)
+    monkeypatch.delenv("SA_RUN", raising=False)
+    configs = []
+
+    class FakeAPI:  # the cell's calls, recorded instead of training
+        @staticmethod
+        def TrainConfig(*args, **kwargs):
+            configs.append(args)
+            return args
+
+        @staticmethod
+        def train(config, **kwargs):
+            return config
+
+    ns = {"os": os, "sa": FakeAPI, "DATA": str(data_dir), "MODEL": "all-MiniLM-L6-v2"}
+    exec(compile(cell.source, "training cell", "exec"), ns)  # noqa: S102 (the notebook's own cell)
+    assert Path(ns["TRAIN_FILE"]).is_file() and configs[0][2] == [ns["TRAIN_FILE"]]

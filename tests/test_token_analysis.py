@@ -170,7 +170,7 @@ def test_precomputed_vectors_have_no_tokens_exit_2(tmp_path, tiny_bert_dir, run_
 
 def test_bad_units_exit_2(tiny_bert_dir, corpus, run_cli):
     code, _, err = run_cli("tokens", tiny_bert_dir, "--corpus", corpus, "--units", "letters")
-    assert code == 2 and err.startswith("error: --units")
+    assert code == 2 and err.startswith("error: Invalid value for '--units'") and "'word', 'piece'" in err
 
 
 def test_report_adds_the_token_level_section_from_a_saved_document(tmp_path, tiny_encoder, report_record, run_cli):
@@ -195,23 +195,27 @@ def test_report_adds_the_token_level_section_from_a_saved_document(tmp_path, tin
     assert code == 2 and err.startswith("error:") and "missing.json" in err
 
 
-def test_report_token_document_analyses_fresh_models_and_appends_them_to_a_saved_document(
+def test_report_token_request_analyses_fresh_models_and_appends_them_to_a_saved_document(
         tmp_path, tiny_bert_dir, small_data_dir):
-    from simcse_analysis.cli.options import EncoderOptions
-    from simcse_analysis.cli.tokens import report_token_document
+    from reports.result import TokenRequest
     from simcse_analysis.errors import InputError
 
-    opts = EncoderOptions(device="cpu", no_cache=True)
-    doc = report_token_document([f"{tiny_bert_dir}@cls_before_pooler"], None, 0, None, small_data_dir, opts)
+    kwargs = {"device": "cpu", "use_cache": False}
+
+    def document(models, n_sentences, saved):
+        request = TokenRequest.prepare([(m, None) for m in models], n_sentences, 0, saved, small_data_dir)
+        return request.run(encoder_kwargs=kwargs)
+
+    doc = document([f"{tiny_bert_dir}@cls_before_pooler"], None, None)
     assert doc["results"][0]["model"]["pooler"] == "cls_before_pooler"
     assert doc["results"][0]["layer_pooler"] == "cls_before_pooler"
     saved = tmp_path / "t.json"
     saved.write_text(json.dumps(doc))
-    both = report_token_document([str(tiny_bert_dir)], None, 0, saved, small_data_dir, opts)
+    both = document([str(tiny_bert_dir)], None, saved)
     assert [r["model"]["pooler"] for r in both["results"]] == ["cls_before_pooler", "cls"]
-    sampled = report_token_document([str(tiny_bert_dir)], 30, 0, saved, small_data_dir, opts)  # saved settings win
+    sampled = document([str(tiny_bert_dir)], 30, saved)  # saved settings win
     assert [r["n_sentences"] for r in sampled["results"]] == [doc["data"]["n_sentences"]] * 2
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**doc, "protocol": "something else"}))
-    with pytest.raises(InputError, match="another protocol"):
-        report_token_document([str(tiny_bert_dir)], None, 0, other, small_data_dir, opts)
+    with pytest.raises(InputError, match="another protocol"):  # refused before any model is analysed
+        TokenRequest.prepare([(str(tiny_bert_dir), None)], None, 0, other, small_data_dir)

@@ -153,7 +153,7 @@ def test_unknown_objective_on_the_command_line_exits_2(run_cli, tmp_path, tiny_c
 @pytest.mark.parametrize("extra,message", [
     (("--dropout", "lots"), "--dropout 'lots'"),
     (("--dropout", "1.5"), "must be in [0, 1)"),
-    (("--pooler", "max"), "unknown pooler 'max'"),
+    (("--pooler", "max"), "'max' is not one of 'cls', 'cls_before_pooler', 'avg'"),
     (("--positive", "shuffle:0.1"), "unknown positive view"),
     (("--temperature", "0"), "--temperature 0.0: must be > 0"),
     (("--do-mlm",), "masked-LM head"),

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from simcse_analysis import progress as staged
 from simcse_analysis.errors import InputError, NonFiniteEmbeddingError, warn
 from simcse_analysis.hf_logging import quiet_transformers
 from simcse_analysis.io_utils import check_writable_dir
@@ -122,6 +123,22 @@ class RecordPaddingFree(TrainerCallback):
         return control
 
 
+class StepProgress(TrainerCallback):
+    """The training bar: the open progress job (:mod:`simcse_analysis.progress`) counts optimiser steps, and
+    every evaluation shows as its stage (the Trainer's own bar is off: it froze during evaluations and
+    printed its log dicts to standard output)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            staged.plan(max(int(state.max_steps) - int(state.global_step), 0), unit="steps")
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            staged.advance(1, unit="steps")
+        return control
+
+
 class SimCSETrainer(Trainer):
     """``Trainer`` with SimCSE's loss bookkeeping, STS-B dev evaluation and best-checkpoint export."""
 
@@ -160,11 +177,12 @@ class SimCSETrainer(Trainer):
 
         def embed(texts: list[str]) -> Any:
             try:  # the encoder refuses NaN/inf vectors; during training that means the run diverged
-                return enc.encode(texts, batch_size=self.simcse_config.eval_batch_size, show_progress_bar=False)
+                return enc.encode(texts, batch_size=self.simcse_config.eval_batch_size)  # batches: the stage's bar
             except NonFiniteEmbeddingError:
                 raise TrainingDiverged(state.global_step, "the model's embeddings are NaN or inf") from None
 
-        with torch.random.fork_rng(devices=devices):  # evaluation never shifts the training RNG stream
+        with torch.random.fork_rng(devices=devices), staged.stage(  # never shifts the training RNG stream
+                f"evaluating STS-B dev at step {state.global_step} ({len(self.dev.gold):,} pairs) …"):
             m = dev_metrics(embed, self.dev)
         losses = [float(x) for x in window]
         entry = {"step": int(state.global_step), "epoch": round(float(state.epoch or 0.0), 6),
@@ -177,6 +195,7 @@ class SimCSETrainer(Trainer):
         if math.isfinite(score) and (self.best_score is None or score > self.best_score):
             self.best_score = score
             self.export(self.run.best_dir, kind="best", entry=entry)
+        staged.note(evaluation_line(entry, state.max_steps, self.best_score))  # with the bar (not --no-progress)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in entry.items() if k not in ("step", "epoch")
                    and v is not None}
         self.log(metrics)
@@ -258,6 +277,19 @@ def checkpoint_io_note() -> str:
     return "simcse (safetensors, finite weights only)" if problem is None else f"the Trainer's own ({problem})"
 
 
+def evaluation_line(entry: dict[str, Any], max_steps: int, best: float | None) -> str:
+    """``step 20/40: STS-B dev 74.31 (best 74.31), SICK-R dev …, ℓ_align 0.2134, ℓ_uniform -2.4521, loss 0.0031``."""
+    def num(key: str, spec: str) -> str | None:
+        v = entry.get(key)
+        return None if v is None else format(float(v), spec)
+
+    parts = [f"STS-B dev {num('stsb_spearman', '.2f')}" + (f" (best {best:.2f})" if best is not None else "")]
+    parts += [f"{name} {v}" for name, v in (("SICK-R dev", num("sickr_spearman", ".2f")),
+                                            ("ℓ_align", num("alignment", ".4f")), ("ℓ_uniform", num("uniformity", ".4f")),
+                                            ("loss", num("loss", ".4g"))) if v is not None]
+    return f"step {entry['step']}/{max_steps}: " + ", ".join(parts)
+
+
 def adamw_implementation(device_type: str) -> str:
     """The Trainer's ``optim`` for AdamW on ``device_type``: torch's fused kernel where this torch has one
     for the device (one pass over each parameter, where the for-loop implementation makes about ten
@@ -302,7 +334,7 @@ def _training_arguments(c: TrainConfig, rd: RunDir, per_device: int, progress: b
         save_total_limit=1,
         logging_strategy="no",  # the evaluations log themselves (SimCSETrainer.evaluate -> self.log)
         report_to=list(c.report_to) or "none",
-        disable_tqdm=not progress,
+        disable_tqdm=True,  # StepProgress draws the bar; the Trainer's froze during evaluations
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
@@ -342,7 +374,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                                 eval_steps=1, report_to=["tensorboard"]))
         run.best_stsb_spearman, run.trajectory[-1]["alignment"]
     """
-    with quiet_transformers(warnings=True):  # no "Loading weights" / "Writing model shards" bars at every save
+    # no "Loading weights" / "Writing model shards" bars at every save; the steps and evaluations go to the
+    # progress job (a command's, else this run's own: progress=False shows none)
+    with quiet_transformers(warnings=True), staged.job(f"train {config.objective}", enabled=progress):
+        staged.plan(0, unit="steps")  # the job counts steps (its evaluations' sentences only move their stage)
         return _train(config, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks, log=log,
                       model_factory=model_factory or build_model)
 
@@ -536,10 +571,11 @@ def _fit(c: TrainConfig, rd: RunDir, run_record: dict[str, Any], resume_from: Pa
     trainer.setup_simcse(run=rd, dev=dev, tokenizer=tokenizer, config=c, eval_length=length, metadata=metadata)
     trainer.add_callback(Schedule(trainer, c.eval_steps, c.eval_at_start))
     _point_tensorboard_at(trainer, rd.root / TENSORBOARD_DIR)
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)  # it would print every log dict
+    trainer.remove_callback(PrinterCallback)  # it would print every log dict to standard output
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(StepProgress())
     run_record.setdefault("resolved", {}).update({
         "device": str(args.device), "optimizer": str(getattr(args.optim, "value", args.optim)),
         "padding_free": model.padding_free_note(), "checkpoint_io": checkpoint_io_note()})

@@ -10,19 +10,40 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
 from ..errors import InputError
+from ..version import __version__
+from .help_format import GroupedHelp, examples
 
 app = typer.Typer(
     name="simcse-analyze",
     help="Train SimCSE checkpoints and analyse sentence-embedding spaces.",
+    epilog=examples("simcse-analyze data --data-dir ../shared/data",
+                    "simcse-analyze eval all-MiniLM-L6-v2 --data-dir ../shared/data",
+                    "simcse-analyze report all-MiniLM-L6-v2 --out out/minilm.html",
+                    "simcse-analyze COMMAND --help") + "\n\nData: --data-dir DIR, else $SIMCSE_DATA. Progress goes to "
+                                                        "standard error (--no-progress: none).",
+    cls=GroupedHelp,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"simcse-analyze {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version, help="Print the version and exit.")] = False) -> None:
+    """Train SimCSE checkpoints and analyse sentence-embedding spaces."""
 
 from . import commands as _commands
 
@@ -91,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     global _invocation
     args = list(argv) if argv is not None else sys.argv[1:]
     _invocation = [str(a) for a in args]
+    if args == ["--version"]:  # without building the commands
+        print(f"simcse-analyze {__version__}")
+        sys.exit(0)
     page = _help_text(args)
     if page is not None:
         try:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from ..io_utils import is_stdout
-from .options import JsonOut, check_outputs, write_output
+from .help_format import examples
+from .options import JsonOut, check_outputs, with_progress, write_output
 from .train import DEFAULTS, with_training_options
 
 Model = Annotated[str | None, typer.Option(
@@ -47,7 +48,6 @@ Collect = Annotated[bool, typer.Option("--collect", help="Train nothing: read th
 Report = Annotated[Path | None, typer.Option(
     "--report", metavar="FILE", help="HTML report path (default: OUT/report.html).",
     show_default=False)]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
 def _base_config(model: str | None, train_files: list[Path] | None, out: Path, collect: bool, **kw: Any):
@@ -68,7 +68,7 @@ def _base_config(model: str | None, train_files: list[Path] | None, out: Path, c
 
 
 def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_run: bool, collect: bool,
-             quiet: bool, report: Path | None, json_out: Path | None, base_kw: dict[str, Any]) -> None:
+             show_progress: bool, report: Path | None, json_out: Path | None, base_kw: dict[str, Any]) -> None:
     from trainers import sweeps
 
     from ..errors import InputError
@@ -103,7 +103,9 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
             for command in plan.commands():
                 typer.echo(command)
             return
-        results = sweeps.run_sweep(plan, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
+        from .. import progress
+
+        results = sweeps.run_sweep(plan, progress=show_progress, log=progress.say)
         summary = sweeps.summarize(results, kind=kind, keys=plan.keys, values=plan.values, seeds=plan.seeds)
     typer.echo(sweeps.format_summary(summary), err=to_stderr)
     for note in summary.skipped:
@@ -127,29 +129,42 @@ def _execute(kind: str, values_spec: Any, seeds: str | None, out: Path, *, dry_r
 def register(app: typer.Typer) -> None:
     ablate_app = typer.Typer(help="Ablation sweeps of unsupervised SimCSE: dropout rates (Table 3, Fig. 2) and "
                                   "grids over temperature, pooler, batch size, learning rate, positive, two encoders.",
-                             no_args_is_help=True)
-    app.add_typer(ablate_app, name="ablate")
+                             no_args_is_help=True,
+                             epilog=examples("simcse-analyze ablate dropout --help", "simcse-analyze ablate grid --help"))
+    app.add_typer(ablate_app, name="ablate", rich_help_panel="Training",
+                  short_help="Dropout sweeps (Table 3, Fig. 2) and grids of SimCSE runs.")
 
-    @ablate_app.command("dropout")
+    @ablate_app.command("dropout", epilog=examples(
+        "simcse-analyze ablate dropout --model M --train-file wiki.txt --out runs/drop --rates 0,0.05,0.1,0.2,fixed "
+        "--seeds 1,2,3",
+        "simcse-analyze ablate dropout --model M --train-file wiki.txt --out runs/dropout --rates 0,0.1 --dry-run",
+        "simcse-analyze ablate dropout --out runs/dropout --collect   # table and page of the finished runs"))
+    @with_progress("ablate dropout")
     @with_training_options
     def dropout_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, rates: Rates = None,
                     seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
-                    json_out: JsonOut = None, quiet: Quiet = False, positive: Positive = DEFAULTS["positive"], *,
-                    training: dict[str, Any]) -> None:
+                    json_out: JsonOut = None, positive: Positive = DEFAULTS["positive"], *,
+                    training: dict[str, Any], show_progress: bool) -> None:
         """One unsupervised run per dropout rate (× seed): STS-B dev, ℓ_align, ℓ_uniform per rate and every run's
         trajectory in the align–uniform plane."""
-        _execute("dropout", rates, seeds, out, dry_run=dry_run, collect=collect, quiet=quiet, report=report,
+        _execute("dropout", rates, seeds, out, dry_run=dry_run, collect=collect, show_progress=show_progress,
+                 report=report,
                  json_out=json_out, base_kw={"model": model, "train_files": train_files, "positive": positive,
                                              **training})
 
-    @ablate_app.command("grid")
+    @ablate_app.command("grid", epilog=examples(
+        "simcse-analyze ablate grid --model M --train-file wiki.txt --out runs/t --grid temperature=0.01,0.05,0.1",
+        "simcse-analyze ablate grid --model M --train-file F --out t2 --grid positive=next,dropout "
+        "--grid two_encoders=false,true",
+        "simcse-analyze ablate grid --out t2 --collect --grid two_encoders=false"))
+    @with_progress("ablate grid")
     @with_training_options
     def grid_cmd(out: Out, model: Model = None, train_files: TrainFiles = None, grid: Grid = None,
                  seeds: Seeds = None, dry_run: DryRun = False, collect: Collect = False, report: Report = None,
-                 json_out: JsonOut = None, quiet: Quiet = False, dropout: Dropout = None,
-                 positive: Positive = DEFAULTS["positive"], *, training: dict[str, Any]) -> None:
+                 json_out: JsonOut = None, dropout: Dropout = None,
+                 positive: Positive = DEFAULTS["positive"], *, training: dict[str, Any], show_progress: bool) -> None:
         """One unsupervised run per grid point (× seed), e.g. --grid temperature=0.05,0.1 --grid pooler=cls,avg."""
         _execute("grid", grid if grid or not collect else None, seeds, out, dry_run=dry_run, collect=collect,
-                 quiet=quiet, report=report, json_out=json_out, base_kw={
+                 show_progress=show_progress, report=report, json_out=json_out, base_kw={
                      "model": model, "train_files": train_files, "dropout": dropout, "positive": positive,
                      **training})

@@ -18,22 +18,25 @@ from typing import Annotated, Any
 import typer
 
 from ..path_safety import data_inputs
+from .help_format import examples
 from .options import (
     DataDir,
     EncoderOptions,
     HtmlOut,
     JsonOut,
     SharedOption,
+    VariantName,
     announce,
     check_outputs,
     shared_options,
     with_encoder_options,
+    with_progress,
     write_output,
 )
 
 OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
-    help="Checkpoints: Hugging Face ids, aliases or directories (optional with --embeddings).",
-    show_default=False)]
+    help="Checkpoints: Hugging Face ids, aliases, checkpoint or training-run directories; MODEL@POOLER picks the "
+         "pooler of one (optional with --embeddings).", show_default=False)]
 Embeddings = Annotated[list[Path] | None, typer.Option(
     "--embeddings", metavar="PATH",
     help="Precomputed (N, d) .npy matrix (row i embeds line i of --sentences) or an embedding store directory "
@@ -50,10 +53,14 @@ NoVerify = Annotated[bool, typer.Option(
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits for p_data and p_pos: comma-separated train, dev, test, or all "
                      "(default: all three, the paper's 'all STS-B sentences').")]
-Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval copy, as the paper) | raw.")]
+Variant = Annotated[VariantName, typer.Option(
+    "--variant", case_sensitive=False, help="senteval: the SentEval copy, as the paper; raw: the originals.")]
 Threshold = Annotated[float, typer.Option(
     "--threshold", help="Positive pairs: gold score strictly above this (SimCSE: 4).")]
-Alpha = Annotated[float, typer.Option("--alpha", help="Alignment exponent α.")]
+AlignAlpha = Annotated[float, typer.Option(
+    "--align-alpha", help="Alignment exponent α: ℓ_align = E‖f(x) − f(y)‖^α over the positive pairs (Wang & Isola: 2).")]
+AlphaAlias = Annotated[float | None, typer.Option(
+    "--alpha", hidden=True, help="Older name of --align-alpha (compare's --alpha is the significance level).")]
 Temperature = Annotated[float, typer.Option("--t", help="Uniformity temperature t.")]
 UniformityPairs = Annotated[int | None, typer.Option(
     "--uniformity-pairs", min=2, help="Estimate uniformity from this many random pairs, with a standard "
@@ -144,17 +151,19 @@ def _run(analysis: str, settings_kw: dict[str, Any], inputs: dict[str, Any], enc
     precomputed = [load_precomputed(e, s, pooler=encoder.pooler, verify=not inputs["no_verify"])
                    for e, s in pairs]  # validate before encoding
     from ..encoder import check_checkpoint, load_encoder
+    from ..pooling import split_pooler
 
-    for name in models:  # every checkpoint is checked before the first one encodes anything
+    specs = [split_pooler(m) for m in models]
+    for name, _ in specs:  # every checkpoint is checked before the first one encodes anything
         check_checkpoint(name, trust_remote_code=encoder.trust_remote_code)
 
     def sources() -> Iterator[Any]:
-
-        for name in models:
-            yield EncoderSource(load_encoder(name, **encoder.load_kwargs), batch_size=encoder.batch_size)
+        for name, pooler in specs:
+            kwargs = {**encoder.load_kwargs, "pooler": pooler or encoder.pooler}  # MODEL@POOLER wins
+            yield EncoderSource(load_encoder(name, **kwargs), batch_size=encoder.batch_size)
         yield from precomputed
 
-    report = analyze(analysis, sources(), data, settings, device=encoder.device)
+    report = analyze(analysis, sources(), data, settings, device=encoder.device, n_sources=len(specs) + len(pairs))
     typer.echo(f"protocol: {report.protocol}", err=to_stderr)
     typer.echo(TABLES[analysis](report), err=to_stderr)
     if json_out is not None:
@@ -239,18 +248,34 @@ with_analysis_inputs = shared_options([
 ], "inputs")
 
 
+def _examples(command: str, *extra: str) -> str:
+    return examples(f"simcse-analyze {command} all-MiniLM-L6-v2 --data-dir ../shared/data",
+                    f"simcse-analyze {command} all-MiniLM-L6-v2@avg all-MiniLM-L6-v2@cls_before_pooler --json F.json "
+                    "--out F.html", *extra,
+                    f"simcse-analyze {command} --embeddings X.npy --sentences S.txt   # vectors from elsewhere")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("align-uniform")
+    @app.command("align-uniform", rich_help_panel="Analysis", short_help="Alignment and uniformity (Wang & Isola "
+                 "2020) on STS-B.", epilog=_examples("align-uniform", "simcse-analyze align-uniform runs/unsup "
+                                                     "--uniformity-pairs 1000000 --seed 1"))
+    @with_progress("align-uniform")
     @with_encoder_options
     @with_analysis_inputs
-    def align_uniform_cmd(threshold: Threshold = 4.0, alpha: Alpha = 2.0, t: Temperature = 2.0,
-                          uniformity_pairs: UniformityPairs = None, seed: Seed = 0, *, inputs: dict[str, Any],
-                          encoder: EncoderOptions) -> None:
+    def align_uniform_cmd(threshold: Threshold = 4.0, align_alpha: AlignAlpha = 2.0, t: Temperature = 2.0,
+                          uniformity_pairs: UniformityPairs = None, seed: Seed = 0, alpha: AlphaAlias = None, *,
+                          inputs: dict[str, Any], encoder: EncoderOptions) -> None:
         """Alignment (positive STS-B pairs) and uniformity (all distinct STS-B sentences), Wang & Isola 2020."""
-        _run("align_uniform", {"positive_threshold": threshold, "alpha": alpha, "t": t,
-                               "uniformity_pairs": uniformity_pairs, "seed": seed}, inputs, encoder)
+        if alpha is not None and align_alpha not in (2.0, alpha):
+            from ..errors import InputError
 
-    @app.command("spectrum")
+            raise InputError(f"--alpha {alpha:g} and --align-alpha {align_alpha:g} disagree: give --align-alpha only")
+        _run("align_uniform", {"positive_threshold": threshold, "alpha": align_alpha if alpha is None else alpha,
+                               "t": t, "uniformity_pairs": uniformity_pairs, "seed": seed}, inputs, encoder)
+
+    @app.command("spectrum", rich_help_panel="Analysis", short_help="Singular-value spectrum, effective and "
+                 "stable rank.", epilog=_examples("spectrum", "simcse-analyze spectrum --embeddings runs/wiki.store --top-k 1,10"))
+    @with_progress("spectrum")
     @with_encoder_options
     @with_analysis_inputs
     def spectrum_cmd(top_k: TopK = "1,2,5,10,20,50,100", *, inputs: dict[str, Any],
@@ -258,7 +283,10 @@ def register(app: typer.Typer) -> None:
         """Singular-value spectrum (normalised to max 1) of the STS-B sentence embeddings, with summaries."""
         _run("spectrum", {"top_k": _int_list(top_k, "--top-k")}, inputs, encoder)
 
-    @app.command("anisotropy")
+    @app.command("anisotropy", rich_help_panel="Analysis", short_help="Random-pair cosine, IsoScore, I(W), "
+                 "per layer.", epilog=_examples("anisotropy", "simcse-analyze anisotropy runs/unsup --no-layers "
+                                                "--pairs 100000"))
+    @with_progress("anisotropy")
     @with_encoder_options
     @with_analysis_inputs
     def anisotropy_cmd(pairs: Pairs = 10_000, seed: Seed = 0, no_layers: NoLayers = False, *,

@@ -8,22 +8,42 @@ from typing import Annotated
 
 import typer
 
-from .options import DataDir, EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_record
-from .whiten import Corpus, MaxSentences, Overwrite, Seed
+from .help_format import examples
+from .options import (
+    DataDir,
+    EncoderOptions,
+    JsonOut,
+    check_outputs,
+    with_encoder_options,
+    with_progress,
+    write_record,
+)
+from .whiten import MaxSentences, Overwrite, Seed
 
-Model = Annotated[str, typer.Argument(help="Base checkpoint: Hugging Face id, alias or directory.",
+Model = Annotated[str, typer.Argument(metavar="MODEL", help="Base checkpoint: Hugging Face id, alias or directory.",
                                       show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Directory of the post-processed checkpoint (new or empty).",
+Out = Annotated[Path, typer.Option("--out", metavar="DIR",
+                                   help="Directory of the post-processed checkpoint (new or empty).",
                                    show_default=False)]
+AbttCorpus = Annotated[list[Path], typer.Option(
+    "--corpus", metavar="FILE",
+    help="Sentences to fit the mean and the top principal directions on, one per line (repeatable; files are "
+         "concatenated).", show_default=False)]
 Directions = Annotated[int | None, typer.Option(
     "--n-directions", min=1, help="Principal directions D to remove (default: round(d/100), at least 1).",
     show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("abtt")
+    @app.command("abtt", rich_help_panel="Baselines",
+                 short_help="All-but-the-top (Mu & Viswanath 2018) as a checkpoint.", epilog=examples(
+                     "simcse-analyze abtt all-MiniLM-L6-v2 --corpus ../shared/data/unsup/wiki1m_for_simcse.head.txt "
+                     "--out runs/minilm-abtt",
+                     "simcse-analyze abtt bert-base-uncased --pooler avg --corpus wiki.txt --out runs/abtt7 "
+                     "--n-directions 7"))
+    @with_progress("abtt")
     @with_encoder_options
-    def abtt_cmd(model: Model, corpus: Corpus, out: Out, n_directions: Directions = None,
+    def abtt_cmd(model: Model, corpus: AbttCorpus, out: Out, n_directions: Directions = None,
                  max_sentences: MaxSentences = None, seed: Seed = 0, overwrite: Overwrite = False,
                  json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
         """All-but-the-top (Mu & Viswanath 2018): subtract the corpus mean and project out its top D principal
@@ -45,10 +65,16 @@ def register(app: typer.Typer) -> None:
 
     fd = FlowSettings()
 
-    @app.command("flow")
+    @app.command("flow", rich_help_panel="Baselines",
+                 short_help="BERT-flow (Li et al. 2020) as a checkpoint.", epilog=examples(
+                     "simcse-analyze flow all-MiniLM-L6-v2 --corpus ../shared/data/unsup/wiki1m_for_simcse.head.txt "
+                     "--out runs/minilm-flow",
+                     "simcse-analyze flow bert-base-uncased --pooler avg_emb_last --target --out runs/flow-target   "
+                     "# the paper's variant"))
+    @with_progress("flow")
     @with_encoder_options
     def flow_cmd(model: Model, out: Out, corpus: Annotated[list[Path] | None, typer.Option(
-                     "--corpus", help="Sentences to fit the flow on, one per line (repeatable; default use: the "
+                     "--corpus", metavar="FILE", help="Sentences to fit the flow on, one per line (repeatable; default use: the "
                                       "unsupervised training corpus).", show_default=False)] = None,
                  target: Annotated[bool, typer.Option(
                      "--target", help="The paper's 'target' variant: fit on the 7 STS test sets' sentences (sees "
@@ -62,7 +88,8 @@ def register(app: typer.Typer) -> None:
                  flow_batch_size: Annotated[int, typer.Option("--flow-batch-size", min=1, help="Embeddings per "
                                                               "optimiser step.")] = fd.batch_size,
                  max_sentences: MaxSentences = None, seed: Seed = 0, data_dir: DataDir = None,
-                 overwrite: Overwrite = False, json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
+                 overwrite: Overwrite = False, json_out: JsonOut = None, *, encoder: EncoderOptions,
+                 show_progress: bool) -> None:
         """BERT-flow (Li et al. 2020): fit a Glow-style normalising flow (normflows) by maximum likelihood on the
         frozen embeddings of a corpus; writes a checkpoint whose encodings are the flow's Gaussian latent."""
         from trainers.flow import flow_checkpoint
@@ -78,7 +105,7 @@ def register(app: typer.Typer) -> None:
                                 batch_size=flow_batch_size, seed=seed)
         r = flow_checkpoint(model, corpus or [], out, settings=settings, target=target, data_dir=data_dir,
                             max_sentences=max_sentences, seed=seed, batch_size=encoder.batch_size,
-                            overwrite=overwrite, encoder_kwargs=encoder.load_kwargs, progress=True,
+                            overwrite=overwrite, encoder_kwargs=encoder.load_kwargs, progress=show_progress,
                             log=lambda msg: typer.echo(msg, err=True))
         d = r.details
         typer.echo(f"BERT-flow ({d['variant']}) on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: "

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..path_safety import data_inputs
+from .help_format import examples
 from .options import (
     DataDir,
     EncoderOptions,
@@ -17,6 +18,7 @@ from .options import (
     announce,
     check_outputs,
     with_encoder_options,
+    with_progress,
     write_output,
 )
 from .sts import Aggregation, Split, Tasks, Variant
@@ -78,8 +80,16 @@ def verdict_table(report: Any) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = examples(
+    "simcse-analyze compare all-MiniLM-L6-v2@avg all-MiniLM-L6-v2@cls_before_pooler --out cmp.html",
+    "simcse-analyze compare runs/base runs/unsup-0.1 runs/unsup-0.2 --json cmp.json --save-scores scores/",
+    "simcse-analyze compare scores/0.json scores/1.json --out cmp.html   # from saved scores: no encoding")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("compare")
+    @app.command("compare", rich_help_panel="Analysis", epilog=EXAMPLES,
+                 short_help="Is B really better than A? Paired tests, CIs, CKA, movers.")
+    @with_progress("compare")
     @with_encoder_options
     def compare_cmd(
         checkpoints: Checkpoints,

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from ..path_safety import check_apart
-from .options import DataDir
+from .help_format import examples
+from .options import DataDir, with_progress
 
 Download = Annotated[bool, typer.Option("--download", help="Fetch missing data from the public URLs.")]
 Only = Annotated[str | None, typer.Option(
@@ -19,7 +20,6 @@ Manifest = Annotated[Path | None, typer.Option(
     "--manifest", metavar="FILE",
     help="JSON overrides: {\"base_url\": …, \"resources\": {name: {\"url\": …, \"sha256\": …}}}.")]
 Force = Annotated[bool, typer.Option("--force", help="Fetch even resources that are already present.")]
-NoProgress = Annotated[bool, typer.Option("--no-progress", help="No download progress bars.")]
 
 
 def _corpora_rows(root: Path) -> list[list[object]]:
@@ -43,7 +43,12 @@ def _corpora_rows(root: Path) -> list[list[object]]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("data")
+    @app.command("data", rich_help_panel="Data",
+                 short_help="What data is present (pairs per task); fetch what is missing.", epilog=examples(
+                     "simcse-analyze data --data-dir ../shared/data",
+                     "simcse-analyze data --download --only stsb,sick_test_annotated,senteval",
+                     "simcse-analyze data --download --base-url https://mirror.example/simcse/"))
+    @with_progress("data")
     def data_cmd(
         data_dir: DataDir = None,
         download: Download = False,
@@ -51,7 +56,8 @@ def register(app: typer.Typer) -> None:
         base_url: BaseUrl = None,
         manifest: Manifest = None,
         force: Force = False,
-        no_progress: NoProgress = False,
+        *,
+        show_progress: bool,
     ) -> None:
         """Report the STS tasks (per variant and split, with scored-pair counts) and training corpora present."""
         from ..datadir import resolve_data_dir
@@ -66,7 +72,7 @@ def register(app: typer.Typer) -> None:
             root = resolve_data_dir(data_dir, must_exist=False)
             check_apart([(f"--download {r.name} →", root / rel) for r in selected for rel in r.expects],
                         [("--manifest", manifest)])  # a fetched file must not replace the manifest being read
-            for rep in fetch_missing(root, selected, force=force, progress=not no_progress):
+            for rep in fetch_missing(root, selected, force=force, progress=show_progress):
                 check = "verified" if rep.verified else "not verified: no known checksum"
                 typer.echo(f"fetched {rep.name}: {len(rep.files)} file(s), sha256 {rep.sha256} ({check})")
         else:

@@ -21,9 +21,10 @@ from pathlib import PurePath
 from typing import Any, get_args
 
 import typer
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-#: Every value name a help page may show (tests/test_cli_help.py checks each option against it).
+#: Every value name a help page may show besides choices (``[a|b|c]``; tests/test_cli_help.py checks each
+#: option against it).
 CONVENTIONAL_METAVARS = frozenset({"FILE", "DIR", "PATH", "MODEL", "TEXT", "INTEGER", "INTEGER RANGE", "FLOAT",
                                    "FLOAT RANGE"})
 
@@ -77,6 +78,37 @@ class ReadableCommand(TyperCommand):
                     param.__class__ = ReadableArgument
             elif param.metavar is None:
                 param.metavar = conventional_metavar(param)
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: ``Examples:`` and one command line each, printed as written (click's ``\\b``
+    marker keeps the lines from being re-wrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+#: The sections of the top-level help, in order: a command's ``rich_help_panel=`` → the section's heading.
+SECTIONS: dict[str, str] = {"Analysis": "Analysis commands", "Training": "Training commands",
+                            "Baselines": "Baselines (post-processing written as a checkpoint)",
+                            "Data": "Data and embedding stores"}
+
+
+class GroupedHelp(TyperGroup):
+    """The top-level group: ``--help`` lists the commands by section (:data:`SECTIONS`; a command's section is
+    its ``rich_help_panel``), each with its ``short_help``."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        commands = [(name, cmd) for name in self.list_commands(ctx)
+                    if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        panels = [getattr(cmd, "rich_help_panel", None) or "Other" for _, cmd in commands]
+        order = [*SECTIONS, *dict.fromkeys(p for p in panels if p not in SECTIONS)]
+        for section in order:
+            rows = [(name, cmd.get_short_help_str(limit)) for (name, cmd), p in zip(commands, panels) if p == section]
+            if rows:
+                with formatter.section(SECTIONS.get(section, f"{section} commands")):
+                    formatter.write_dl(rows)
 
 
 def use_readable_help(app: typer.Typer) -> None:

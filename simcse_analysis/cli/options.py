@@ -8,26 +8,39 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from ..io_utils import check_writable, is_stdout, write_output_text
 from ..path_safety import check_apart
+from ..pooling import POOLERS
+
+#: The choices of the options that take one of a few names (help shows ``[a|b|c]``, click checks the value).
+PoolerName = Literal[POOLERS]  # type: ignore[valid-type]  # Literal["cls", "cls_before_pooler", …]
+DtypeName = Literal["fp32", "bf16", "fp16"]
+SplitName = Literal["test", "dev", "train"]
+VariantName = Literal["senteval", "raw"]
+AggregationName = Literal["all", "mean", "wmean"]
 
 Models = Annotated[list[str], typer.Argument(
-    metavar="MODEL", help="Checkpoints: Hugging Face ids, aliases or directories.",
+    metavar="MODEL", help="Checkpoints: Hugging Face ids, aliases, checkpoint or training-run directories; "
+                          "MODEL@POOLER picks the pooler of one (e.g. all-MiniLM-L6-v2@avg).",
     show_default=False)]
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
     help="Data directory (default: $SIMCSE_DATA, else ~/.cache/simcse-analysis/data).")]
-Pooler = Annotated[str | None, typer.Option(
-    "--pooler", help="cls | cls_before_pooler | avg | avg_first_last | avg_emb_last | avg_top2 (default: the checkpoint's own).")]
+Pooler = Annotated[PoolerName | None, typer.Option(
+    "--pooler", case_sensitive=False, show_default=False,
+    help="How a sentence vector is read off the model (README, 'Poolers'; default: the checkpoint's own). "
+         "MODEL@POOLER sets it for one checkpoint.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
 MaxLength = Annotated[int | None, typer.Option(
     "--max-length", min=1, help="Truncate inputs to this many tokens (default: the checkpoint's).")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available).")]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 for encoding.")]
+Dtype = Annotated[DtypeName, typer.Option(
+    "--dtype", case_sensitive=False, help="Precision of the encoding forward pass (fp16 needs a GPU: on the CPU it "
+                                          "runs slower than fp32 and is refused; use bf16 there).")]
 CacheDir = Annotated[Path | None, typer.Option(
     "--cache-dir", metavar="DIR",
     help="Embedding cache (default: $SIMCSE_CACHE, else ~/.cache/simcse-analysis/embeddings).")]
@@ -38,6 +51,11 @@ JsonOut = Annotated[Path | None, typer.Option(
     "--json", metavar="FILE", help="Also write every figure and its settings as JSON ('-': standard output).")]
 HtmlOut = Annotated[Path | None, typer.Option(
     "--out", metavar="FILE", help="Write an interactive HTML report here.")]
+
+
+NoProgress = Annotated[bool, typer.Option(
+    "--no-progress", help="No progress bars or stage lines on standard error (results and errors still print).")]
+QuietAlias = Annotated[bool, typer.Option("--quiet", hidden=True, help="Same as --no-progress (older name).")]
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,31 @@ with_encoder_options = shared_options(
         ("pooler", Pooler), ("batch_size", BatchSize), ("max_length", MaxLength), ("device", Device),
         ("dtype", Dtype), ("cache_dir", CacheDir), ("no_cache", NoCache), ("trust_remote_code", TrustRemoteCode))],
     "encoder", lambda values: EncoderOptions(**values))
+
+
+def with_progress(title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command ``--no-progress`` (hidden alias ``--quiet``) and run it inside one progress job named
+    ``title`` (:mod:`simcse_analysis.progress`: the library's loops report their stages to it, on standard
+    error). A command that declares a keyword-only ``show_progress: bool`` also receives the flag."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        params = inspect.signature(fn, eval_str=True).parameters
+        takes = "show_progress" in params
+
+        @functools.wraps(fn)
+        def run(*args: Any, show_progress: bool, **kwargs: Any) -> Any:
+            from .. import progress
+
+            with progress.job(title, enabled=show_progress):
+                return fn(*args, **({"show_progress": show_progress} if takes else {}), **kwargs)
+
+        own = [p for p in params.values() if p.name != "show_progress"]
+        run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [*own, inspect.Parameter("show_progress", inspect.Parameter.KEYWORD_ONLY, annotation=bool)])
+        return shared_options([SharedOption("no_progress", NoProgress, False), SharedOption("quiet", QuietAlias, False)],
+                              "show_progress", lambda v: not (v.get("no_progress") or v.get("quiet")))(run)
+
+    return decorate
 
 
 # ------------------------------------------------------------------------------------------ outputs

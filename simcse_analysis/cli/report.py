@@ -12,17 +12,20 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ..path_safety import data_inputs
+from .help_format import examples
 from .options import (
     DataDir,
     EncoderOptions,
+    VariantName,
     announce,
     check_outputs,
     with_encoder_options,
+    with_progress,
 )
 
 OptModels = Annotated[list[str] | None, typer.Argument(metavar="MODEL",
@@ -39,12 +42,14 @@ FromJson = Annotated[list[Path] | None, typer.Option(
 Umap = Annotated[bool, typer.Option("--umap/--no-umap", help="Draw the UMAP maps of the sentences.")]
 UmapSentences = Annotated[int, typer.Option(
     "--umap-sentences", min=5, help="Sentences in each UMAP map (a seeded sample of this size).")]
-UmapColour = Annotated[str, typer.Option(
-    "--umap-colour", help="corpus: STS test sentences coloured by their task | split: STS-B sentences by their split.")]
+UmapColour = Annotated[Literal["corpus", "split"], typer.Option(
+    "--umap-colour", case_sensitive=False,
+    help="corpus: STS test sentences coloured by their task | split: STS-B sentences by their split.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the UMAP sample and fit and of the random pairs.")]
 Splits = Annotated[str, typer.Option(
     "--splits", help="STS-B splits of the analysis protocol: comma-separated train, dev, test, or all.")]
-Variant = Annotated[str, typer.Option("--variant", help="senteval (SentEval copy, as the paper) | raw.")]
+Variant = Annotated[VariantName, typer.Option(
+    "--variant", case_sensitive=False, help="senteval: the SentEval copy, as the paper; raw: the originals.")]
 UniformityPairs = Annotated[int | None, typer.Option(
     "--uniformity-pairs", min=2, help="Estimate uniformity from this many random pairs (default: exact).")]
 NoLayers = Annotated[bool, typer.Option("--no-layers", help="Skip the per-layer anisotropy.")]
@@ -62,14 +67,23 @@ TokenSentences = Annotated[int, typer.Option(
 CompareFrom = Annotated[Path | None, typer.Option(
     "--compare-from", metavar="FILE",
     help="Add the Comparison section (verdicts, CKA, kNN overlap, the pairs that moved) from a saved "
-         "`simcse-analyze compare --json` document.")]
+         "`simcse-analyze compare --json` document; every checkpoint it compares must be on the page.")]
 TokensFrom = Annotated[Path | None, typer.Option(
-    "--tokens-from", help="Add the Token level section from a saved `simcse-analyze tokens --json` document "
+    "--tokens-from", metavar="FILE", help="Add the Token level section from a saved `simcse-analyze tokens --json` document "
                           "(with --tokens, the MODELs are analysed under its settings and added to it).")]
 
 
+EXAMPLES = examples(
+    "simcse-analyze report all-MiniLM-L6-v2 --data-dir ../shared/data --out out/minilm.html",
+    "simcse-analyze report runs/unsup all-MiniLM-L6-v2@avg --out page.html --json page.json --tokens",
+    "simcse-analyze report --from-json a.json --from-json b.json --out both.html   # no encoding",
+    "simcse-analyze report runs/base runs/unsup --compare-from cmp.json --tokens-from tok.json --out page.html")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("report")
+    @app.command("report", rich_help_panel="Analysis", epilog=EXAMPLES,
+                 short_help="The interactive HTML page: STS, geometry, layers, UMAP.")
+    @with_progress("report")
     @with_encoder_options
     def report_cmd(
         models: OptModels = None,
@@ -97,13 +111,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Interactive HTML report comparing checkpoints: STS table, align-uniform plane, spectra, anisotropy, UMAP."""
         from reports.collect import ReportSettings, merge_records, save_record
-        from reports.html import write_report
-        from reports.result import analyze, load_analysis
+        from reports.result import (
+            TokenRequest,
+            analyze,
+            check_comparison_models,
+            load_analysis,
+            model_identities,
+            render_page,
+        )
         from reports.umap_map import UMAPSettings
 
         from ..analysis import AnalysisSettings, parse_splits
         from ..comparison import load_comparison
         from ..errors import InputError
+        from ..io_utils import write_output_text
         from ..sts_eval import STSResult
         from . import invocation
         from .sts import sts_table
@@ -112,34 +133,41 @@ def register(app: typer.Typer) -> None:
             raise InputError("nothing to write: give --out REPORT.html and/or --json RECORD.json")
         if not models and not from_json:
             raise InputError("nothing to report on: give MODEL names and/or --from-json RECORD.json")
-        to_stderr = check_outputs(("--out", out), ("--json", json_out), reads=[  # fail before any encoding
+        # ---- every input is read and checked before any encoding
+        to_stderr = check_outputs(("--out", out), ("--json", json_out), reads=[
             *(("MODEL", m) for m in models or []), *(("--from-json", f) for f in from_json or []),
             *(("--trajectory", t) for t in trajectory or []), ("--compare-from", compare_from),
             ("--tokens-from", tokens_from), *data_inputs(data_dir)])
         records = [load_analysis(p).record for p in from_json or []]
-        # every document is read (and validated) before any model is encoded
-        saved_comparison = load_comparison(compare_from).to_dict() if compare_from is not None else None
-        from .tokens import report_token_document
-
-        token_doc = report_token_document(list(models or []) if tokens else [], token_sentences or None, seed,
-                                          tokens_from, data_dir, encoder)
+        token_request = TokenRequest.prepare([(m, None) for m in models or []] if tokens else [],
+                                             token_sentences or None, seed, tokens_from, data_dir)
+        compare_doc = (load_comparison(compare_from).to_dict() if compare_from is not None
+                       else next((r["comparison"] for r in records if r.get("comparison")), None))
+        settings = None
         if models:
             settings = ReportSettings(
                 analysis=AnalysisSettings(splits=parse_splits(splits), variant=variant,
                                           uniformity_pairs=uniformity_pairs, seed=seed, layers=not no_layers),
                 umap=UMAPSettings(n_sentences=umap_sentences, seed=seed, colour=umap_colour) if umap else None,
                 layer_sentences=layer_sentences or None)
+        if compare_doc is not None:  # a comparison about checkpoints the page does not show: refused now
+            shown = [*model_identities(models or [], encoder.pooler, trust_remote_code=encoder.trust_remote_code),
+                     *(m for r in records for m in r["models"])]
+            check_comparison_models(compare_doc, shown, f"--compare-from {compare_from}" if compare_from
+                                    else "the comparison in the --from-json record")
+        # ---- the work
+        if models:
             argv = sys.argv[1:] if sys.argv[1:2] == ["report"] else ["report", *models]  # without main(): approximate
             command = invocation() or shlex.join(["simcse-analyze", *map(str, argv)])
             records.insert(0, analyze(
                 models, settings=settings, data_dir=data_dir, batch_size=encoder.batch_size,
                 trajectories=trajectory or [], encoder_kwargs=encoder.load_kwargs,
-                command=command, title=title, log=lambda msg: typer.echo(msg, err=True)).record)
+                command=command, title=title).record)
         record = merge_records(records, title=title)
-        token_doc = token_doc or next((r["tokens"] for r in records if r.get("tokens")), None)
+        token_doc = (token_request.run(encoder_kwargs=encoder.load_kwargs, batch_size=encoder.batch_size)
+                     if token_request is not None else next((r["tokens"] for r in records if r.get("tokens")), None))
         if token_doc is not None:
             record["tokens"] = token_doc
-        compare_doc = saved_comparison or next((r["comparison"] for r in records if r.get("comparison")), None)
         if compare_doc is not None:
             record["comparison"] = compare_doc
         if not umap:
@@ -150,10 +178,5 @@ def register(app: typer.Typer) -> None:
             save_record(record, json_out)  # through io_utils.write_output_text
             announce(json_out, to_stderr=to_stderr)
         if out is not None:
-            from reports.compare_page import comparison_report_parts
-            from reports.token_page import token_sections
-
-            blocks, cmp_figs = comparison_report_parts(compare_doc) if compare_doc else ([], [])
-            write_report(record, out, extra_blocks=blocks,
-                         extra_sections=[*cmp_figs, *(token_sections(token_doc) if token_doc else ())])
+            write_output_text(out, render_page(record))
             announce(out, to_stderr=to_stderr)

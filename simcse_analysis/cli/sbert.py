@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from .options import DataDir, Device, JsonOut, check_outputs, write_record
+from .help_format import examples
+from .options import DataDir, Device, JsonOut, check_outputs, with_progress, write_record
 from .train import Model
 
 TrainFiles = Annotated[list[Path], typer.Option(
-    "--train-file", help="Labelled NLI pairs (repeatable): a SentEval SNLI directory (s1/s2/labels.SPLIT) or a "
+    "--train-file", metavar="PATH", help="Labelled NLI pairs (repeatable): a SentEval SNLI directory (s1/s2/labels.SPLIT) or a "
                          "CSV/TSV with premise, hypothesis and label columns.", show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Checkpoint directory to write (new or empty; pooler avg).",
+Out = Annotated[Path, typer.Option("--out", metavar="DIR", help="Checkpoint directory to write (new or empty; pooler avg).",
                                    show_default=False)]
 
 
@@ -24,7 +25,12 @@ def register(app: typer.Typer) -> None:
     train_app = next(g.typer_instance for g in app.registered_groups if g.name == "train")
     d = SBERTConfig("", [], "")
 
-    @train_app.command("sbert")
+    @train_app.command("sbert", epilog=examples(
+        "simcse-analyze train sbert --model bert-base-uncased --train-file ../shared/data/nli/snli-senteval "
+        "--out runs/sbert",
+        "simcse-analyze train sbert --model M --train-file snli.tsv --train-file mnli.tsv --out runs/sbert "
+        "--max-steps 2000"))
+    @with_progress("train sbert")
     def sbert(model: Model, train_files: TrainFiles, out: Out,
               batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per step.")] = d.batch_size,
               lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = d.learning_rate,
@@ -39,8 +45,7 @@ def register(app: typer.Typer) -> None:
               = d.seed,
               device: Device = None, data_dir: DataDir = None,
               overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")] = False,
-              quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-              json_out: JsonOut = None) -> None:
+              json_out: JsonOut = None, *, show_progress: bool) -> None:
         """SBERT-NLI (Reimers & Gurevych 2019): softmax over (u, v, |u − v|), 3 labels, mean pooling; the encoder
         is saved with pooler avg and its STS-B / SICK-R dev scores before and after."""
         from trainers.sbert import SBERTConfig, train_sbert
@@ -51,7 +56,9 @@ def register(app: typer.Typer) -> None:
                           batch_size=batch_size, learning_rate=lr, epochs=epochs, max_steps=max_steps,
                           warmup_ratio=warmup_ratio, max_length=max_length, seed=seed, device=device,
                           data_dir=str(data_dir) if data_dir is not None else None)
-        r = train_sbert(cfg, overwrite=overwrite, progress=not quiet, log=lambda msg: typer.echo(msg, err=True))
+        from .. import progress
+
+        r = train_sbert(cfg, overwrite=overwrite, progress=show_progress, log=progress.say)
         dev = (lambda m: "n/a" if m is None else f"STS-B dev {m['stsb_spearman']:.2f}, SICK-R dev "
                f"{m['sickr_spearman']:.2f}")
         typer.echo(f"{r.steps} steps on {r.rows} pairs in {r.train_time_s / 60:.1f} min, train accuracy "

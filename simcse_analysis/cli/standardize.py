@@ -8,20 +8,26 @@ from typing import Annotated
 
 import typer
 
-from .options import EncoderOptions, JsonOut, check_outputs, with_encoder_options, write_record
+from .help_format import examples
+from .options import EncoderOptions, JsonOut, check_outputs, with_encoder_options, with_progress, write_record
 from .whiten import MaxSentences, Overwrite, Seed
 
-Model = Annotated[str, typer.Argument(help="Checkpoint to standardise: Hugging Face id, alias or directory.",
+Model = Annotated[str, typer.Argument(metavar="MODEL", help="Checkpoint to standardise: Hugging Face id, alias or directory.",
                                       show_default=False)]
 Corpus = Annotated[list[Path], typer.Option(
-    "--corpus", help="Sentences to fit the mean and standard deviation on, one per line (repeatable).",
+    "--corpus", metavar="FILE", help="Sentences to fit the mean and standard deviation on, one per line (repeatable).",
     show_default=False)]
-Out = Annotated[Path, typer.Option("--out", help="Directory of the standardised checkpoint (new or empty).",
+Out = Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory of the standardised checkpoint (new or empty).",
                                    show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("standardize")
+    @app.command("standardize", rich_help_panel="Baselines",
+                 short_help="z-scored dimensions (Timkey & van Schijndel 2021).", epilog=examples(
+                     "simcse-analyze standardize all-MiniLM-L6-v2 --corpus ../shared/data/unsup/"
+                     "wiki1m_for_simcse.head.txt --out runs/minilm-z",
+                     "simcse-analyze tokens runs/minilm-z --out z-tokens.html   # use it like any checkpoint"))
+    @with_progress("standardize")
     @with_encoder_options
     def standardize_cmd(
         model: Model,

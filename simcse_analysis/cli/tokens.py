@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from ..path_safety import data_inputs
+from .help_format import examples
 from .options import (
     DataDir,
     EncoderOptions,
@@ -19,18 +20,20 @@ from .options import (
     announce,
     check_outputs,
     with_encoder_options,
+    with_progress,
     write_output,
 )
 
 Corpus = Annotated[list[Path] | None, typer.Option(
-    "--corpus", help="Sentences to analyse, one per line (repeatable; default: every distinct STS-B sentence).")]
+    "--corpus", metavar="FILE", help="Sentences to analyse, one per line (repeatable; default: every distinct STS-B sentence).")]
 Embeddings = Annotated[list[Path] | None, typer.Option(
     "--embeddings", help="Not supported here: precomputed sentence vectors hold no tokens (listed so the error "
                          "can say so).", hidden=True)]
 MaxSentences = Annotated[int | None, typer.Option(
     "--max-sentences", min=2, help="Analyse a seeded uniform sample of this many sentences.")]
-Units = Annotated[str, typer.Option(
-    "--units", help="word: whole words, the mean of their word pieces | piece: every word piece (Ethayarajh's code).")]
+Units = Annotated[Literal["word", "piece"], typer.Option(
+    "--units", case_sensitive=False,
+    help="word: whole words, the mean of their word pieces; piece: every word piece (Ethayarajh's code).")]
 MinCount = Annotated[int, typer.Option("--min-count", min=2, help="Word types need this many occurrences.")]
 MevCap = Annotated[int, typer.Option("--mev-cap", min=2, help="MEV on at most this many occurrences per type.")]
 MevTypes = Annotated[int, typer.Option("--mev-types", min=1, help="MEV on at most this many (seeded) types.")]
@@ -70,8 +73,16 @@ def tokens_table(report: Any) -> str:
     return (table + "\n\ntoken-embedding matrix (frequency = count in the analysed sentences):\n" + em_table)
 
 
+EXAMPLES = examples(
+    "simcse-analyze tokens all-MiniLM-L6-v2 --data-dir ../shared/data --out tokens.html --json tokens.json",
+    "simcse-analyze tokens all-MiniLM-L6-v2 runs/unsup --max-sentences 2000 --units piece",
+    "simcse-analyze tokens runs/unsup@cls_before_pooler --corpus wiki.txt --out tokens.html")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("tokens")
+    @app.command("tokens", rich_help_panel="Analysis", epilog=EXAMPLES,
+                 short_help="Token-level anisotropy per layer, rogue dimensions.")
+    @with_progress("tokens")
     @with_encoder_options
     def tokens_cmd(
         models: Models,
@@ -105,15 +116,15 @@ def register(app: typer.Typer) -> None:
         settings = TokenSettings(units=units, min_count=min_count, max_sentences=max_sentences, seed=seed,
                                  mev_cap=mev_cap, mev_types=mev_types)
         data = load_token_corpus(settings, list(corpus or []), data_dir)
+        from ..encoder import check_checkpoint, load_encoder
+        from ..pooling import split_pooler
 
-        def encoders():
-            from ..encoder import load_encoder
-
-            for name in models:
-                yield load_encoder(name, **encoder.load_kwargs)
-
-        report = run_token_analysis(encoders(), data, settings, batch_size=encoder.batch_size,
-                                    log=lambda msg: typer.echo(msg, err=True))
+        specs = [split_pooler(m) for m in models]
+        for name, _ in specs:  # every checkpoint is checked before the first one is analysed
+            check_checkpoint(name, trust_remote_code=encoder.trust_remote_code)
+        encoders = (load_encoder(name, **{**encoder.load_kwargs, "pooler": pooler or encoder.pooler})
+                    for name, pooler in specs)
+        report = run_token_analysis(encoders, data, settings, batch_size=encoder.batch_size, n_models=len(specs))
         typer.echo(f"protocol: {report.protocol}", err=to_stderr)
         typer.echo(tokens_table(report), err=to_stderr)
         if json_out is not None:
@@ -123,32 +134,3 @@ def register(app: typer.Typer) -> None:
 
             write_token_page(report.to_dict(), html_out)
             announce(html_out, to_stderr=to_stderr)
-
-
-def report_token_document(models: list[str], n_sentences: int | None, seed: int, tokens_from: Path | None,
-                          data_dir: Path | None, encoder: EncoderOptions) -> dict[str, Any] | None:
-    """The Token level section's document for ``report``: a saved ``tokens --json`` file, and/or a fresh
-    analysis of ``models`` (``MODEL@POOLER`` and run directories as ``report`` reads them); None if neither."""
-    from ..token_analysis import TokenReport, TokenSettings, load_token_corpus, run_token_analysis
-
-    saved = TokenReport.load(tokens_from) if tokens_from is not None else None
-    if not models:
-        return saved.to_dict() if saved is not None else None
-    from reports.collect import resolve_model_arg
-
-    from ..encoder import load_encoder
-
-    settings = saved.settings if saved is not None else TokenSettings(max_sentences=n_sentences, seed=seed)
-    data = load_token_corpus(settings, [], data_dir)
-    specs = [resolve_model_arg(m) for m in models]
-    encoders = (load_encoder(s.load, **{**encoder.load_kwargs, "pooler": s.pooler or encoder.pooler}) for s in specs)
-    fresh = run_token_analysis(encoders, data, settings, batch_size=encoder.batch_size,
-                               log=lambda msg: typer.echo(msg, err=True))
-    if saved is not None:
-        if saved.protocol != fresh.protocol:
-            from ..errors import InputError
-
-            raise InputError(f"--tokens-from {tokens_from} was computed under another protocol ({saved.protocol!r}); "
-                             "drop --tokens or rebuild the file with the same settings")
-        fresh.results = saved.results + fresh.results
-    return fresh.to_dict()

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from trainers.config import TrainConfig
 
+from .help_format import examples
 from .options import (
     DataDir,
     Device,
+    DtypeName,
     JsonOut,
+    PoolerName,
     SharedOption,
     TrustRemoteCode,
     check_outputs,
     shared_options,
+    with_progress,
     write_record,
 )
 
@@ -31,8 +35,9 @@ TrainFiles = Annotated[list[Path], typer.Option(
 Out = Annotated[Path, typer.Option(
     "--out", metavar="DIR", help="Run directory: trajectory.jsonl, best/, last/, run.json.",
     show_default=False)]
-TrainPooler = Annotated[str, typer.Option(
-    "--pooler", help="cls (MLP over [CLS]) | cls_before_pooler | avg | avg_first_last | avg_emb_last | avg_top2.")]
+TrainPooler = Annotated[PoolerName, typer.Option(
+    "--pooler", case_sensitive=False, help="The pooler trained and evaluated: cls = an MLP over [CLS] (SimCSE); "
+                                           "README, 'Poolers'.")]
 MlpOnlyTrain = Annotated[bool | None, typer.Option(
     "--mlp-only-train/--mlp-at-test",
     help="With --pooler cls: drop the MLP at evaluation (default for unsup) or keep it (default for sup).",
@@ -74,18 +79,19 @@ MiniBatch = Annotated[int | None, typer.Option(
     "--mini-batch-size", min=1, help="Gradient caching: encode the batch in chunks of this many rows with cached "
                                      "representation gradients; same update as the full batch, memory of one chunk.",
     show_default=False)]
-CrossProcessGradient = Annotated[str, typer.Option(
-    "--cross-process-gradient",
+CrossProcessGradient = Annotated[Literal["average", "global"], typer.Option(
+    "--cross-process-gradient", case_sensitive=False,
     help="Several processes: 'average' (the reference: DDP averages, update = global-batch gradient / "
          "processes) or 'global' (rescaled: same update as one process on the global batch).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of initialisation, data order, dropout and views.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (mixed precision).")]
+Precision = Annotated[DtypeName, typer.Option(
+    "--precision", case_sensitive=False, help="Mixed precision of training (fp16 needs a CUDA GPU).")]
 EvalSteps = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on STS-B dev (and save resumable "
                                                                     "state) every this many steps.")]
 EvalAtStart = Annotated[bool, typer.Option("--eval-at-start/--no-eval-at-start",
                                            help="Evaluate before the first step.")]
-SelectOn = Annotated[str, typer.Option(
-    "--select-on", help="What picks best/: stsb (STS-B dev Spearman) or stsb_sickr (its mean with SICK-R dev, "
+SelectOn = Annotated[Literal["stsb", "stsb_sickr"], typer.Option(
+    "--select-on", case_sensitive=False, help="What picks best/: stsb (STS-B dev Spearman) or stsb_sickr (its mean with SICK-R dev, "
                         "the reference's choice); both are recorded in the trajectory.")]
 EvalBatch = Annotated[int, typer.Option("--eval-batch-size", min=1, help="Sentences per forward pass when "
                                                                          "evaluating.")]
@@ -106,7 +112,6 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --ou
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved settings and the command, train "
                                                         "nothing.")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
 def _config(objective: str, **kw: Any):
@@ -131,8 +136,8 @@ def summary_table(result) -> str:
             f"best: {result.best_dir}\nlast: {result.last_dir}")
 
 
-def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet: bool, json_out: Path | None,
-         training: dict[str, Any], **kw: Any) -> None:
+def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, show_progress: bool,
+         json_out: Path | None, training: dict[str, Any], **kw: Any) -> None:
     """Build the config from the command's own options and the shared ``training`` ones, and run it."""
     config = _config(objective, **training, **kw)
     to_stderr = check_outputs(("--json", json_out), reads=[("--model", config.model), *(
@@ -144,8 +149,9 @@ def _run(objective: str, *, resume: bool, overwrite: bool, dry_run: bool, quiet:
         return
     from trainers.loop import train
 
-    result = train(config, resume=resume, overwrite=overwrite, progress=not quiet,
-                   log=lambda msg: typer.echo(msg, err=True))
+    from .. import progress
+
+    result = train(config, resume=resume, overwrite=overwrite, progress=show_progress, log=progress.say)
     typer.echo(summary_table(result), err=to_stderr)
     write_record(json_out, result, to_stderr=to_stderr)
 
@@ -172,27 +178,43 @@ TRAINING_OPTIONS: list[SharedOption] = [
 with_training_options = shared_options(TRAINING_OPTIONS, "training")
 
 
+UNSUP_EXAMPLES = examples(
+    "simcse-analyze train unsup --model bert-base-uncased --train-file wiki1m_for_simcse.txt --out runs/unsup",
+    "simcse-analyze train unsup --model all-MiniLM-L6-v2 --train-file wiki1m_for_simcse.head.txt --out mini "
+    "--max-steps 40",
+    "simcse-analyze train unsup --model M --train-file F --out runs/x --dry-run   # the resolved settings",
+    "simcse-analyze train unsup --model M --train-file F --out runs/x --resume")
+SUP_EXAMPLES = examples(
+    "simcse-analyze train sup --model bert-base-uncased --train-file nli_for_simcse.csv --out runs/sup",
+    "simcse-analyze train sup --model M --train-file nli.csv --out runs/sup --batch-size 512 --mini-batch-size 64")
+
+
 def register(app: typer.Typer) -> None:
     train_app = typer.Typer(help="Train SimCSE checkpoints (unsupervised or supervised), recording the STS-B dev "
-                                 "trajectory.", no_args_is_help=True)
-    app.add_typer(train_app, name="train")
+                                 "trajectory.", no_args_is_help=True,
+                            epilog=examples("simcse-analyze train unsup --help", "simcse-analyze train sup --help",
+                                            "simcse-analyze train sbert --help"))
+    app.add_typer(train_app, name="train", rich_help_panel="Training",
+                  short_help="Train SimCSE (unsup, sup) or the SBERT-NLI baseline.")
 
-    @train_app.command("unsup")
+    @train_app.command("unsup", epilog=UNSUP_EXAMPLES)
+    @with_progress("train unsup")
     @with_training_options
     def unsup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
               positive: Positive = DEFAULTS["positive"], seed: Seed = DEFAULTS["seed"], resume: Resume = False,
               overwrite: Overwrite = False,
-              dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
-              training: dict[str, Any]) -> None:
+              dry_run: DryRun = False, json_out: JsonOut = None, *,
+              training: dict[str, Any], show_progress: bool) -> None:
         """Unsupervised SimCSE: each sentence is its own positive under two dropout masks."""
         _run("unsup", **locals())
 
-    @train_app.command("sup")
+    @train_app.command("sup", epilog=SUP_EXAMPLES)
+    @with_progress("train sup")
     @with_training_options
     def sup(model: Model, train_files: TrainFiles, out: Out, dropout: Dropout = None,
             hard_negative_weight: HardNegWeight = DEFAULTS["hard_negative_weight"], seed: Seed = DEFAULTS["seed"],
             resume: Resume = False,
-            overwrite: Overwrite = False, dry_run: DryRun = False, quiet: Quiet = False, json_out: JsonOut = None, *,
-            training: dict[str, Any]) -> None:
+            overwrite: Overwrite = False, dry_run: DryRun = False, json_out: JsonOut = None, *,
+            training: dict[str, Any], show_progress: bool) -> None:
         """Supervised SimCSE on sent0,sent1[,hard_neg] triplets (entailment positive, contradiction hard negative)."""
         _run("sup", **locals())

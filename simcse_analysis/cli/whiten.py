@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from .help_format import examples
 from .options import (
     EncoderOptions,
     JsonOut,
     check_outputs,
     with_encoder_options,
+    with_progress,
     write_record,
 )
 
@@ -37,7 +39,14 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empt
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("whiten")
+    @app.command("whiten", rich_help_panel="Baselines",
+                 short_help="BERT-whitening (Su et al. 2021) as a checkpoint.", epilog=examples(
+                     "simcse-analyze whiten all-MiniLM-L6-v2 --corpus wiki1m_for_simcse.head.txt "
+                     "--out runs/minilm-whitened",
+                     "simcse-analyze whiten bert-base-uncased --pooler avg_first_last --corpus wiki.txt --out runs/w256 "
+                     "--n-components 256",
+                     "simcse-analyze eval runs/minilm-whitened   # use it like any checkpoint"))
+    @with_progress("whiten")
     @with_encoder_options
     def whiten_cmd(
         model: Model,
