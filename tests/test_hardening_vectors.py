@@ -88,8 +88,14 @@ def test_nan_vectors_are_never_cached(nan_checkpoint, tmp_path):
     np.testing.assert_equal(np.isfinite(enc.encode(["zebra zebra"])).all(), True)  # clean sentences still encode
 
 
-def test_fp16_overflow_says_rerun_in_fp32(run_cli, loud_checkpoint, small_data_dir):
+def test_fp16_overflow_says_rerun_in_fp32(run_cli, loud_checkpoint, small_data_dir, monkeypatch):
+    """fp16 is refused on the CPU (slow), so the overflow a GPU run meets is reached here by lifting that refusal."""
+    from simcse_analysis import encoder
+
     args = ("eval", loud_checkpoint, "--tasks", "stsb", "--data-dir", small_data_dir, "--no-cache", "--pooler", "avg")
+    code, _, err = run_cli(*args, "--dtype", "fp16")
+    assert code == 2 and "--dtype fp16 on the CPU" in err  # the refusal, before any model loads
+    monkeypatch.setattr(encoder, "check_dtype_for_device", lambda dtype, device: None)
     code, _, err = run_cli(*args, "--dtype", "fp16")
     assert_one_error(code, err, "fp16 overflow", "finite vector in fp32", "--dtype fp32")
     assert "weights" not in err

@@ -157,7 +157,7 @@ def test_compare_shows_every_checkpoint_task_and_stage(tiny_bert_dir, small_data
         assert re.search(rf"^\[{k}/2 \S+@{pooler}\] STS14 \([\d,]+ sentences\)  \[\d+% of [\d,]+ sentences, "
                          r"\d\d:\d\d elapsed, ETA", err, flags=re.MULTILINE), err
         assert f"[{k}/2 {tiny_bert_dir}@{pooler}] STS-B sentences (" in err
-    assert "paired tests (100 resamples)" in err
+    assert "paired tests, bootstrap CIs, CKA, kNN overlap, movers" in err
     assert job.done == job.total == sum(plans) > 0  # a cold cache: the plan was the work, sentence for sentence
 
 
