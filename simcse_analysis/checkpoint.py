@@ -265,8 +265,43 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 #: and its pooling module's ``config.json``.
 MODULES_KIND = DocumentKind("sentence-transformers modules.json", ListOf(Obj(optional={
     "type": Str(), "path": OneOf((Str(choices=("",)), FileName()))})), "fix or delete the file")
+#: sentence-transformers' pooling modes (``1_Pooling/config.json``) → the pooler that computes it here, or None.
+ST_POOLING_MODES: dict[str, str | None] = {
+    "pooling_mode_cls_token": "cls_before_pooler", "pooling_mode_mean_tokens": "avg",
+    "pooling_mode_max_tokens": None, "pooling_mode_mean_sqrt_len_tokens": None,
+    "pooling_mode_weightedmean_tokens": None, "pooling_mode_lasttoken": None}
+#: sentence-transformers modules whose output the encoder reproduces (Normalize: cosines are unchanged).
+ST_REPRODUCED_MODULES = ("Transformer", "Pooling", "Normalize")
 POOLING_KIND = DocumentKind("sentence-transformers pooling config", Obj(optional={
-    "pooling_mode_cls_token": Bool(), "pooling_mode_mean_tokens": Bool()}), "fix or delete the file")
+    name: Bool() for name in ST_POOLING_MODES}), "fix or delete the file")
+
+
+def _st_pooling_modes(path: Path, entry: dict[str, Any]) -> list[str]:
+    """The pooling modes a ``Pooling`` module of ``modules.json`` turns on (mean when its config says none)."""
+    cfg_file = path / entry.get("path", "") / "config.json"
+    cfg = read_document(cfg_file, POOLING_KIND) if cfg_file.is_file() else {}
+    return [name for name in ST_POOLING_MODES if cfg.get(name)] or ["pooling_mode_mean_tokens"]
+
+
+def sentence_transformers_unreproduced(path: Path) -> list[str]:
+    """What of a sentence-transformers checkpoint's pipeline (``modules.json``) the encoder does not compute:
+    modules other than :data:`ST_REPRODUCED_MODULES` (a ``Dense`` projection, say), and pooling other than
+    exactly one of mean or CLS token (max, weighted mean, several modes concatenated …). Empty for a plain
+    checkpoint and for pipelines this package computes exactly."""
+    modules = path / "modules.json"
+    if not modules.is_file():
+        return []
+    missing = []
+    for entry in read_document(modules, MODULES_KIND):
+        kind = str(entry.get("type", "")).rsplit(".", 1)[-1]
+        where = entry.get("path") or kind
+        if kind == "Pooling":
+            modes = _st_pooling_modes(path, entry)
+            if len(modes) != 1 or ST_POOLING_MODES[modes[0]] is None:
+                missing.append(f"{where} ({' + '.join(m.removeprefix('pooling_mode_') for m in modes)} pooling)")
+        elif kind not in ST_REPRODUCED_MODULES:
+            missing.append(f"{where} ({kind or 'a module of unknown type'})")
+    return missing
 
 
 def sentence_transformers_pooler(path: Path) -> str | None:
@@ -280,19 +315,29 @@ def sentence_transformers_pooler(path: Path) -> str | None:
         return None
     for entry in read_document(modules, MODULES_KIND):
         if str(entry.get("type", "")).endswith("Pooling"):
-            cfg_file = path / entry.get("path", "") / "config.json"
-            cfg = read_document(cfg_file, POOLING_KIND) if cfg_file.is_file() else {}
-            if cfg.get("pooling_mode_cls_token"):
-                return "cls_before_pooler"
-            if cfg.get("pooling_mode_mean_tokens", True):
-                return "avg"
+            modes = _st_pooling_modes(path, entry)
+            return ST_POOLING_MODES[modes[0]] if len(modes) == 1 else None
     return None
 
 
 def default_pooler(path: Path) -> str:
     """Pooler to use when none is asked for: the checkpoint's metadata, its sentence-transformers
-    pooling, else ``cls`` (the SimCSE evaluation default)."""
-    return read_metadata(path).get("pooler") or sentence_transformers_pooler(path) or "cls"
+    pooling, else ``cls`` (the SimCSE evaluation default).
+
+    A sentence-transformers checkpoint whose pipeline holds something this package does not compute
+    (:func:`sentence_transformers_unreproduced`: a ``Dense`` layer, max pooling …) gets no default: its
+    vectors would silently not be the model's. :class:`InputError` asks for an explicit pooler, which then
+    analyses the transformer's output with that pooler, knowingly."""
+    own = read_metadata(path).get("pooler")
+    if own:
+        return own
+    missing = sentence_transformers_unreproduced(path)
+    if missing:
+        raise InputError(f"{path} is a sentence-transformers model whose pipeline includes {', '.join(missing)}, "
+                         "which simcse-analysis does not compute, so its default vectors would not be the model's: "
+                         "pass a pooler (--pooler avg, cls_before_pooler …, or MODEL@POOLER) to analyse the "
+                         "transformer's output with that pooler instead")
+    return sentence_transformers_pooler(path) or "cls"
 
 
 SBERT_CONFIG_KIND = DocumentKind("sentence_bert_config.json", Obj(optional={"max_seq_length": Int(null=True, min=1)}),
