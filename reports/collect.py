@@ -433,14 +433,17 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
 
     from simcse_analysis.analysis import EncoderSource, run_align_uniform, run_spectrum
     from simcse_analysis.checkpoint import read_metadata
-    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.encoder import later_poolers, load_encoder
     from simcse_analysis.sts_eval import evaluate_sts
 
     entries: list[dict[str, Any]] = []
-    for spec in specs:
+    # one forward pass for several poolers of one checkpoint: the first fills the cache for the later ones
+    siblings = later_poolers([(s.load, s.pooler or (encoder_kwargs or {}).get("pooler")) for s in specs])
+    for spec, also in zip(specs, siblings):
         say(f"{spec.name}: loading")
         t0 = time.perf_counter()
         kwargs = dict(encoder_kwargs or {})
+        kwargs["also_pool"] = also
         if spec.pooler:
             kwargs["pooler"] = spec.pooler
         enc = load_encoder(spec.load, **kwargs)
@@ -470,7 +473,8 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
             from .umap_map import umap_panel
 
             x = np.concatenate([encode(texts)[rows] for texts, rows in umap_plan.sources])
-            panel = umap_panel(x, settings.umap)
+            panel = umap_panel(x, settings.umap, cache=enc.cache.results if enc.cache is not None else None,
+                               checkpoint=enc.cache_label())
             t0 = tick("umap", t0)
         describe = enc.describe()
         entries.append({

@@ -142,7 +142,51 @@ def umap_embed(x: np.ndarray, settings: UMAPSettings) -> np.ndarray:
     return np.asarray(coords, dtype=np.float64)
 
 
-def umap_panel(x: np.ndarray, settings: UMAPSettings, decimals: int = 4) -> dict[str, list[float]]:
-    """``{"x": [...], "y": [...]}`` of :func:`umap_embed`, rounded for compact JSON."""
-    coords = np.round(umap_embed(x, settings), decimals)
+#: Packages whose versions change a fitted map (part of the cache key of :func:`umap_embed_cached`).
+UMAP_PACKAGES = ("umap-learn", "numba", "numpy", "scipy", "pynndescent")
+
+
+def umap_cache_key(x: np.ndarray, settings: UMAPSettings) -> dict[str, Any]:
+    """Everything a map depends on: the input vectors (digest of their float32 bytes), the settings that reach
+    the fit (not the colouring), the versions of :data:`UMAP_PACKAGES` and the code of this module."""
+    import sys
+    from importlib import metadata
+
+    from simcse_analysis.cache import array_digest, code_digest
+
+    versions = {}
+    for pkg in UMAP_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    fit = {k: v for k, v in settings.to_dict().items() if k != "colour"}
+    return {"x": array_digest(np.asarray(x, dtype=np.float32)), "shape": list(np.shape(x)), "settings": fit,
+            "versions": versions, "code": code_digest(sys.modules[__name__])}
+
+
+def umap_embed_cached(x: np.ndarray, settings: UMAPSettings, cache: Any | None = None,
+                      checkpoint: dict[str, Any] | None = None) -> np.ndarray:
+    """:func:`umap_embed` through ``cache`` (a :class:`~simcse_analysis.cache.ResultCache`, kind ``umap``, key
+    :func:`umap_cache_key`): the same vectors and settings under the same package versions give the same
+    coordinates (the fit is seeded), so a rerun reads them instead of fitting again. ``checkpoint`` labels the
+    entry for ``simcse-analyze cache``. ``cache=None``: no caching."""
+    if cache is None:
+        return umap_embed(x, settings)
+    key = umap_cache_key(x, settings)
+    hit = cache.get("umap", key)
+    if hit is not None:
+        coords = np.asarray(hit, dtype=np.float64)
+        if coords.shape == (np.shape(x)[0], 2):
+            return coords
+    coords = umap_embed(x, settings)
+    cache.put("umap", key, coords.tolist(), checkpoint=checkpoint)
+    return coords
+
+
+def umap_panel(x: np.ndarray, settings: UMAPSettings, decimals: int = 4, cache: Any | None = None,
+               checkpoint: dict[str, Any] | None = None) -> dict[str, list[float]]:
+    """``{"x": [...], "y": [...]}`` of :func:`umap_embed` (through ``cache``: :func:`umap_embed_cached`),
+    rounded for compact JSON."""
+    coords = np.round(umap_embed_cached(x, settings, cache, checkpoint), decimals)
     return {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist()}

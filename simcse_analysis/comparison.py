@@ -194,15 +194,38 @@ class ModelScores:
         return cls.from_dict(_read_document(path, SCORES_SCHEMA, "scores", "compare --save-scores DIR"))
 
 
+def embed_all(source: Any, data: CompareData, layers: bool) -> Any:
+    """Every distinct sentence of the comparison through ``source`` once → ``embed(texts)``, a row lookup.
+
+    The STS-B protocol sentences go first, with their per-layer poolings when ``layers`` (one forward pass
+    for both, :meth:`~simcse_analysis.analysis.EncoderSource.prefetch`), then the task sentences not among
+    them: the model sees each distinct sentence once, however many tasks share it, and nothing is
+    encoded again for the embedding-space part (with or without the disk cache)."""
+    from .sts_eval import unique_pairs
+
+    protocol = data.protocol.sentences if data.protocol is not None else []
+    if protocol and layers and hasattr(source, "prefetch"):
+        source.prefetch(protocol, layers=True)
+    known = set(protocol)
+    rest = list(dict.fromkeys(t for subsets in data.tasks.values() for t in unique_pairs(subsets)[0]
+                              if t not in known))
+    parts = [np.asarray(source.embed(texts)) for texts in (protocol, rest) if texts]
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    row = {t: i for i, t in enumerate([*protocol, *rest])}
+    return lambda texts: vectors[np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))]
+
+
 def score_model(source: Any, data: CompareData, settings: CompareSettings, label: str | None = None
                 ) -> ModelScores:
-    """Encode the comparison's pairs and sentences with ``source`` (an :class:`~simcse_analysis.analysis.EncoderSource`)."""
+    """Encode the comparison's pairs and sentences with ``source`` (an :class:`~simcse_analysis.analysis.EncoderSource`),
+    each distinct sentence once (:func:`embed_all`)."""
     from .metrics.align_uniform import uniformity_with_rows
     from .sts_eval import score_task
 
+    embed = embed_all(source, data, settings.layers)
     tasks = {}
     for task, subsets in data.tasks.items():
-        system = score_task(source.embed, subsets)
+        system = score_task(embed, subsets)
         tasks[task] = TaskScores([s.subset for s in subsets], data.bounds(task), task_digest(subsets),
                                  np.concatenate(system))
     describe = source.describe()
@@ -210,7 +233,7 @@ def score_model(source: Any, data: CompareData, settings: CompareSettings, label
     out = ModelScores(name, describe, tasks)
     p = data.protocol
     if p is not None:
-        emb = source.embed(p.sentences)
+        emb = embed(p.sentences)
         pos = p.pairs[p.positive]
         out.sentences_digest = _digest(p.sentences) + f"/{len(pos)}"
         out.alignment_terms = stats.alignment_terms(emb[pos[:, 0]], emb[pos[:, 1]])
@@ -529,16 +552,23 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
     settings = settings or CompareSettings()
     data = load_compare_data(settings, data_dir)  # fails on missing data and k >= N before encoding
     saved = {c: ModelScores.load(c) for c in checkpoints if c.endswith(".json") and os.path.isfile(c)}
+    from .encoder import later_poolers
+    from .pooling import split_pooler
+
+    # one forward pass for several poolers of one checkpoint: the first fills the cache for the later ones
+    specs = [split_pooler(c) for c in checkpoints]
+    siblings = later_poolers([(n, p or (encoder_kwargs or {}).get("pooler")) for c, (n, p) in zip(checkpoints, specs)
+                              if c not in saved])
+    also = iter(siblings)
     scores: list[ModelScores] = []
     for i, spec in enumerate(checkpoints):
         if spec in saved:
             scores.append(saved[spec])
             continue
-        from .pooling import split_pooler
-
-        name, pooler = split_pooler(spec)
+        name, pooler = specs[i]
         kwargs = dict(encoder_kwargs or {})
         kwargs["pooler"] = pooler or kwargs.get("pooler")
+        kwargs["also_pool"] = next(also)
         enc = load_encoder(name, **kwargs)
         scores.append(score_model(EncoderSource(enc, batch_size), data, settings, label=f"{name}@{enc.pooler}"))
         if save_scores is not None:
