@@ -366,3 +366,22 @@ def test_cache_prune_by_kind_checkpoint_age_and_size_and_clear(tmp_path, tiny_be
                         ([], "needs --older-than"), (["--kind", "vectors"], "--kind 'vectors'")):
         code, _, err = run_cli("cache", "prune", *bad, "--cache-dir", root)
         assert code == 2 and err.startswith("error:") and needle in err
+
+
+def test_report_of_two_poolers_of_one_checkpoint_runs_the_model_for_the_first_only(tmp_path, tiny_bert_dir,
+                                                                                   small_data_dir, monkeypatch):
+    from reports.result import analyze
+    from simcse_analysis.encoder import Encoder
+
+    passes: list[str] = []
+    run = Encoder._run
+
+    def counting(self, texts, *a, **k):
+        passes.append(self.pooler)
+        return run(self, texts, *a, **k)
+
+    monkeypatch.setattr(Encoder, "_run", counting)
+    a = analyze([f"{tiny_bert_dir}@avg", f"{tiny_bert_dir}@cls_before_pooler"], data_dir=small_data_dir, umap=False,
+                encoder_kwargs={"device": "cpu", "cache_dir": tmp_path})
+    assert passes and set(passes) == {"avg"}  # every vector of the second came from the first one's passes
+    assert a.models[1].pooler == "cls_before_pooler" and a.models[1].sts["avg"] != a.models[0].sts["avg"]

@@ -11,7 +11,8 @@ On the embeddings ``X`` (N × d) of a corpus:
 * ``projection="raw"``: the paper's Algorithm 1 as written, which projects the *raw* vector,
   ``x' = (x − μ) − Σ_{i≤D} (u_iᵀ x) u_i = (x − μ)(I − U_D U_Dᵀ) − μ U_D U_Dᵀ``: the same vectors shifted
   by the constant ``−μ U_D U_Dᵀ`` (the mean's component along the removed directions), which changes
-  cosines. On all-MiniLM-L6-v2 (mean pooling) the two give STS-B 81.94 (centred) vs 82.08 (raw).
+  cosines. On all-MiniLM-L6-v2 (mean pooling, fitted on 5,000 Wikipedia sentences) the two give STS-B test
+  81.94 (centred) vs 82.08 (raw).
 
 Either map is affine (``M = I − U_D U_Dᵀ``, d × d, a projection of rank ``d − D``, plus the bias
 ``b = −μ U_D U_Dᵀ`` for ``raw``), so the checkpoint uses the same ``post_transform: affine`` machinery as

@@ -4,7 +4,7 @@ over ``trainers.abtt.abtt_checkpoint`` and ``trainers.flow.flow_checkpoint``).""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -18,11 +18,11 @@ Out = Annotated[Path, typer.Option("--out", help="Directory of the post-processe
 Directions = Annotated[int | None, typer.Option(
     "--n-directions", min=1, help="Principal directions D to remove (default: round(d/100), at least 1).",
     show_default=False)]
-Projection = Annotated[Literal["centred", "raw"], typer.Option(
+Projection = Annotated[str, typer.Option(
     "--projection",
-    help="Remove the top directions from the centred vector x − μ (default: an orthogonal projection) or from the "
-         "raw x, as Mu & Viswanath's Algorithm 1 is written (then a constant −μ·U·Uᵀ remains). Recorded in the "
-         "checkpoint's metadata.")]
+    help="centred | raw: remove the top directions from the centred vector x − μ (the default: an orthogonal "
+         "projection) or from the raw x, as Mu & Viswanath's Algorithm 1 is written (then a constant −μ·U·Uᵀ "
+         "remains). Recorded in the checkpoint's metadata.")]
 AbttCorpus = Annotated[list[Path], typer.Option(
     "--corpus", metavar="FILE",
     help="Sentences to fit the mean and the principal directions on, one per line (repeatable; files are "
