@@ -67,7 +67,9 @@ def register(app: typer.Typer) -> None:
                  blocks: Annotated[int, typer.Option("--blocks", min=1, help="Flow blocks (ActNorm, invertible "
                                                      "linear, affine coupling).")] = fd.blocks,
                  hidden: Annotated[int | None, typer.Option("--hidden", min=1, help="Coupling MLP width (default: "
-                                                            "the embedding dimension).", show_default=False)] = None,
+                                                            "the number of directions the flow models: the "
+                                                            "embedding dimension less its null directions).",
+                                                            show_default=False)] = None,
                  epochs: Annotated[float, typer.Option("--epochs", help="Passes over the corpus.")] = fd.epochs,
                  lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = fd.learning_rate,
                  flow_batch_size: Annotated[int, typer.Option("--flow-batch-size", min=1, help="Embeddings per "
