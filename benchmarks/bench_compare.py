@@ -18,6 +18,23 @@ checkpoints' cached embeddings (encoded once beforehand if the cache is cold; th
 
 Usage: ``python benchmarks/bench_compare.py [--models A@avg B@cls_before_pooler C@cls_before_pooler]
 [--resamples 1000] [--data-dir D]``
+
+``--cold`` measures the whole of ``compare`` instead (the goal: at most 1.2× its pure encoding), in one run:
+
+- **pure encoding** (the peer, first): each distinct checkpoint among ``--models`` (``A@avg`` and
+  ``A@cls_before_pooler`` are one checkpoint) encodes the comparison's distinct sentences (the 7 tasks'
+  and the STS-B protocol's, ~28k) once, cache off, its first pooler — the least any comparison must encode;
+- **compare, cold**: ``simcse_analysis.comparison.compare`` of ``--models`` end to end against an empty
+  ``--cache-dir`` (a fresh temporary directory), ``Encoder._run`` (the forward-pass loop) wrapped to count
+  the sentences that go through the model and the seconds spent there.
+
+The pure encoding is timed before and after compare and compare is set against their mean, so a load
+that changes during the run shifts both sides alike; wall-clock and this process's CPU time are both
+printed. Prints the times, their ratios, and where compare's time went (forward passes, sentences
+forwarded vs distinct, the rest: loading, cache, statistics). ``--tasks STSBenchmark,SICKRelatedness``
+runs a smaller check; ``--max-length 8`` makes every forward pass cheap, which shows the cost of the rest.
+
+    python benchmarks/bench_compare.py --cold [--models …] [--resamples 1000] [--data-dir D] [--tasks T,…]
 """
 
 from __future__ import annotations
@@ -45,7 +62,13 @@ def main() -> None:
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--cold", action="store_true", help="time compare end to end, cold, against pure encoding")
+    ap.add_argument("--tasks", default=None, help="with --cold: comma-separated tasks (default: all 7)")
+    ap.add_argument("--max-length", type=int, default=None, help="with --cold: truncate every sentence (both sides)")
     args = ap.parse_args()
+    if args.cold:
+        cold_compare(args)
+        return
 
     import torch
 
@@ -133,6 +156,75 @@ def main() -> None:
     print(f"all statistics {total_stats:.1f} s vs all encoding {total_enc:.1f} s: ratio {total_stats / total_enc:.3f} "
           f"({'statistics cheaper' if total_stats < total_enc else 'STATISTICS DEARER'})")
     print("CKA diagonal: " + ", ".join(f"{m[i, i]:.3f}" for i in range(min(m.shape))))
+
+
+def cold_compare(args: argparse.Namespace) -> None:
+    """``--cold``: compare end to end from an empty cache vs the pure encoding of its distinct sentences."""
+    import tempfile
+
+    import torch
+
+    from simcse_analysis.checkpoint import resolve_checkpoint
+    from simcse_analysis.comparison import CompareSettings, compare, load_compare_data
+    from simcse_analysis.encoder import Encoder, load_encoder
+    from simcse_analysis.pooling import split_pooler
+    from simcse_analysis.sts_eval import unique_pairs
+
+    print(f"CPU: {cpu_description()}")
+    print(f"threads: torch {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    tasks = tuple(args.tasks.split(",")) if args.tasks else None
+    settings = CompareSettings(tasks=tasks, resamples=args.resamples)
+    data = load_compare_data(settings, args.data_dir)
+    distinct = list(dict.fromkeys([*data.protocol.sentences,
+                                   *(t for subsets in data.tasks.values() for t in unique_pairs(subsets)[0])]))
+    groups: dict[str, tuple[str, str | None]] = {}
+    for spec in args.models:
+        name, pooler = split_pooler(spec)
+        groups.setdefault(str(resolve_checkpoint(name).resolve()), (name, pooler))
+    print(f"data: {len(data.tasks)} task(s), {len(distinct):,} distinct sentences (tasks + STS-B protocol); "
+          f"{len(args.models)} checkpoint argument(s) = {len(groups)} distinct checkpoint(s)")
+
+    def pure_encoding() -> tuple[float, float]:
+        wall = cpu = 0.0
+        for name, pooler in groups.values():
+            enc = load_encoder(name, pooler=pooler, use_cache=False, max_length=args.max_length)
+            t0, c0 = time.perf_counter(), time.process_time()
+            enc.encode(distinct, batch_size=args.batch_size)
+            wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
+            del enc
+        print(f"pure encoding: {len(groups)} x {len(distinct):,} sentences, cache off: {wall:.1f} s (CPU {cpu:.1f} s)",
+              flush=True)
+        return wall, cpu
+
+    before = pure_encoding()
+    forward = {"seconds": 0.0, "sentences": 0, "passes": 0}
+    run = Encoder._run
+
+    def timed_run(self, texts, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return run(self, texts, *a, **k)
+        finally:
+            forward["seconds"] += time.perf_counter() - t0
+            forward["sentences"] += len(texts)
+            forward["passes"] += 1
+
+    Encoder._run = timed_run
+    with tempfile.TemporaryDirectory(prefix="bench_compare_cache_") as cache:
+        t0, c0 = time.perf_counter(), time.process_time()
+        compare(args.models, settings, data_dir=args.data_dir, batch_size=args.batch_size,
+                encoder_kwargs={"cache_dir": cache, "max_length": args.max_length})
+        t_cold, c_cold = time.perf_counter() - t0, time.process_time() - c0
+    Encoder._run = run
+    after = pure_encoding()
+    t_pure, c_pure = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+    print(f"compare, cold cache: {t_cold:.1f} s (CPU {c_cold:.1f} s); forward passes {forward['seconds']:.1f} s over "
+          f"{forward['sentences']:,} sentences in {forward['passes']} call(s) (distinct sentences x distinct "
+          f"checkpoints = {len(distinct) * len(groups):,}); everything else {t_cold - forward['seconds']:.1f} s "
+          "(loading, cache, statistics, CKA, kNN)")
+    print(f"ratio compare cold / pure encoding (mean of before and after): wall {t_cold / t_pure:.2f}, CPU "
+          f"{c_cold / c_pure:.2f} (goal <= 1.2)")
+    print("timings are wall-clock; on a shared machine compare the ratios, not the seconds")
 
 
 if __name__ == "__main__":

@@ -445,13 +445,18 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
 
     from simcse_analysis.analysis import EncoderSource, run_align_uniform, run_spectrum
     from simcse_analysis.checkpoint import read_metadata
-    from simcse_analysis.encoder import load_encoder
+    from simcse_analysis.encoder import later_poolers, load_encoder
     from simcse_analysis.sts_eval import evaluate_sts
 
     entries: list[dict[str, Any]] = []
-    for spec in progress.each(specs, lambda s: s.name + (f"@{s.pooler}" if s.pooler else "")):
+    # one forward pass for several poolers of one checkpoint: the first fills the cache for the later ones
+    siblings = later_poolers([(s.load, s.pooler or (encoder_kwargs or {}).get("pooler")) for s in specs])
+    result_cache, cache_label = None, None  # where the joint UMAP fit is cached (the first checkpoint's cache)
+    for spec, also in progress.each(list(zip(specs, siblings)),
+                                    lambda sa: sa[0].name + (f"@{sa[0].pooler}" if sa[0].pooler else "")):
         t0 = time.perf_counter()
         kwargs = dict(encoder_kwargs or {})
+        kwargs["also_pool"] = also
         if spec.pooler:
             kwargs["pooler"] = spec.pooler
         with progress.stage("loading"):
@@ -486,6 +491,8 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         from .reading import reference_for
 
         an["isotropic_reference"] = reference_for(an.get("summary") or {})
+        if result_cache is None and enc.cache is not None:
+            result_cache, cache_label = enc.cache.results, enc.cache_label()
         describe = enc.describe()
         entries.append({
             "label": model_label(spec.name, enc.pooler), "model": spec.name, "path": describe.get("path"),
@@ -497,12 +504,12 @@ def collect_report(models: Sequence[str], settings: ReportSettings | None = None
         entries[-1]["summary"] = ModelSummary.of_entry(entries[-1]).to_dict()
         del enc, source, emb
     if umap_plan is not None:
-        from .umap_map import panel, umap_maps
+        from .umap_map import panel, umap_maps_cached
 
         t0 = time.perf_counter()
         with progress.stage(f"UMAP of {len(umap_plan.sentences):,} sentences, {len(entries)} checkpoint(s), "
                             "fitted jointly"):
-            maps = umap_maps(umap_inputs, settings.umap)
+            maps = umap_maps_cached(umap_inputs, settings.umap, result_cache, cache_label)
         for entry, coords in zip(entries, maps):
             entry["umap"] = panel(coords)
         t0 = tick("umap", t0)

@@ -178,7 +178,7 @@ def procrustes(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
 def umap_maps(xs: Sequence[np.ndarray], settings: UMAPSettings) -> list[np.ndarray]:
     """Jointly fitted 2-D maps ``(N, 2)`` of the same ``N`` sentences under each checkpoint (``xs[k]``: its
     ``(N, d_k)`` embeddings): the first fitted alone, each other one started from it and aligned onto it
-    (module docstring, step 4). One function, so a cache can wrap the whole fit."""
+    (module docstring, step 4). One function, so a cache wraps the whole fit (:func:`umap_maps_cached`)."""
     if not xs:
         return []
     n = {np.asarray(x).shape[0] for x in xs}
@@ -197,3 +197,47 @@ def panel(coords: np.ndarray, decimals: int = 4) -> dict[str, list[float]]:
 def umap_panel(x: np.ndarray, settings: UMAPSettings, decimals: int = 4) -> dict[str, list[float]]:
     """``{"x": [...], "y": [...]}`` of :func:`umap_embed` (one checkpoint alone), rounded for compact JSON."""
     return panel(umap_embed(x, settings), decimals)
+
+
+#: Packages whose versions change a fitted map (part of the cache key of :func:`umap_maps_cached`).
+UMAP_PACKAGES = ("umap-learn", "numba", "numpy", "scipy", "pynndescent")
+
+
+def umap_cache_key(xs: Sequence[np.ndarray], settings: UMAPSettings) -> dict[str, Any]:
+    """Everything the jointly fitted maps depend on: every checkpoint's input vectors, in order (digests of
+    their float32 bytes), the settings that reach the fit (not the colouring), the versions of
+    :data:`UMAP_PACKAGES` and the code of this module."""
+    import sys
+    from importlib import metadata
+
+    from simcse_analysis.cache import array_digest, code_digest
+
+    versions = {}
+    for pkg in UMAP_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    fit = {k: v for k, v in settings.to_dict().items() if k != "colour"}
+    return {"x": [array_digest(np.asarray(x, dtype=np.float32)) for x in xs],
+            "shape": [list(np.shape(x)) for x in xs], "settings": fit, "versions": versions,
+            "code": code_digest(sys.modules[__name__])}
+
+
+def umap_maps_cached(xs: Sequence[np.ndarray], settings: UMAPSettings, cache: Any | None = None,
+                     checkpoint: dict[str, Any] | None = None) -> list[np.ndarray]:
+    """:func:`umap_maps` through ``cache`` (a :class:`~simcse_analysis.cache.ResultCache`, kind ``umap``, key
+    :func:`umap_cache_key`): the same vectors and settings under the same package versions give the same
+    coordinates (the fits are seeded), so a rerun reads them instead of fitting again. ``checkpoint`` labels the
+    entry for ``simcse-analyze cache``. ``cache=None``: no caching."""
+    if cache is None or not xs:
+        return umap_maps(xs, settings)
+    key = umap_cache_key(xs, settings)
+    hit = cache.get("umap", key)
+    if isinstance(hit, list) and len(hit) == len(xs):
+        maps = [np.asarray(h, dtype=np.float64) for h in hit]
+        if all(m.shape == (np.shape(x)[0], 2) for m, x in zip(maps, xs)):
+            return maps
+    maps = umap_maps(xs, settings)
+    cache.put("umap", key, [m.tolist() for m in maps], checkpoint=checkpoint)
+    return maps

@@ -2,10 +2,12 @@
 
 Layout (``root`` = ``--cache-dir``, else ``$SIMCSE_CACHE``, else ``~/.cache/simcse-analysis/embeddings``)::
 
-    root/v2/<namespace>/namespace.json        the settings the namespace stands for (for humans and tools)
+    root/v2/<namespace>/namespace.json        the settings the namespace stands for (its mtime: last use)
+    root/v2/<namespace>/checkpoint.json       the checkpoint that first wrote it ({"model", "path"}, for display)
     root/v2/<namespace>/<shard>.npy           float32 vectors, one row per sentence: (n, d) or (n, L+1, d)
     root/v2/<namespace>/<shard>.keys          the n sentences' keys, 16 bytes each (SHA-256 prefix of UTF-8)
     root/v2/<namespace>/<shard>.sha256        SHA-256 of the .npy bytes followed by the .keys bytes
+    root/results/<kind>/<entry>.entry         one derived result (:class:`ResultCache`: token analyses, UMAP maps)
 
 A namespace is everything the vectors depend on besides the sentence: the checkpoint's weights
 fingerprint, the kind of output (pooled vector or per-layer stack), pooler, max length and dtype
@@ -21,6 +23,15 @@ copy) is removed the first time it is read, and its sentences are encoded again.
 
 Why shards rather than one file per sentence: ``benchmarks/bench_cache.py`` times both layouts.
 
+Derived results (:class:`ResultCache`) are cached beside the vectors, one file per result: a header line
+(JSON: kind, key, checkpoint, SHA-256 of the payload) and the payload (JSON). The key is everything the
+result depends on — for a token analysis the embedding namespace's settings, the analysis settings, the
+sentences' digest and the digest of the code that computes it; for a UMAP map the digest of the input
+vectors, the map's settings, the versions of umap-learn, numba, NumPy and SciPy and the code's digest —
+so a change to any of them is a miss, never a stale hit. A payload that does not match its checksum
+is removed with a warning and recomputed. ``simcse-analyze cache`` shows, prunes and clears both kinds
+(:mod:`simcse_analysis.cache_inventory`).
+
 Entries of the previous layout (one ``<2 hex>/<64 hex>.npy`` + ``.sha256`` per whole sentence list,
 keyed by a hash of the list, which cannot be turned back into sentences) are removed the first time a
 cache is opened: a clean invalidation, costing one re-encode.
@@ -28,6 +39,7 @@ cache is opened: a clean invalidation, costing one re-encode.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -46,6 +58,10 @@ from .io_utils import atomic_write_bytes
 
 ENV_VAR = "SIMCSE_CACHE"
 LAYOUT = "v2"
+#: Directory of :class:`ResultCache` entries under the cache root.
+RESULTS = "results"
+#: Per-namespace file naming the checkpoint that first wrote it (display only; not part of the key).
+LABEL_FILE = "checkpoint.json"
 #: Bytes of a sentence key (SHA-256 prefix): collisions among 10⁹ sentences have probability ~1e-21.
 KEY_BYTES = 16
 #: Most sentences per shard written at once (a larger put is split), so a shard stays a few MB–hundreds of MB.
@@ -94,17 +110,48 @@ class _Shard:
     size: int  # bytes of the .npy, to notice a shard replaced under the same name
 
 
-class CacheNamespace:
-    """The cached vectors of one (fingerprint, kind, pooler, max length, dtype) combination."""
+def _warn_unwritable(root: Path, e: BaseException, what: str = "embedding cache") -> None:
+    """Say once per root and process that the cache cannot be written (caching is an optimisation)."""
+    key = str(root)
+    if key in _UNWRITABLE_WARNED:
+        return
+    _UNWRITABLE_WARNED.add(key)
+    cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+    reason = getattr(cause, "strerror", None) or str(cause)
+    warn(f"cannot write the {what} {root} ({reason}); continuing without caching: pass "
+         "--cache-dir DIR (a writable directory) or --no-cache")
 
-    def __init__(self, root: Path, settings: dict[str, Any]) -> None:
+
+class CacheNamespace:
+    """The cached vectors of one (fingerprint, kind, pooler, max length, dtype) combination.
+
+    ``label`` (``{"model": name, "path": directory}``) names the checkpoint for ``simcse-analyze cache``; it is
+    written once beside the vectors and is not part of the key (an alias and a path of the same weights
+    share the namespace).
+    """
+
+    def __init__(self, root: Path, settings: dict[str, Any], label: dict[str, Any] | None = None) -> None:
         self.settings = dict(settings)
         self.root = Path(root)
         self.dir = self.root / LAYOUT / namespace_id(settings)
+        self.label = label
         self._index: dict[bytes, tuple[str, int]] = {}  # sentence key → (shard, row)
         self._seen: set[str] = set()
         self._arrays: dict[str, np.ndarray] = {}  # verified shards read in this process
         self._lock = threading.Lock()
+        self._used = False
+
+    def _mark_used(self) -> None:
+        """Once per process: set namespace.json's mtime to now (the last use ``cache prune --older-than``
+        reads) and write the checkpoint label if the namespace has none yet. Failures are ignored."""
+        if self._used:
+            return
+        self._used = True
+        with contextlib.suppress(OSError):
+            os.utime(self.dir / "namespace.json")
+        if self.label and not (self.dir / LABEL_FILE).exists() and (self.dir / "namespace.json").exists():
+            with contextlib.suppress(OSError, InputError):
+                atomic_write_bytes(self.dir / LABEL_FILE, json.dumps(self.label, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ reading
     def _refresh(self) -> None:
@@ -181,7 +228,15 @@ class CacheNamespace:
                 rows = np.fromiter((r for _, r in items), dtype=np.int64, count=len(items))
                 out[idx] = arr[rows]
                 found[idx] = True
+            if found.any():
+                self._mark_used()
             return out, found
+
+    def contains(self, keys: Sequence[bytes]) -> np.ndarray:
+        """Mask of the ``keys`` the namespace holds, from the index alone (no shard is read or verified)."""
+        with self._lock:
+            self._refresh()
+            return np.fromiter((k in self._index for k in keys), dtype=bool, count=len(keys))
 
     # ------------------------------------------------------------------ writing
     def put(self, keys: Sequence[bytes], array: np.ndarray) -> None:
@@ -212,14 +267,9 @@ class CacheNamespace:
             atomic_write_bytes(self.dir / f"{name}.sha256", digest.encode())
         except (OSError, InputError) as e:  # read-only or full disk: caching is an optimisation, not a requirement
             self._drop(name)
-            root = str(self.root)
-            if root not in _UNWRITABLE_WARNED:
-                _UNWRITABLE_WARNED.add(root)
-                cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
-                reason = getattr(cause, "strerror", None) or str(cause)
-                warn(f"cannot write the embedding cache {self.root} ({reason}); continuing without caching: pass "
-                     "--cache-dir DIR (a writable directory) or --no-cache")
+            _warn_unwritable(self.root, e)
             return
+        self._mark_used()
         self._arrays[name] = array
         self._seen.add(name)
         for row, k in enumerate(keys):
@@ -261,14 +311,25 @@ class EmbeddingCache:
         self.reused = 0
         self.encoded = 0
         self._namespaces: dict[str, CacheNamespace] = {}
+        self._results: ResultCache | None = None
         remove_old_layout(self.root)
 
-    def namespace(self, settings: dict[str, Any]) -> CacheNamespace:
-        """The namespace for ``settings`` (one object per namespace per cache, so its index is shared)."""
+    def namespace(self, settings: dict[str, Any], label: dict[str, Any] | None = None) -> CacheNamespace:
+        """The namespace for ``settings`` (one object per namespace per cache, so its index is shared);
+        ``label`` names the checkpoint for display (:class:`CacheNamespace`)."""
         nid = namespace_id(settings)
         if nid not in self._namespaces:
-            self._namespaces[nid] = CacheNamespace(self.root, settings)
+            self._namespaces[nid] = CacheNamespace(self.root, settings, label)
+        elif label and not self._namespaces[nid].label:
+            self._namespaces[nid].label = label
         return self._namespaces[nid]
+
+    @property
+    def results(self) -> ResultCache:
+        """The derived-results cache under the same root (token analyses, UMAP maps)."""
+        if self._results is None:
+            self._results = ResultCache(self.root)
+        return self._results
 
     def record(self, n_found: int, n_total: int) -> None:
         """Count one lookup of ``n_total`` distinct sentences of which ``n_found`` were cached."""
@@ -278,6 +339,98 @@ class EmbeddingCache:
             self.misses += 1
         self.reused += n_found
         self.encoded += n_total - n_found
+
+
+class ResultCache:
+    """Derived results (JSON-able values) cached under ``root/results/<kind>/``, one file per ``(kind, key)``.
+
+    ``key`` is a JSON-able dict of everything the result depends on; the entry's name is a hash of it.
+    ``get`` verifies the payload against its SHA-256 (a corrupt entry is removed with a warning and counts
+    as a miss) and marks the entry used (its mtime); ``put`` writes atomically and, like the embedding
+    cache, only warns (once) when the directory cannot be written. ``hits``/``misses`` count lookups.
+    """
+
+    SUFFIX = ".entry"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, kind: str, key: dict[str, Any]) -> Path:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", kind):
+            raise ValueError(f"result kind {kind!r}: lower-case letters, digits, '-' and '_' only")
+        return self.root / RESULTS / kind / f"{namespace_id({'kind': kind, 'key': key})}{self.SUFFIX}"
+
+    def get(self, kind: str, key: dict[str, Any]) -> Any | None:
+        """The cached value of ``(kind, key)``, or ``None`` (not cached, unreadable or corrupt)."""
+        f = self.path(kind, key)
+        try:
+            data = f.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        try:
+            header, payload = read_entry(data)
+            if header.get("key") != json.loads(json.dumps(key)):
+                raise ValueError("its key differs from the one asked for")
+            value = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as e:
+            warn(f"cache entry {f} is corrupt ({e}); computing it again")
+            with contextlib.suppress(OSError):
+                f.unlink()
+            self.misses += 1
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(f)
+        self.hits += 1
+        return value
+
+    def put(self, kind: str, key: dict[str, Any], value: Any, checkpoint: dict[str, Any] | None = None) -> None:
+        """Store ``value`` (JSON-able) under ``(kind, key)``; ``checkpoint`` labels it for ``simcse-analyze cache``
+        (``{"model", "path", "fingerprint"}``)."""
+        payload = json.dumps(value, separators=(",", ":")).encode()
+        header = {"kind": kind, "key": key, "checkpoint": checkpoint or {},
+                  "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+        try:
+            atomic_write_bytes(self.path(kind, key), json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
+        except (OSError, InputError) as e:
+            _warn_unwritable(self.root, e, "result cache")
+
+
+def read_entry(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """``(header, payload)`` of a :class:`ResultCache` entry's bytes; :class:`ValueError` if torn or corrupt."""
+    head, sep, payload = data.partition(b"\n")
+    if not sep:
+        raise ValueError("no header line")
+    header = json.loads(head)
+    if not isinstance(header, dict) or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+        raise ValueError("its payload does not match its SHA-256")
+    return header, payload
+
+
+def array_digest(x: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order): the identity of an input to a cached result."""
+    a = np.ascontiguousarray(x)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.data)
+    return h.hexdigest()
+
+
+def code_digest(*modules: Any) -> str:
+    """SHA-256 of the source of ``modules`` (the code a cached result was computed by), so editing any of
+    them invalidates the results; the package version where a source cannot be read."""
+    import inspect
+
+    from .version import __version__
+
+    h = hashlib.sha256()
+    for m in modules:
+        try:
+            h.update(inspect.getsource(m).encode())
+        except (OSError, TypeError):
+            h.update(f"{m.__name__}@{__version__}".encode())
+    return h.hexdigest()[:32]
 
 
 def remove_old_layout(root: Path) -> int:

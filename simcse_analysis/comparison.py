@@ -235,18 +235,57 @@ class ModelScores:
         return cls.from_dict(read_document(path, SCORES_KIND))
 
 
+def _embed_plan(data: CompareData, layers: bool) -> list[tuple[str, list[str], bool]]:
+    """The stages of :func:`embed_all`: ``(progress label, distinct sentences, with per-layer poolings)``."""
+    from .progress import sentences_label
+    from .sts_eval import unique_pairs
+
+    protocol = list(data.protocol.sentences) if data.protocol is not None else []
+    known = set(protocol)
+    rest = list(dict.fromkeys(t for subsets in data.tasks.values() for t in unique_pairs(subsets)[0]
+                              if t not in known))
+    plan = []
+    if protocol:
+        what = "STS-B sentences, final and every layer" if layers else "STS-B sentences"
+        plan.append((sentences_label(what, len(protocol)), protocol, layers))
+    if rest:
+        plan.append((sentences_label(f"the other sentences of {', '.join(data.tasks)}", len(rest)), rest, False))
+    return plan
+
+
+def embed_all(source: Any, data: CompareData, layers: bool) -> Any:
+    """Every distinct sentence of the comparison through ``source`` once → ``embed(texts)``, a row lookup.
+
+    The STS-B protocol sentences go first, with their per-layer poolings when ``layers`` (one forward pass
+    for both, :meth:`~simcse_analysis.analysis.EncoderSource.prefetch`), then the task sentences not among
+    them: the model sees each distinct sentence once, however many tasks share it, and nothing is
+    encoded again for the embedding-space part (with or without the disk cache). Each part is a stage of
+    the progress job (:func:`_score_stages` plans them)."""
+    from . import progress
+
+    parts, order = [], []
+    for label, texts, with_layers in _embed_plan(data, layers):
+        with progress.stage(label, len(texts)):
+            if with_layers and hasattr(source, "prefetch"):
+                source.prefetch(texts, layers=True)
+            parts.append(np.asarray(source.embed(texts)))
+        order += texts
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    row = {t: i for i, t in enumerate(order)}
+    return lambda texts: vectors[np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))]
+
+
 def score_model(source: Any, data: CompareData, settings: CompareSettings, label: str | None = None
                 ) -> ModelScores:
-    """Encode the comparison's pairs and sentences with ``source`` (an :class:`~simcse_analysis.analysis.EncoderSource`)."""
-    from . import progress
+    """Encode the comparison's pairs and sentences with ``source`` (an :class:`~simcse_analysis.analysis.EncoderSource`),
+    each distinct sentence once (:func:`embed_all`)."""
     from .metrics.align_uniform import uniformity_with_rows
     from .sts_eval import score_task
 
-    stages = iter(_score_stages(data, settings))  # the labels and plan of the progress job's stages
+    embed = embed_all(source, data, settings.layers)
     tasks = {}
     for task, subsets in data.tasks.items():
-        with progress.stage(*next(stages)):
-            system = score_task(source.embed, subsets)
+        system = score_task(embed, subsets)
         tasks[task] = TaskScores([s.subset for s in subsets], data.bounds(task), task_digest(subsets),
                                  np.concatenate(system))
     describe = source.describe()
@@ -254,8 +293,7 @@ def score_model(source: Any, data: CompareData, settings: CompareSettings, label
     out = ModelScores(name, describe, tasks)
     p = data.protocol
     if p is not None:
-        with progress.stage(*next(stages)):
-            emb = source.embed(p.sentences)
+        emb = embed(p.sentences)
         pos = p.pairs[p.positive]
         out.sentences_digest = _digest(p.sentences) + f"/{len(pos)}"
         out.alignment_terms = stats.alignment_terms(emb[pos[:, 0]], emb[pos[:, 1]])
@@ -263,8 +301,7 @@ def score_model(source: Any, data: CompareData, settings: CompareSettings, label
         out.uniformity, out.uniformity_rows, out.uniformity_stderr = u.value, u.row_means, u.stderr
         out.embeddings = emb
         if settings.layers:
-            with progress.stage(*next(stages)):
-                out.layers = source.embed_layers(p.sentences)
+            out.layers = source.embed_layers(p.sentences)  # prefetched with the final vectors (embed_all)
             out.layer_pooler = getattr(source, "layer_pooler", None)
     return out
 
@@ -797,6 +834,13 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
             raise InputError(f"{seen[labels[c]]} and {c} are the same checkpoint with the same pooler "
                              f"({labels[c]}): compare each once (or with different poolers, NAME@POOLER)")
         seen[labels[c]] = c
+    from .encoder import later_poolers
+    from .pooling import split_pooler
+
+    # one forward pass for several poolers of one checkpoint: the first fills the cache for the later ones
+    specs = [split_pooler(c) for c in checkpoints]
+    also = iter(later_poolers([(n, p or (encoder_kwargs or {}).get("pooler"))
+                               for c, (n, p) in zip(checkpoints, specs) if c not in saved]))
     with progress.job("compare"):  # the command's job, else its own (a notebook sees the stages too)
         stages = _score_stages(data, settings)
         to_score = [c for c in checkpoints if c not in saved]
@@ -806,11 +850,10 @@ def compare(checkpoints: Sequence[str], settings: CompareSettings | None = None,
             if spec in saved:
                 scores.append(saved[spec])
                 continue
-            from .pooling import split_pooler
-
-            name, pooler = split_pooler(spec)
+            name, pooler = specs[i]
             kwargs = dict(encoder_kwargs or {})
             kwargs["pooler"] = pooler or kwargs.get("pooler")
+            kwargs["also_pool"] = next(also)
             with progress.section(f"[{to_score.index(spec) + 1}/{len(to_score)} {labels[spec]}]"):
                 with progress.stage("loading"):
                     enc = load_encoder(name, **kwargs)
@@ -849,18 +892,6 @@ def _check_checkpoints(specs: Sequence[str], encoder_kwargs: dict[str, Any],
 
 
 def _score_stages(data: CompareData, settings: CompareSettings) -> list[tuple[str, int]]:
-    """What :func:`score_model` encodes per checkpoint, in order: ``(label, distinct sentences new to it)``
-    (the plan of the progress job; a task's sentences seen in an earlier task come from the cache)."""
-    from .sts_eval import unique_pairs
-
-    lists = [(task, unique_pairs(subsets)[0]) for task, subsets in data.tasks.items()]
-    if data.protocol is not None:
-        lists.append(("STS-B sentences", data.protocol.sentences))
-    from .progress import new_counts, sentences_label
-
-    new = new_counts([texts for _, texts in lists])
-    stages = [(sentences_label(task, len(texts)), n) for (task, texts), n in zip(lists, new)]
-    if data.protocol is not None and settings.layers:
-        stages.append((sentences_label("every layer of the STS-B sentences", len(data.protocol.sentences)),
-                       len(data.protocol.sentences)))
-    return stages
+    """What :func:`score_model` encodes per checkpoint, in order: ``(label, distinct sentences)`` (the plan of
+    the progress job: :func:`embed_all`'s stages)."""
+    return [(label, len(texts)) for label, texts, _ in _embed_plan(data, settings.layers)]

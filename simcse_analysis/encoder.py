@@ -6,6 +6,11 @@ input order. Vectors are cached on disk per sentence (:mod:`simcse_analysis.cach
 weights' fingerprint, pooler, max_length, dtype and the sentence, so no command re-encodes a sentence
 another command already encoded with the same settings.
 
+Several poolers of the same weights cost one forward pass: an encoder loaded with ``also_pool=(P, …)``
+computes, in every forward pass it runs, the vectors of those poolers too (and, when it computes the
+per-layer stack, their per-layer poolings) and puts them in the cache, so an encoder of the same
+checkpoint with pooler ``P`` finds them there (``compare M@avg M@cls_before_pooler`` and ``report`` do this).
+
 A checkpoint's ``simcse_analysis.json`` may declare a ``post_transform`` (e.g. whitening, written by
 ``simcse-analyze whiten``): ``{"type": "affine", "file": "whitening.safetensors"}`` holding tensors
 ``mean`` (d,) and ``matrix`` (d, k); encoded vectors are then ``(x - mean) @ matrix``; or a normalising
@@ -111,6 +116,11 @@ def nonfinite_tensor(model: torch.nn.Module) -> tuple[str, int, int] | None:
     return None
 
 
+def layer_pooler_for(pooler: str) -> str:
+    """Per-layer pooling that goes with a pooler: the [CLS] vector for CLS-type poolers, the token mean otherwise."""
+    return "cls_before_pooler" if pooler.startswith("cls") else "avg"
+
+
 def _check_layer_pooler(pooler: str) -> str:
     if pooler not in ("avg", "cls_before_pooler"):
         raise InputError(f"per-layer pooling {pooler!r} is not supported: use avg or cls_before_pooler")
@@ -129,7 +139,8 @@ class Encoder:
                  device: torch.device, dtype: torch.dtype, name: str, path: Path | None = None,
                  fingerprint: str | None = None, cache: EmbeddingCache | None = None,
                  post_transform: AffineMap | FlowMap | None = None,
-                 post_transform_digest: str | None = None, tokenizer_fingerprint: str | None = None) -> None:
+                 post_transform_digest: str | None = None, tokenizer_fingerprint: str | None = None,
+                 also_pool: Sequence[str] = ()) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.pooler = check_pooler(pooler)
@@ -147,6 +158,17 @@ class Encoder:
         if pooler == "cls" and getattr(model, "pooler", None) is None:
             raise InputError(f"{name}: pooler 'cls' needs the model's pooler layer, which this "
                              "checkpoint lacks: use --pooler cls_before_pooler")
+        self.also_pool: tuple[str, ...] = ()
+        self.set_also_pool(also_pool)
+
+    def set_also_pool(self, poolers: Sequence[str]) -> None:
+        """Poolers (of these same weights) whose vectors every forward pass also computes and caches.
+
+        Only rows a forward pass encodes anyway get them (never an extra pass), and only with a cache. The
+        encoder's own pooler, duplicates and ``cls`` without a pooler layer are dropped."""
+        has_pooler_layer = getattr(self.model, "pooler", None) is not None
+        self.also_pool = tuple(dict.fromkeys(
+            p for p in (check_pooler(q) for q in poolers) if p != self.pooler and (p != "cls" or has_pooler_layer)))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -251,6 +273,21 @@ class Encoder:
         return {"fingerprint": self.weights_fingerprint, "tokenizer": self.tokenizer_fingerprint, "kind": kind,
                 "pooler": pooler, "max_length": self.max_length, "dtype": self.dtype, "v": 2}
 
+    def cache_label(self) -> dict[str, Any]:
+        """How ``simcse-analyze cache`` names what this encoder cached (not part of any key)."""
+        return {"model": self.name, "path": str(self.path) if self.path else None,
+                "fingerprint": self.weights_fingerprint}
+
+    def _companion_wants(self, wants: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The outputs of :attr:`also_pool` that go with ``wants`` and are not among them."""
+        extra: list[tuple[str, str]] = []
+        for kind, _ in wants:
+            for p in self.also_pool:
+                w = ("pooled", p) if kind == "pooled" else ("layers", layer_pooler_for(p))
+                if w not in wants and w not in extra:
+                    extra.append(w)
+        return extra
+
     @property
     def n_layers(self) -> int:
         """Hidden states the model returns: the embedding layer plus every transformer layer."""
@@ -278,7 +315,7 @@ class Encoder:
             arr, found = None, np.zeros(n, dtype=bool)
             space = None
             if cache is not None:
-                space = cache.namespace(self.cache_settings(kind, pooler))
+                space = cache.namespace(self.cache_settings(kind, pooler), self.cache_label())
                 arr, found = space.fetch(keys)
                 if arr is not None and arr.shape[1:] != shape:
                     arr, found = None, np.zeros(n, dtype=bool)
@@ -289,24 +326,36 @@ class Encoder:
         todo = [w for w in range(len(wants)) if missing[w].any()]
         if todo:
             rows = np.flatnonzero(np.logical_or.reduce([missing[w] for w in todo]))
-            heads = [self._head(*wants[w]) for w in todo]
-            needs_hidden = any(wants[w][0] == "layers" or wants[w][1] in NEEDS_HIDDEN_STATES for w in todo)
+            # companions (also_pool): computed on these rows where their own namespace lacks them
+            extras = []
+            for want in (self._companion_wants([wants[w] for w in todo]) if cache is not None else []):
+                space = cache.namespace(self.cache_settings(*want), self.cache_label())
+                lacking = ~space.contains([keys[i] for i in rows])
+                if lacking.any():
+                    extras.append((want, space, lacking))
+            computing = [wants[w] for w in todo] + [want for want, _, _ in extras]
+            heads = [self._head(*want) for want in computing]
+            needs_hidden = any(kind == "layers" or pooler in NEEDS_HIDDEN_STATES for kind, pooler in computing)
 
             def fn(out: Any, mask: torch.Tensor) -> torch.Tensor:
                 return torch.cat([h(out, mask) for h, _ in heads])
 
-            fn.__name__ = "+".join(f"{wants[w][0]}:{wants[w][1]}" for w in todo)
+            fn.__name__ = "+".join(f"{kind}:{pooler}" for kind, pooler in computing)
             computed = self._run([unique[i] for i in rows], batch_size, show_progress_bar, fn, needs_hidden)
             self._check_finite(computed.transpose(1, 0, 2), rows, unique, inverse, fn, needs_hidden)  # before caching
             start = 0
-            for w, (_, k) in zip(todo, heads):
+            parts = []
+            for want, (_, k) in zip(computing, heads):
                 part = computed[start:start + k]  # (k, m, d)
                 start += k
-                part = part[0] if wants[w][0] == "pooled" else part.transpose(1, 0, 2)
-                results[w][rows] = part
+                parts.append(part[0] if want[0] == "pooled" else part.transpose(1, 0, 2))
+            for w, part in zip(todo, parts):
+                new = missing[w][rows]  # rows this output lacked: a cached row keeps its cached value
+                results[w][rows[new]] = part[new]
                 if spaces[w] is not None:
-                    new = missing[w][rows]
                     spaces[w].put([keys[i] for i in rows[new]], part[new])
+            for (_, space, lacking), part in zip(extras, parts[len(todo):]):
+                space.put([keys[i] for i in rows[lacking]], part[lacking])
         for w, r in enumerate(results):  # cached rows too (a cache written before vectors were checked)
             self._check_finite(r, np.arange(n), unique, inverse, self._head(*wants[w])[0],
                                wants[w][0] == "layers" or wants[w][1] in NEEDS_HIDDEN_STATES)
@@ -403,6 +452,25 @@ class Encoder:
         return result
 
 
+def later_poolers(checkpoints: Sequence[tuple[str | os.PathLike[str], str | None]]) -> list[tuple[str, ...]]:
+    """For each ``(checkpoint, pooler or None)`` of a command's list, the poolers that *later* entries ask of the
+    same checkpoint directory (``None``: its default pooler): pass them as ``also_pool`` when loading the
+    entry, and its forward passes fill the cache for them (one forward pass for several poolers). An entry
+    that does not resolve gets ``()``; loading it reports the error."""
+    resolved: list[tuple[Path, str] | None] = []
+    for name, pooler in checkpoints:
+        try:
+            path = ckpt.resolve_checkpoint(name).resolve()
+            resolved.append((path, check_pooler(pooler or ckpt.default_pooler(path))))
+        except InputError:
+            resolved.append(None)
+    out = []
+    for i, here in enumerate(resolved):
+        later = [r[1] for r in resolved[i + 1:] if here is not None and r is not None and r[0] == here[0]]
+        out.append(tuple(dict.fromkeys(p for p in later if p != here[1])) if here is not None else ())
+    return out
+
+
 def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
     """The tokenizer of checkpoint directory ``path``; :class:`InputError` if it cannot be loaded."""
     from transformers import AutoTokenizer
@@ -438,7 +506,7 @@ def describe_checkpoint(name_or_path: str | os.PathLike[str], pooler: str | None
 def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None,
                  max_length: int | None = None, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                 use_cache: bool = True, trust_remote_code: bool = False) -> Encoder:
+                 use_cache: bool = True, trust_remote_code: bool = False, also_pool: Sequence[str] = ()) -> Encoder:
     """Load a checkpoint (hub id, alias such as ``all-MiniLM-L6-v2``, or directory) as an :class:`Encoder`.
 
     ``name_or_path`` may end in ``@POOLER`` (``all-MiniLM-L6-v2@avg``, as every command reads a ``MODEL``;
@@ -447,7 +515,9 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     ``cls``); ``max_length`` to the checkpoint's; ``device`` to the best available; ``dtype`` to fp32
     (fp16 on the CPU is refused: :func:`check_dtype_for_device`).
     Weights load from safetensors when present; ``.bin`` files are read with ``weights_only``. Remote
-    modelling code runs only with ``trust_remote_code=True``.
+    modelling code runs only with ``trust_remote_code=True``. ``also_pool``: further poolers whose vectors
+    every forward pass also computes and caches (:meth:`Encoder.set_also_pool`), so encoding the same
+    sentences with those poolers later reads them from the cache.
 
     >>> from simcse_analysis import load_encoder
     >>> enc = load_encoder("all-MiniLM-L6-v2", pooler="avg", use_cache=False)
@@ -503,4 +573,4 @@ def load_encoder(name_or_path: str | os.PathLike[str], pooler: str | None = None
     return Encoder(model, tokenizer, pooler=pooler, max_length=length, device=dev, dtype=torch_dtype,
                    name=str(name_or_path), path=path, fingerprint=ckpt.weights_fingerprint(path),
                    cache=cache, post_transform=post, post_transform_digest=post_digest,
-                   tokenizer_fingerprint=ckpt.tokenizer_fingerprint(path))
+                   tokenizer_fingerprint=ckpt.tokenizer_fingerprint(path), also_pool=also_pool)

@@ -49,6 +49,7 @@ import json
 import math
 import os
 import random
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -564,10 +565,48 @@ def _spectrum(matrix: np.ndarray, center: bool) -> dict[str, Any]:
     return sp.to_dict()
 
 
+def token_cache_key(encoder: Any, sentences: Sequence[str], settings: TokenSettings) -> dict[str, Any] | None:
+    """Everything a :class:`TokenResult` depends on, as the key of its cache entry; ``None`` when the encoder has
+    no cache (``--no-cache``, an in-memory model): the weights and how they encode (the embedding namespace's
+    settings: fingerprint, max length, dtype), the layer pooling, the settings, the sentences (digest) and the
+    code that computes the figures (digest of its modules' source)."""
+    from . import pooling
+    from .cache import code_digest, texts_digest
+    from .metrics import rogue, spectrum, tokens
+
+    if getattr(encoder, "cache", None) is None or getattr(encoder, "weights_fingerprint", None) is None:
+        return None
+    layer_pooler = "cls_before_pooler" if encoder.pooler.startswith("cls") else "avg"
+    return {"encoding": encoder.cache_settings("tokens", layer_pooler), "settings": settings.to_dict(),
+            "sentences": texts_digest(sentences), "n_sentences": len(sentences), "schema": SCHEMA_VERSION,
+            "code": code_digest(sys.modules[__name__], tokens, rogue, spectrum, pooling)}
+
+
+def analyze_tokens_cached(encoder: Any, sentences: Sequence[str], settings: TokenSettings, *, batch_size: int = 64,
+                          show_progress_bar: bool | None = None) -> tuple[TokenResult, bool]:
+    """:func:`analyze_tokens` through the encoder's result cache (:class:`~simcse_analysis.cache.ResultCache`,
+    kind ``tokens``, key :func:`token_cache_key`) → ``(result, whether it came from the cache)``. A cached
+    result gets this encoder's ``model`` description (its name and path may differ from the one that wrote it)."""
+    key = token_cache_key(encoder, sentences, settings)
+    results = encoder.cache.results if key is not None else None
+    if results is not None:
+        hit = results.get("tokens", key)
+        if hit is not None:
+            try:
+                return TokenResult.from_dict({**hit, "model": encoder.describe()}), True
+            except (KeyError, TypeError):  # an entry of another shape under the same key: recompute
+                pass
+    result = analyze_tokens(encoder, sentences, settings, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    if results is not None:
+        results.put("tokens", key, result.to_dict(), checkpoint=encoder.cache_label())
+    return result, False
+
+
 def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: TokenSettings, *, batch_size: int = 64,
                        log: Callable[[str], None] | None = None, n_models: int | None = None) -> TokenReport:
     """:func:`analyze_tokens` for each encoder of ``models`` (a generator may load each one lazily;
-    ``n_models``: how many it yields, for the progress job's plan and labels).
+    ``n_models``: how many it yields, for the progress job's plan and labels), read from the result cache
+    where the same analysis was done before (:func:`analyze_tokens_cached`).
 
     The analysis depends on the weights and the per-layer pooling (token mean, or [CLS] for CLS poolers),
     not on the sentence pooler: an encoder with the same weights (fingerprint) and per-layer pooling as an
@@ -592,8 +631,10 @@ def run_token_analysis(models: Iterable[Any], corpus: TokenCorpus, settings: Tok
                 continue
             with progress.section(f"[{i}/{n_models or '?'} {enc.name}@{enc.pooler}]"), progress.stage(
                     progress.sentences_label("tokens of every layer", n), n if n_models else None):
-                results.append(analyze_tokens(enc, corpus.sentences, settings, batch_size=batch_size))
-            done[key] = results[-1]
-            say(f"analysed the tokens of {n:,} sentences with {enc.name}")
+                result, cached = analyze_tokens_cached(enc, corpus.sentences, settings, batch_size=batch_size)
+            results.append(result)
+            done[key] = result
+            say(f"{'read the cached token analysis' if cached else 'analysed the tokens'} of {n:,} sentences "
+                f"with {enc.name}")
     data = {"source": corpus.source, "files": corpus.files, "n_sentences": len(corpus.sentences)}
     return TokenReport(describe_protocol(settings, corpus), settings, data, results)

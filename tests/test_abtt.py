@@ -42,6 +42,24 @@ def test_abtt_removes_the_mean_and_the_top_principal_directions():
     np.testing.assert_allclose((x - a.mean) @ a.matrix, y, rtol=1e-5, atol=1e-5)
 
 
+def test_raw_projection_is_algorithm_1_as_written():
+    """Mu & Viswanath's Algorithm 1: ṽ = v − μ; u_i = PCA of {ṽ}; v' = ṽ − Σ_i (u_iᵀ v) u_i (the raw v in the
+    projection), i.e. the centred variant shifted by the constant −μ U Uᵀ."""
+    x = _anisotropic()
+    mu = x.mean(axis=0)
+    evecs = np.linalg.eigh(np.cov(x.T))[1][:, ::-1][:, :2]
+    expected = (x - mu) - (x @ evecs) @ evecs.T
+    raw, centred = fit_abtt(x, 2, projection="raw"), fit_abtt(x, 2)
+    np.testing.assert_allclose(raw.transform(x), expected, rtol=1e-5, atol=1e-5)
+    shift = raw.transform(x).astype(np.float64) - centred.transform(x)
+    np.testing.assert_allclose(shift, np.broadcast_to(-(mu @ evecs) @ evecs.T, shift.shape), atol=1e-4)
+    assert np.abs(shift).max() > 0.1 and centred.bias is None  # the variants differ here
+    # the affine form with its bias is the same map
+    np.testing.assert_allclose((x - raw.mean) @ raw.matrix + raw.bias, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="choose centred"):
+        fit_abtt(x, 2, projection="uncentred")
+
+
 @pytest.mark.parametrize("k, needle", [(0, "between 1 and"), (8, "between 1 and")])
 def test_bad_number_of_directions_is_refused(k, needle):
     with pytest.raises(InputError, match=needle):
@@ -67,7 +85,19 @@ def test_abtt_checkpoint_encodes_as_the_fitted_map_in_every_loader(tmp_path, tin
     meta = json.loads((out / "simcse_analysis.json").read_text())
     assert meta["baseline"] == "abtt" and meta["post_transform"] == {"type": "affine", "file": ABTT_FILE}
     assert meta["abtt"]["n_directions"] == 3 and meta["abtt"]["corpus"][0]["rows"] == 300
+    assert meta["abtt"]["projection"] == "centred" and "centred vector" in meta["abtt"]["method"]
     st = SentenceTransformer(str(out), device="cpu").encode(lines[:10], convert_to_numpy=True)
+    np.testing.assert_allclose(st, got[:10], rtol=1e-3, atol=1e-3)
+    # the raw variant: a bias after the projection, in the checkpoint and in its sentence-transformers Dense layer
+    r = abtt_checkpoint(tiny_bert_dir, [f], tmp_path / "raw", n_directions=3, projection="raw",
+                        encoder_kwargs={"pooler": "avg", "device": "cpu"})
+    assert r.details["projection"] == "raw"
+    got = load_encoder(tmp_path / "raw", device="cpu").encode(lines)
+    np.testing.assert_allclose(got, fit_abtt(raw, 3, projection="raw").transform(raw), rtol=1e-4, atol=1e-4)
+    meta = json.loads((tmp_path / "raw" / "simcse_analysis.json").read_text())
+    assert meta["post_transform"] == {"type": "affine", "file": ABTT_FILE, "bias": True}
+    assert meta["abtt"]["projection"] == "raw" and "raw vector" in meta["abtt"]["method"]
+    st = SentenceTransformer(str(tmp_path / "raw"), device="cpu").encode(lines[:10], convert_to_numpy=True)
     np.testing.assert_allclose(st, got[:10], rtol=1e-3, atol=1e-3)
 
 
@@ -77,7 +107,13 @@ def test_abtt_command_writes_the_checkpoint_and_refuses_bad_input(tmp_path, tiny
                              "--device", "cpu", "--json", tmp_path / "a.json")
     assert code == 0, err
     assert "removed the mean and 1 of 32 directions" in out  # default D = round(32 / 100) → 1
+    assert "projected from the centred vector" in out
     assert json.loads((tmp_path / "a.json").read_text())["details"]["n_directions"] == 1
+    code, out, err = run_cli("abtt", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "r", "--pooler", "avg",
+                             "--device", "cpu", "--projection", "raw")
+    assert code == 0, err
+    assert "projected from the raw vector" in out
+    assert json.loads((tmp_path / "r" / "simcse_analysis.json").read_text())["abtt"]["projection"] == "raw"
     code, _, err = run_cli("abtt", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "b", "--n-directions", "32")
     assert code == 2 and err.startswith("error: --n-directions 32") and not (tmp_path / "b").exists()
     code, _, err = run_cli("abtt", tmp_path / "a", "--corpus", f, "--out", tmp_path / "c")

@@ -51,8 +51,15 @@ def executed(tmp_path_factory, tiny_bert_dir, small_data_dir, tiny_corpus):
     from simcse_analysis.cli import main
 
     os.environ["SIMCSE_CACHE"] = str(tmp / "cache-cli")  # the kernel encodes again, into its own cache
-    with pytest.raises(SystemExit) as done:
-        main(["report", str(tiny_bert_dir), "--no-umap", "--data-dir", str(small_data_dir), "--json", str(cli_json)])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the kernel (OMP_NUM_THREADS=1): some batch shapes round differently per thread count
+    try:
+        with pytest.raises(SystemExit) as done:
+            main(["report", str(tiny_bert_dir), "--no-umap", "--data-dir", str(small_data_dir), "--json", str(cli_json)])
+    finally:
+        torch.set_num_threads(threads)
     assert done.value.code == 0
 
     kernel = _kernel_spec_for_this_python(tmp)

@@ -100,6 +100,8 @@ def test_whitened_checkpoint_encodes_as_the_fitted_transform(tmp_path, tiny_bert
     assert meta["baseline"] == "whitening"
     assert meta["post_transform"] == {"type": "affine", "file": WHITENING_FILE}
     assert meta["whitening"]["n_sentences"] == 300 and meta["whitening"]["corpus"][0]["rows"] == 300
+    assert meta["whitening"]["rank"] == 31 and result.rank == 31
+    assert meta["whitening"]["n_components_rule"] == result.n_components_rule == "numerical rank of the corpus embeddings"
     # the base checkpoint is untouched, its weights shared rather than copied where possible
     assert _tree(tiny_bert_dir) == before
     assert (out / "model.safetensors").read_bytes() == (tiny_bert_dir / "model.safetensors").read_bytes()
@@ -145,8 +147,15 @@ def test_whiten_command_writes_a_checkpoint_eval_can_read(tmp_path, tiny_bert_di
     code, stdout, err = run_cli("whiten", tiny_bert_dir, "--corpus", f, "--out", out, "--n-components", "8",
                                 "--pooler", "avg", "--device", "cpu", "--json", tmp_path / "w.json")
     assert code == 0, err
-    assert "32 → 8 dimensions" in stdout
+    assert "32 → 8 dimensions," in stdout
     assert json.loads((tmp_path / "w.json").read_text())["n_components"] == 8
+    assert json.loads((tmp_path / "w.json").read_text())["n_components_rule"] == "given"
+    code, stdout, err = run_cli("whiten", tiny_bert_dir, "--corpus", f, "--out", tmp_path / "rank", "--pooler", "avg",
+                                "--device", "cpu")
+    assert code == 0, err
+    assert "32 → 31 dimensions (the 31 directions the corpus embeddings span; --n-components K to choose)" in stdout
+    code, stdout, _ = run_cli("whiten", "--help")
+    assert "numerical rank" in " ".join(stdout.split()) and "the model's dimension" not in stdout
     code, stdout, err = run_cli("eval", out, "--tasks", "sts-b", "--split", "dev", "--data-dir", small_data_dir,
                                 "--device", "cpu")
     assert code == 0, err

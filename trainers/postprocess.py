@@ -56,28 +56,88 @@ class PostTransform(Protocol):
         ...
 
     def affine(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(μ (d,), M (d, k))`` when the map is ``x ↦ (x − μ) M`` (enables sentence-transformers files)."""
+        """``(μ (d,), M (d, k))`` when the map is ``x ↦ (x − μ) M + b`` (enables sentence-transformers files)."""
+        ...
+
+    def offset(self) -> np.ndarray | None:
+        """``b`` (k,) of an affine map that adds one after ``(x − μ) M``, else ``None``."""
         ...
 
 
 @dataclass
 class AffinePostTransform:
-    """``x ↦ (x − mean) @ matrix``, stored as tensors ``mean`` (d,) and ``matrix`` (d, k) in ``file``."""
+    """``x ↦ (x − mean) @ matrix [+ bias]``, stored as tensors ``mean`` (d,), ``matrix`` (d, k) [and ``bias``
+    (k,)] in ``file``."""
 
     baseline: str
     file: str
     mean: np.ndarray
     matrix: np.ndarray
+    bias: np.ndarray | None = None
 
     def files(self) -> dict[str, dict[str, np.ndarray]]:
-        return {self.file: {"mean": np.ascontiguousarray(self.mean, dtype=np.float32),
-                            "matrix": np.ascontiguousarray(self.matrix, dtype=np.float32)}}
+        tensors = {"mean": np.ascontiguousarray(self.mean, dtype=np.float32),
+                   "matrix": np.ascontiguousarray(self.matrix, dtype=np.float32)}
+        if self.bias is not None:
+            tensors["bias"] = np.ascontiguousarray(self.bias, dtype=np.float32)
+        return {self.file: tensors}
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "affine", "file": self.file}
+        return {"type": "affine", "file": self.file, **({"bias": True} if self.bias is not None else {})}
 
     def affine(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.mean, dtype=np.float64), np.asarray(self.matrix, dtype=np.float64)
+
+    def offset(self) -> np.ndarray | None:
+        return None if self.bias is None else np.asarray(self.bias, dtype=np.float64)
+
+
+#: Directions whose variance is at most this share of the largest are treated as absent (rank deficiency).
+RELATIVE_EIGEN_FLOOR = 1e-8
+
+
+@dataclass
+class PrincipalAxes:
+    """The covariance of a corpus's embeddings ``X`` (N × d) in its eigenbasis.
+
+    ``Σ = (X − μ)ᵀ (X − μ) / (N − 1) = U diag(s) Uᵀ`` with ``s`` descending (``variances``, clipped at 0) and
+    the unit eigenvectors as the columns of ``directions`` (d × d). ``rank`` is the numerical rank: the
+    directions with variance above :data:`RELATIVE_EIGEN_FLOOR` × the largest. The others (the *null
+    directions*) carry no variance, e.g. a dimension a final LayerNorm with ``γ_i = 0`` makes constant
+    (three of all-MiniLM-L6-v2's 384 mean-pooled dimensions), or the hyperplane a LayerNorm's output lies in.
+    """
+
+    mean: np.ndarray
+    variances: np.ndarray
+    directions: np.ndarray
+    n_samples: int
+
+    @property
+    def rank(self) -> int:
+        return numerical_rank(self.variances)
+
+
+def numerical_rank(variances: np.ndarray) -> int:
+    """Variances (descending) above :data:`RELATIVE_EIGEN_FLOOR` × the largest; 0 if none is positive."""
+    s = np.asarray(variances)
+    return int((s > s[0] * RELATIVE_EIGEN_FLOOR).sum()) if s.size and s[0] > 0 else 0
+
+
+def principal_axes(embeddings: np.ndarray, what: str) -> PrincipalAxes:
+    """:class:`PrincipalAxes` of ``embeddings`` (N × d, N ≥ 2) in float64; ``what`` names the baseline in errors.
+
+    :class:`InputError` if the embeddings have no variance at all (every sentence encodes alike).
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise InputError(f"{what} needs an (N, d) embedding matrix with N >= 2, got shape {x.shape}")
+    mean = x.mean(axis=0)
+    centred = x - mean
+    cov = centred.T @ centred / (x.shape[0] - 1)
+    u, s, _ = np.linalg.svd(cov, hermitian=True)
+    if not np.isfinite(s).all() or s[0] <= 0:
+        raise InputError("the corpus embeddings have no variance (all sentences encode alike): use a varied corpus")
+    return PrincipalAxes(mean=mean, variances=np.clip(s, 0.0, None), directions=u, n_samples=int(x.shape[0]))
 
 
 # ---------------------------------------------------------------------------------- corpus
@@ -119,7 +179,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, mean: np.ndarray,
-              matrix: np.ndarray, name: str) -> bool:
+              matrix: np.ndarray, name: str, bias: np.ndarray | None = None) -> bool:
     """Sentence-transformers modules reproducing ``encode`` of an affine post-processed checkpoint."""
     from safetensors.numpy import save_file
 
@@ -137,9 +197,10 @@ def _st_files(tmp: Path, pooler: str, encoder_model: Any, max_length: int, mean:
     (tmp / folder / "config.json").write_text(json.dumps({
         "in_features": int(matrix.shape[0]), "out_features": int(matrix.shape[1]), "bias": True,
         "activation_function": "torch.nn.modules.linear.Identity"}, indent=2) + "\n", encoding="utf-8")
-    # (x − μ) M = x M + (−μ M): a Linear layer with weight Mᵀ (k × d) and bias −μM (k,)
+    # (x − μ) M + b = x M + (b − μ M): a Linear layer with weight Mᵀ (k × d) and bias b − μM (k,)
+    offset = -(mean @ matrix) + (bias if bias is not None else 0.0)
     save_file({"linear.weight": np.ascontiguousarray(matrix.T, dtype=np.float32),
-               "linear.bias": np.ascontiguousarray(-(mean @ matrix), dtype=np.float32)},
+               "linear.bias": np.ascontiguousarray(offset, dtype=np.float32)},
               str(tmp / folder / "model.safetensors"))
     modules.append({"idx": idx, "name": str(idx), "path": folder, "type": "sentence_transformers.models.Dense"})
     (tmp / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
@@ -190,7 +251,8 @@ def save_post_processed_checkpoint(base: str | os.PathLike[str], transform: Post
         for name, arrays in tensors.items():
             save_file(arrays, str(tmp / name))
         affine = transform.affine()
-        st = (_st_files(tmp, pooler, encoder_model, max_length, *affine, name=transform.baseline.title())
+        st = (_st_files(tmp, pooler, encoder_model, max_length, *affine, name=transform.baseline.title(),
+                        bias=transform.offset())
               if encoder_model is not None and affine is not None else False)
         base_meta = {k: v for k, v in read_metadata(base).items() if k not in ("post_transform", "baseline")}
         meta = {**base_meta, **(metadata or {}), "pooler": pooler, "max_length": int(max_length),

@@ -32,13 +32,10 @@ import numpy as np
 
 from simcse_analysis.errors import InputError
 
-from .postprocess import AffinePostTransform, post_process_checkpoint
+from .postprocess import AffinePostTransform, numerical_rank, post_process_checkpoint, principal_axes
 
 #: File holding ``mean`` and ``matrix`` inside a whitened checkpoint.
 WHITENING_FILE = "whitening.safetensors"
-
-#: Components whose variance is below this share of the largest are treated as absent (rank deficiency).
-RELATIVE_EIGEN_FLOOR = 1e-8
 
 
 @dataclass
@@ -59,6 +56,11 @@ class Whitening:
         return int(self.matrix.shape[0])
 
     @property
+    def rank(self) -> int:
+        """Directions the fitting corpus spans (:func:`~trainers.postprocess.numerical_rank` of ``variances``)."""
+        return numerical_rank(self.variances)
+
+    @property
     def n_components(self) -> int:
         return int(self.matrix.shape[1])
 
@@ -77,10 +79,11 @@ def fit_whitening(embeddings: np.ndarray, n_components: int | None = None) -> Wh
     """Fit μ and ``W = U diag(1/√s)[:, :K]`` on ``embeddings`` (N × d) (see the module docstring).
 
     ``n_components`` defaults to the covariance's numerical rank ``r`` (components with variance above
-    :data:`RELATIVE_EIGEN_FLOOR` × the largest). That is ``d`` for generic data but ``d − 1`` for the
-    output of a final LayerNorm: every token vector ``h`` satisfies ``Σ_i (h_i − β_i)/γ_i = 0``, so
-    [CLS] and mean-pooled embeddings lie in an affine hyperplane and whitening that null direction
-    would only amplify rounding noise. Raises :class:`InputError` if the data cannot support ``K``
+    :data:`~trainers.postprocess.RELATIVE_EIGEN_FLOOR` × the largest), not to the dimension ``d``. That is
+    ``d`` for generic data, but less where the encoder's output has null directions: a final LayerNorm
+    puts every token vector in an affine hyperplane (``Σ_i (h_i − β_i)/γ_i = 0``), and a dimension with
+    ``γ_i = 0`` is constant (all-MiniLM-L6-v2's mean-pooled output: dimensions 127, 223 and 319, so
+    ``r = 381`` of 384). Whitening a null direction would only amplify rounding noise. Raises :class:`InputError` if the data cannot support ``K``
     components (fewer than ``K + 1`` embeddings, or ``K > r``).
     """
     x = np.asarray(embeddings, dtype=np.float64)
@@ -93,19 +96,15 @@ def fit_whitening(embeddings: np.ndarray, n_components: int | None = None) -> Wh
     if n < need:
         raise InputError(f"whitening to {need - 1} components needs at least {need} sentences, got {n}: "
                          "give a larger --corpus / --max-sentences, or fewer --n-components")
-    mean = x.mean(axis=0)
-    centred = x - mean
-    cov = centred.T @ centred / (n - 1)
-    u, s, _ = np.linalg.svd(cov, hermitian=True)
-    if not np.isfinite(s).all() or s[0] <= 0:
-        raise InputError("the corpus embeddings have no variance (all sentences encode alike): use a varied corpus")
-    rank = int((s > s[0] * RELATIVE_EIGEN_FLOOR).sum())
+    axes = principal_axes(x, "whitening")
+    u, s = axes.directions, axes.variances
+    rank = axes.rank
     k = rank if n_components is None else int(n_components)
     if rank < k:
         raise InputError(f"the corpus embeddings span only {rank} of {d} directions, so {k} components cannot be "
                          f"whitened: pass --n-components {rank} or less, or a more varied corpus")
     matrix = u[:, :k] / np.sqrt(s[:k])
-    return Whitening(mean=mean, matrix=matrix, variances=np.clip(s, 0.0, None), n_samples=n)
+    return Whitening(mean=axes.mean, matrix=matrix, variances=s, n_samples=n)
 
 
 def whitening_transform(w: Whitening) -> AffinePostTransform:
@@ -127,6 +126,8 @@ class WhiteningResult:
     explained_variance: float
     corpus: list[dict[str, Any]] = field(default_factory=list)
     sentence_transformers: bool = False
+    rank: int | None = None  # directions the corpus embeddings span (the default K)
+    n_components_rule: str = ""  # "given" or "numerical rank of the corpus embeddings"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +154,8 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
     def fit(emb: np.ndarray) -> tuple[AffinePostTransform, dict[str, Any]]:
         w = fit_whitening(emb, n_components)
         return whitening_transform(w), {"n_components": w.n_components, "out_dim": w.n_components,
+                                        "n_components_rule": "given" if n_components is not None else
+                                        "numerical rank of the corpus embeddings", "rank": w.rank,
                                         "explained_variance": w.explained_variance}
 
     r = post_process_checkpoint(
@@ -164,4 +167,5 @@ def whiten_checkpoint(model: str | os.PathLike[str], corpus: Sequence[str | os.P
                            max_length=r.max_length, n_sentences=r.n_sentences, dim=r.dim,
                            n_components=r.details["n_components"],
                            explained_variance=r.details["explained_variance"], corpus=r.corpus,
-                           sentence_transformers=r.sentence_transformers)
+                           sentence_transformers=r.sentence_transformers, rank=r.details["rank"],
+                           n_components_rule=r.details["n_components_rule"])

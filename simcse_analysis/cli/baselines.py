@@ -32,6 +32,15 @@ AbttCorpus = Annotated[list[Path], typer.Option(
 Directions = Annotated[int | None, typer.Option(
     "--n-directions", min=1, help="Principal directions D to remove (default: round(d/100), at least 1).",
     show_default=False)]
+Projection = Annotated[str, typer.Option(
+    "--projection",
+    help="centred | raw: remove the top directions from the centred vector x − μ (the default: an orthogonal "
+         "projection) or from the raw x, as Mu & Viswanath's Algorithm 1 is written (then a constant −μ·U·Uᵀ "
+         "remains). Recorded in the checkpoint's metadata.")]
+AbttCorpus = Annotated[list[Path], typer.Option(
+    "--corpus", metavar="FILE",
+    help="Sentences to fit the mean and the principal directions on, one per line (repeatable; files are "
+         "concatenated).", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -44,20 +53,23 @@ def register(app: typer.Typer) -> None:
     @with_progress("abtt")
     @with_encoder_options
     def abtt_cmd(model: Model, corpus: AbttCorpus, out: Out, n_directions: Directions = None,
-                 max_sentences: MaxSentences = None, seed: Seed = 0, overwrite: Overwrite = False,
-                 json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
+                 projection: Projection = "centred", max_sentences: MaxSentences = None, seed: Seed = 0,
+                 overwrite: Overwrite = False, json_out: JsonOut = None, *, encoder: EncoderOptions) -> None:
         """All-but-the-top (Mu & Viswanath 2018): subtract the corpus mean and project out its top D principal
-        directions; writes a checkpoint that applies it when encoding (usable by every command)."""
+        directions (from the centred vector by default; --projection raw as the paper's Algorithm 1 is written);
+        writes a checkpoint that applies it when encoding (usable by every command)."""
         from trainers.abtt import abtt_checkpoint
 
         to_stderr = check_outputs(("--json", json_out), reads=[("MODEL", model), *(("--corpus", c) for c in corpus)],
                                   dirs=[("--out", out)])  # fail before any encoding
-        r = abtt_checkpoint(model, corpus, out, n_directions=n_directions, max_sentences=max_sentences, seed=seed,
-                            batch_size=encoder.batch_size, overwrite=overwrite, encoder_kwargs=encoder.load_kwargs,
+        r = abtt_checkpoint(model, corpus, out, n_directions=n_directions, projection=projection,
+                            max_sentences=max_sentences, seed=seed, batch_size=encoder.batch_size,
+                            overwrite=overwrite, encoder_kwargs=encoder.load_kwargs,
                             log=lambda msg: typer.echo(msg, err=True))
         shares = ", ".join(f"{100 * v:.1f}%" for v in r.details["removed_variance_share"])
         typer.echo(f"all-but-the-top on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: removed the mean "
-                   f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares})", err=to_stderr)
+                   f"and {r.details['n_directions']} of {r.dim} directions (variance shares {shares}), projected "
+                   f"from the {'centred' if projection == 'centred' else 'raw'} vector", err=to_stderr)
         typer.echo(f"wrote {r.output_dir}", err=to_stderr)
         write_record(json_out, r, to_stderr=to_stderr)
 
@@ -82,7 +94,9 @@ def register(app: typer.Typer) -> None:
                  blocks: Annotated[int, typer.Option("--blocks", min=1, help="Flow blocks (ActNorm, invertible "
                                                      "linear, affine coupling).")] = fd.blocks,
                  hidden: Annotated[int | None, typer.Option("--hidden", min=1, help="Coupling MLP width (default: "
-                                                            "the embedding dimension).", show_default=False)] = None,
+                                                            "the number of directions the flow models: the "
+                                                            "embedding dimension less its null directions).",
+                                                            show_default=False)] = None,
                  epochs: Annotated[float, typer.Option("--epochs", help="Passes over the corpus.")] = fd.epochs,
                  lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = fd.learning_rate,
                  flow_batch_size: Annotated[int, typer.Option("--flow-batch-size", min=1, help="Embeddings per "
@@ -91,7 +105,9 @@ def register(app: typer.Typer) -> None:
                  overwrite: Overwrite = False, json_out: JsonOut = None, *, encoder: EncoderOptions,
                  show_progress: bool) -> None:
         """BERT-flow (Li et al. 2020): fit a Glow-style normalising flow (normflows) by maximum likelihood on the
-        frozen embeddings of a corpus; writes a checkpoint whose encodings are the flow's Gaussian latent."""
+        frozen embeddings of a corpus, after projecting out the directions the corpus does not span (e.g.
+        constant dimensions); writes a checkpoint whose encodings are the flow's latent, and reports how far
+        that latent is from a standard normal."""
         from trainers.flow import flow_checkpoint
 
         if not corpus and not target:
@@ -107,9 +123,18 @@ def register(app: typer.Typer) -> None:
                             max_sentences=max_sentences, seed=seed, batch_size=encoder.batch_size,
                             overwrite=overwrite, encoder_kwargs=encoder.load_kwargs, progress=show_progress,
                             log=lambda msg: typer.echo(msg, err=True))
+        from ..metrics.normality import NormalityFit
+
         d = r.details
+        if d["null_dims"]:
+            const = d["constant_dims"]
+            which = f" (constant dimension(s) {', '.join(map(str, const))})" if len(const) == d["null_dims"] else ""
+            typer.echo(f"projected out {d['null_dims']} of {r.dim} directions the corpus does not span{which}; "
+                       f"the flow models the other {d['nll_dims']}", err=to_stderr)
         typer.echo(f"BERT-flow ({d['variant']}) on {r.base_model} ({r.pooler}), {r.n_sentences} sentences: "
                    f"{d['steps']} steps in {d['fit_time_s']:.1f} s, negative log-likelihood "
                    f"{d['nll_per_dim_start']:.3f} → {d['nll_per_dim_end']:.3f} nats/dim", err=to_stderr)
+        if d.get("latent"):
+            typer.echo(f"latent on the fitting corpus: {NormalityFit(**d['latent']).describe()}", err=to_stderr)
         typer.echo(f"wrote {r.output_dir}", err=to_stderr)
         write_record(json_out, r, to_stderr=to_stderr)

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "simcse_analysis.cli.tokens",
     "simcse_analysis.cli.standardize",
     "simcse_analysis.cli.store",
+    "simcse_analysis.cli.cache",
 ]
 
 
