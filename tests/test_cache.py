@@ -242,29 +242,33 @@ def test_result_cache_round_trips_and_a_corrupt_entry_is_recomputed(tmp_path, ca
 
 def test_umap_maps_are_read_back_for_the_same_vectors_settings_and_versions(tmp_path, monkeypatch):
     from reports import umap_map
-    from reports.umap_map import UMAPSettings, umap_cache_key, umap_embed_cached
+    from reports.umap_map import UMAPSettings, umap_cache_key, umap_maps_cached
     from simcse_analysis.cache import ResultCache
 
     fits: list[int] = []
 
-    def fake_fit(x, settings):  # the wrapper's job is the caching: a stand-in fit that counts its calls
+    def fake_fit(x, settings, init=None):  # the wrapper's job is the caching: a stand-in fit that counts its calls
         fits.append(len(x))
-        return np.random.default_rng(settings.seed).normal(size=(len(x), 2))
+        return np.random.default_rng(settings.seed + len(fits)).normal(size=(len(x), 2))
 
     monkeypatch.setattr(umap_map, "umap_embed", fake_fit)
-    x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(40, 8)).astype(np.float32), rng.normal(size=(40, 6)).astype(np.float32)]
     s = UMAPSettings(n_sentences=40)
-    first = umap_embed_cached(x, s, ResultCache(tmp_path))
-    again = umap_embed_cached(x, UMAPSettings(n_sentences=40, colour="corpus"), ResultCache(tmp_path))
-    np.testing.assert_array_equal(again, first)  # the colouring does not reach the fit: read back, exactly
-    assert fits == [40]
-    umap_embed_cached(x, UMAPSettings(n_sentences=40, n_neighbors=5), ResultCache(tmp_path))
-    umap_embed_cached(x + 1e-3, s, ResultCache(tmp_path))
-    umap_embed_cached(x, s, None)
-    assert fits == [40, 40, 40, 40]
-    key = umap_cache_key(x, s)
+    first = umap_maps_cached(xs, s, ResultCache(tmp_path))
+    assert fits == [40, 40]  # one joint fit: a map per checkpoint
+    again = umap_maps_cached(xs, UMAPSettings(n_sentences=40, colour="split"), ResultCache(tmp_path))
+    for a, b in zip(again, first):
+        np.testing.assert_array_equal(a, b)  # the colouring does not reach the fit: read back, exactly
+    assert fits == [40, 40]
+    umap_maps_cached(xs, UMAPSettings(n_sentences=40, n_neighbors=5), ResultCache(tmp_path))
+    umap_maps_cached([xs[0], xs[1] + 1e-3], s, ResultCache(tmp_path))  # another checkpoint's vectors moved
+    umap_maps_cached(xs[:1], s, ResultCache(tmp_path))  # fewer checkpoints: another joint fit
+    umap_maps_cached(xs, s, None)
+    assert fits == [40] * 9
+    key = umap_cache_key(xs, s)
     assert set(key["versions"]) >= {"umap-learn", "numba", "numpy", "scipy"} and key["versions"]["numpy"]
-    assert "colour" not in key["settings"]
+    assert "colour" not in key["settings"] and len(key["x"]) == 2
 
 
 def test_token_analyses_are_read_back_unless_something_they_depend_on_changes(tmp_path, tiny_bert_dir, monkeypatch):
