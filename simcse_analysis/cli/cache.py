@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .options import check_outputs, write_output
+from .help_format import examples
+from .options import check_outputs, with_progress, write_output
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")]
 CacheDir = Annotated[Path | None, typer.Option(
@@ -37,8 +38,10 @@ def _table(units: list, root: Path) -> str:
 
 def register(app: typer.Typer) -> None:
     cache_app = typer.Typer(help="Show, prune or clear the cache: embeddings (pooled and per layer), token analyses "
-                                 "and UMAP maps.", invoke_without_command=True)
-    app.add_typer(cache_app, name="cache")
+                                 "and UMAP maps.", invoke_without_command=True, epilog=examples(
+                                     "simcse-analyze cache", "simcse-analyze cache --json cache.json"))
+    app.add_typer(cache_app, name="cache", rich_help_panel="Data",
+                  short_help="Size of the cache per kind and checkpoint; prune or clear it.")
 
     @cache_app.callback()
     def show(ctx: typer.Context, cache_dir: CacheDir = None, json_out: JsonOut = None) -> None:
@@ -58,7 +61,11 @@ def register(app: typer.Typer) -> None:
             doc = {"root": str(root), "bytes": sum(u.bytes for u in units), "units": [u.to_dict() for u in units]}
             write_output(json_out, json.dumps(doc, indent=1) + "\n", to_stderr=to_stderr)
 
-    @cache_app.command("prune")
+    @cache_app.command("prune", epilog=examples(
+        "simcse-analyze cache prune --older-than 30d",
+        "simcse-analyze cache prune --max-size 2GB --dry-run",
+        "simcse-analyze cache prune --checkpoint runs/old-run --kind embeddings"))
+    @with_progress("cache prune")
     def prune(
         older_than: Annotated[str | None, typer.Option(
             "--older-than", help="Remove what was last used longer ago than this: 30d, 12h, 2w, 90m.",
@@ -96,7 +103,9 @@ def register(app: typer.Typer) -> None:
         if chosen:
             typer.echo(_table(chosen, root).split("\n", 1)[1])
 
-    @cache_app.command("clear")
+    @cache_app.command("clear", epilog=examples(
+        "simcse-analyze cache clear --yes", "simcse-analyze cache clear --cache-dir /scratch/simcse-cache --yes"))
+    @with_progress("cache clear")
     def clear(yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
               cache_dir: CacheDir = None) -> None:
         """Remove everything the cache holds (embeddings, layers, token analyses, UMAP maps); other files under
