@@ -64,18 +64,36 @@ class DirectoryInUseError(InputError):
                          f"it, or choose another {option}")
 
 
-def _read_holder(path: Path, attempts: int = 10) -> dict[str, Any] | None:
-    """The holder's record; the holder writes it just after locking, so a few short retries cover that gap."""
-    for i in range(attempts):
+def _read_holder(path: Path, lock_path: Path, patience: float = 5.0) -> dict[str, Any] | None:
+    """The holder's record. The holder writes it just after locking, so a refused process retries while the lock
+    is still held (up to ``patience`` seconds on a loaded machine); once the lock is free the holder has finished
+    and there is nobody left to name."""
+    deadline = time.monotonic() + patience
+    while True:
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(rec, dict) and _alive(rec):
                 return rec
         except (OSError, ValueError):
             pass
-        if i + 1 < attempts:
-            time.sleep(0.1)
-    return None
+        if time.monotonic() > deadline or not _is_held(lock_path):
+            return None
+        time.sleep(0.05)
+
+
+def _is_held(lock_path: Path) -> bool:
+    """Whether some process holds ``lock_path`` now (a non-waiting probe: take and release at once)."""
+    from filelock import FileLock, Timeout
+
+    probe = FileLock(str(lock_path), timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    probe.release()
+    return False
 
 
 def _alive(rec: dict[str, Any]) -> bool:
@@ -123,7 +141,7 @@ class DirectoryLock:
             lock = FileLock(str(self.lock_path), timeout=0)
             lock.acquire()
         except Timeout:
-            raise DirectoryInUseError(self.option, self.path, _read_holder(self.holder_path)) from None
+            raise DirectoryInUseError(self.option, self.path, _read_holder(self.holder_path, self.lock_path)) from None
         except OSError as e:
             raise InputError(f"cannot lock {self.option} {self.path} ({self.lock_path}): {e.strerror or e}; choose "
                              "a writable output directory") from e
@@ -170,7 +188,7 @@ def check_not_in_use(path: str | os.PathLike[str], *, option: str = "--out") -> 
         lock = FileLock(str(probe.lock_path), timeout=0)
         lock.acquire()
     except Timeout:
-        raise DirectoryInUseError(option, Path(path), _read_holder(probe.holder_path)) from None
+        raise DirectoryInUseError(option, Path(path), _read_holder(probe.holder_path, probe.lock_path)) from None
     except OSError:
         return  # unreadable lock file: the real acquisition reports it
     lock.release()

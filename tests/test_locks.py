@@ -88,6 +88,35 @@ def test_a_held_directory_is_refused_naming_the_holder_and_free_again_once_it_is
     assert lock_file(d).is_file() and not holder_file(d).exists()
 
 
+LATE_RECORD_SCRIPT = """
+import json, os, socket, sys, time
+from filelock import FileLock
+from simcse_analysis.locks import holder_file, lock_file
+lock = FileLock(str(lock_file(sys.argv[1])), timeout=0)
+lock.acquire()
+print("locked", flush=True)
+time.sleep(1.5)  # a loaded machine: the record comes well after the lock
+holder_file(sys.argv[1]).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": 0,
+                                                "command": "late"}))
+time.sleep(600)
+"""
+
+
+def test_a_holder_that_writes_its_record_late_is_still_named(tmp_path):
+    """The refused process waits for the record while the lock is held (the CI of wave 3 once said "pid unknown"
+    when the record came after a fixed second of retries)."""
+    d = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", LATE_RECORD_SCRIPT, str(d)], env=ENV, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DirectoryInUseError, match=rf"\(pid {holder.pid} on .*: late\)"):
+            DirectoryLock(d).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_every_path_to_one_directory_meets_the_same_lock(tmp_path):
     real = tmp_path / "store"
     real.mkdir()
@@ -126,12 +155,15 @@ def test_two_encoders_into_one_new_store_one_is_refused_and_no_vector_is_mixed(t
     for name in ("a", "b"):
         texts[name] = tmp_path / f"{name}.txt"
         texts[name].write_text("".join(f"sentence {i} of file {name}\n" for i in range(24)))
-    store, gate = tmp_path / "store", tmp_path / "gate"
+    store, gate, hold = tmp_path / "store", tmp_path / "gate", tmp_path / "release"
     gate.mkdir()
     procs = {name: _start(["encode", tiny_bert_dir, "--sentences", f, "--out", store, "--shard-rows", "4",
-                           "--no-cache"], SIMCSE_TEST_GATE=str(gate))
+                           "--no-cache"], SIMCSE_TEST_GATE=str(gate), SIMCSE_TEST_HOLD=str(hold))
              for name, f in texts.items()}
     _race(gate, list(procs.values()))
+    # the winner keeps the lock until the loser has exited (a winner that finished first would leave no pid to name)
+    _wait(lambda: any(p.poll() is not None for p in procs.values()), "one to be refused")
+    hold.touch()
     results = dict(zip(procs, _finish(list(procs.values()))))
     codes = sorted(code for code, _, _ in results.values())
     assert codes == [0, 2], results
