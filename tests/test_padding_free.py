@@ -209,7 +209,11 @@ def test_training_trajectory_is_unchanged_by_the_speed_ups(tiny_trainer_bert, ti
         for x, y in zip(a.trajectory, b.trajectory):
             if x["loss"] is not None and abs(x["loss"] - y["loss"]) > 1e-4 * abs(y["loss"]):
                 return False
-            if any(abs(x[k] - y[k]) > 1e-4 for k in ("stsb_spearman", "alignment", "uniformity")):
+            if any(abs(x[k] - y[k]) > 1e-4 for k in ("alignment", "uniformity")):
+                return False
+            # Spearman × 100 of a tiny random model: its dev cosines crowd near 1, so fp32 rounding reorders
+            # near-ties (torch 2.6: 6.96387 vs 6.96417 at step 6 with losses equal to 2e-7 and weights to 6e-6)
+            if abs(x["stsb_spearman"] - y["stsb_spearman"]) > 1e-3:
                 return False
         wa, wb = (load_file(str(Path(r.last_dir) / "model.safetensors")) for r in (a, b))
         for k in wb:
@@ -386,4 +390,5 @@ def test_padding_free_calls_no_private_function_of_transformers(tokenizer, sente
         sys.setprofile(None)
     private = {name for name in called if name.startswith("_") and not name.startswith("__")}
     assert called and private <= {"_attn_implementation"}, private
+
 

@@ -62,17 +62,21 @@ def test_sbert_run_lowers_the_loss_and_writes_an_avg_checkpoint(tmp_path, tiny_t
     from simcse_analysis.encoder import load_encoder
 
     cfg = SBERTConfig(str(tiny_trainer_bert), [str(labelled_csv)], str(tmp_path / "sbert"), batch_size=16,
-                      max_steps=30, learning_rate=1e-3, warmup_ratio=0.0, data_dir=str(small_data_dir))
+                      max_steps=60, learning_rate=1e-2, warmup_ratio=0.0, data_dir=str(small_data_dir))
     r = train_sbert(cfg, progress=False)
-    assert r.steps == 30 and r.rows == 32
-    assert r.loss_curve[-1] < r.loss_curve[0]  # 32 pairs seen 15 times: the classifier fits them
+    assert r.steps == 60 and r.rows == 32
+    # 32 pairs seen 30 times: the classifier fits them. The mean of the last three tenths of the loss curve is
+    # ~0.3 below the first three (torch 2.6 and 2.13); single tenths are too noisy (at lr 1e-3 × 30 steps both
+    # curves stay at log 3 = 1.10 ± 0.04, so a first-vs-last comparison passed or failed by chance).
+    first, last = sum(r.loss_curve[:3]) / 3, sum(r.loss_curve[-3:]) / 3
+    assert last < first - 0.15, r.loss_curve
     assert set(r.dev_end) >= {"stsb_spearman", "sickr_spearman", "alignment", "uniformity"}
     enc = load_encoder(tmp_path / "sbert", device="cpu", use_cache=False)
     assert enc.pooler == "avg"
     base = load_encoder(tiny_trainer_bert, pooler="avg", device="cpu", use_cache=False)
     assert not torch.allclose(torch.from_numpy(enc.encode(["a cat"])), torch.from_numpy(base.encode(["a cat"])))
     meta = json.loads((tmp_path / "sbert" / "simcse_analysis.json").read_text())
-    assert meta["objective"] == "sbert_nli" and meta["steps"] == 30
+    assert meta["objective"] == "sbert_nli" and meta["steps"] == 60
 
 
 def test_train_sbert_command_refuses_unlabelled_data(tmp_path, tiny_trainer_bert, data_dir, run_cli):
