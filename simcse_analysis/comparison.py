@@ -39,7 +39,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from .records import (
     list_argument,
 )
 from .sts_data import STSSubset
+
+if TYPE_CHECKING:
+    from .metrics.similarity import CKASide
 
 SCHEMA = COMPARISON_SCHEMA
 #: Multiplicity families: one per comparison (a checkpoint against the baseline), or the whole table.
@@ -713,18 +716,22 @@ def movers(base: TaskScores, other: TaskScores, subsets: Sequence[STSSubset], to
              "move": float(move[i])} for i in idx]
 
 
-def analyse_pair(base: ModelScores, other: ModelScores, data: CompareData | None, settings: CompareSettings
-                 ) -> PairAnalysis:
-    """CKA (layers), kNN Jaccard@k (final embeddings) and movers of ``other`` against ``base``."""
-    from .metrics.similarity import cka_matrix, knn_jaccard, linear_cka
+def analyse_pair(base: ModelScores, other: ModelScores, data: CompareData | None, settings: CompareSettings,
+                 base_neighbours: np.ndarray | None = None, base_layers: CKASide | None = None) -> PairAnalysis:
+    """CKA (layers), kNN Jaccard@k (final embeddings) and movers of ``other`` against ``base``
+    (``base_neighbours``: ``knn_indices(base.embeddings, settings.k)``, ``base_layers``:
+    ``cka_side(base.layers)``, when already computed for another pair)."""
+    from .metrics.similarity import knn_indices, knn_sets_jaccard, layer_cka
 
     out = PairAnalysis(base.label, other.label)
     if base.layers is not None and other.layers is not None:
-        out.cka = cka_matrix(list(base.layers), list(other.layers)).tolist()
-        out.cka_debiased_diagonal = [linear_cka(a, b, debiased=True)
-                                     for a, b in zip(base.layers, other.layers)]
+        cka, debiased = layer_cka(base_layers or list(base.layers), list(other.layers))
+        out.cka, out.cka_debiased_diagonal = cka.tolist(), debiased
     if base.embeddings is not None and other.embeddings is not None:
-        out.knn_jaccard = knn_jaccard(base.embeddings, other.embeddings, settings.k)
+        if base_neighbours is None:
+            base_neighbours = knn_indices(base.embeddings, settings.k)
+        # same sentences in both: check_same_data (compare_models); a shape mismatch is an InputError there
+        out.knn_jaccard = knn_sets_jaccard(base_neighbours, knn_indices(other.embeddings, settings.k))
     if data is not None:
         for task, subsets in data.tasks.items():
             for m in movers(base.tasks[task], other.tasks[task], subsets, settings.movers):
@@ -769,7 +776,15 @@ def compare_models(models: Sequence[ModelScores], settings: CompareSettings, dat
     elif any(m.alignment_terms is not None for m in models):
         notes.append("alignment/uniformity skipped: not every checkpoint has them")
     rows = verdict_rows(models, gold, settings)
-    pairs = [analyse_pair(models[0], m, data, settings) for m in models[1:]]
+    # the baseline's k nearest neighbours and centred layers, computed once for every pair
+    base_neighbours = base_layers = None
+    if models[0].embeddings is not None and sum(m.embeddings is not None for m in models[1:]) > 1:
+        from .metrics.similarity import knn_indices
+        base_neighbours = knn_indices(models[0].embeddings, settings.k)
+    if models[0].layers is not None and sum(m.layers is not None for m in models[1:]) > 1:
+        from .metrics.similarity import cka_side
+        base_layers = cka_side(list(models[0].layers))
+    pairs = [analyse_pair(models[0], m, data, settings, base_neighbours, base_layers) for m in models[1:]]
     for p in pairs:
         verdicts = {r.metric: r.verdict for r in rows if r.other == p.other and r.metric in SPACE_METRICS}
         if verdicts:

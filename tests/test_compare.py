@@ -493,3 +493,23 @@ def test_isotropy_table_bolds_neither_alignment_nor_uniformity_alone(report_reco
     for column in range(4):  # ℓ_align, ℓ_uniform and their dev-protocol twins
         assert not any('class="best"' in c[column] for c in cells)
     assert any('class="best"' in c[5] for c in cells)  # IsoScore (1 = isotropic) still has its best
+
+
+def test_a_pair_analysed_with_the_baselines_shared_parts_equals_one_analysed_alone():
+    """compare finds the baseline's neighbours and centred layers once for every pair (3+ checkpoints)."""
+    from dataclasses import replace
+
+    from simcse_analysis.comparison import CompareSettings, analyse_pair
+    from simcse_analysis.metrics.similarity import cka_side, knn_indices
+
+    rng = np.random.default_rng(11)
+    models, _ = _models_for(rng, 3)
+    with_space = [replace(m, embeddings=rng.normal(size=(120, 16)), layers=rng.normal(size=(3, 120, 16)))
+                  for m in models]
+    base, settings = with_space[0], CompareSettings(k=5)
+    shared = (knn_indices(base.embeddings, 5), cka_side(list(base.layers)))
+    for other in with_space[1:]:
+        alone, reused = analyse_pair(base, other, None, settings), analyse_pair(base, other, None, settings, *shared)
+        assert 0 < alone.knn_jaccard < 1 and reused.knn_jaccard == alone.knn_jaccard
+        np.testing.assert_array_equal(np.array(reused.cka), np.array(alone.cka))
+        assert reused.cka_debiased_diagonal == alone.cka_debiased_diagonal

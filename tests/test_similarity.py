@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from simcse_analysis.errors import InputError
-from simcse_analysis.metrics.similarity import cka_matrix, knn_indices, knn_jaccard, linear_cka
+from simcse_analysis.metrics.similarity import cka_matrix, knn_indices, knn_jaccard, layer_cka, linear_cka
 
 
 def _hsic_gram(k: np.ndarray, l: np.ndarray) -> float:
@@ -127,3 +127,17 @@ def test_knn_jaccard_by_hand():
 def test_k_must_be_below_n(k):
     with pytest.raises(InputError, match="--k must be between 1 and N - 1"):
         knn_jaccard(np.eye(5), np.eye(5), k=k)
+
+
+def test_layer_cka_is_the_matrix_and_the_debiased_diagonal_computed_apart():
+    """compare's one pass (shared centring and cross products) equals the two estimators called separately,
+    including a constant layer (NaN: CKA undefined) and sides of different widths."""
+    rng = np.random.default_rng(7)
+    xs = [rng.normal(size=(60, 5)), rng.normal(size=(60, 8)), np.tile(rng.normal(size=(1, 5)), (60, 1))]
+    ys = [xs[0] @ rng.normal(size=(5, 6)) + 0.1 * rng.normal(size=(60, 6)), rng.normal(size=(60, 8)),
+          rng.normal(size=(60, 3))]
+    matrix, diagonal = layer_cka(xs, ys)
+    np.testing.assert_allclose(matrix, cka_matrix(xs, ys), rtol=1e-12, equal_nan=True)
+    want = [linear_cka(x, y, debiased=True) for x, y in zip(xs, ys)]
+    np.testing.assert_allclose(diagonal, want, rtol=1e-12, equal_nan=True)
+    assert np.isnan(diagonal[2]) and np.isnan(matrix[2]).all() and 0.5 < diagonal[0] < 1.0
