@@ -413,7 +413,7 @@ def report_summary(record: dict[str, Any], comparison: dict[str, Any] | None, cp
             overlap = (f" The unpaired 95% CIs of the best and the runner-up {'do not overlap' if apart else 'overlap'}"
                        " (not a test of the difference).")
         diff = ("<p>No paired test on this page: run <code>simcse-analyze compare</code> and add "
-                f"<code>--compare-from FILE</code> for paired CIs and Holm-adjusted p-values.{_e(overlap)}</p>")
+                f"<code>--compare-from FILE</code> for paired Δ with simultaneous (Šidák) intervals and adjusted p-values.{_e(overlap)}</p>")
     else:
         diff = "<p>One checkpoint: nothing to compare.</p>"
     differences = f'<div class="card"><h3>Significant differences</h3>{diff}</div>'
