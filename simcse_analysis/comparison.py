@@ -730,7 +730,7 @@ def analyse_pair(base: ModelScores, other: ModelScores, data: CompareData | None
     if base.embeddings is not None and other.embeddings is not None:
         if base_neighbours is None:
             base_neighbours = knn_indices(base.embeddings, settings.k)
-        # same sentences in both: check_same_data (compare_models); a shape mismatch is an InputError there
+        # the same sentences in both (check_same_data); knn_sets_jaccard refuses index arrays of other shapes
         out.knn_jaccard = knn_sets_jaccard(base_neighbours, knn_indices(other.embeddings, settings.k))
     if data is not None:
         for task, subsets in data.tasks.items():
@@ -776,13 +776,13 @@ def compare_models(models: Sequence[ModelScores], settings: CompareSettings, dat
     elif any(m.alignment_terms is not None for m in models):
         notes.append("alignment/uniformity skipped: not every checkpoint has them")
     rows = verdict_rows(models, gold, settings)
+    from .metrics.similarity import cka_side, knn_indices
+
     # the baseline's k nearest neighbours and centred layers, computed once for every pair
     base_neighbours = base_layers = None
     if models[0].embeddings is not None and sum(m.embeddings is not None for m in models[1:]) > 1:
-        from .metrics.similarity import knn_indices
         base_neighbours = knn_indices(models[0].embeddings, settings.k)
     if models[0].layers is not None and sum(m.layers is not None for m in models[1:]) > 1:
-        from .metrics.similarity import cka_side
         base_layers = cka_side(list(models[0].layers))
     pairs = [analyse_pair(models[0], m, data, settings, base_neighbours, base_layers) for m in models[1:]]
     for p in pairs:

@@ -48,10 +48,14 @@ def _same_rows(x: object, y: object, names: tuple[str, str] = ("x", "y"), min_ro
                ) -> tuple[np.ndarray, np.ndarray]:
     a = as_points(x, names[0], min_rows=min_rows)
     b = as_points(y, names[1], min_rows=min_rows)
-    if a.shape[0] != b.shape[0]:
-        raise InputError(f"{names[0]} has {a.shape[0]} rows and {names[1]} {b.shape[0]}: CKA and kNN overlap need "
-                         "the same sentences (rows) in both")
+    _check_same_n(a.shape[0], b.shape[0], names)
     return a, b
+
+
+def _check_same_n(na: int, nb: int, names: tuple[str, str] = ("x", "y")) -> None:
+    if na != nb:
+        raise InputError(f"{names[0]} has {na} rows and {names[1]} {nb}: CKA and kNN overlap need "
+                         "the same sentences (rows) in both")
 
 
 def _hsic_unbiased_terms(x: np.ndarray, y: np.ndarray, cross: np.ndarray) -> float:
@@ -128,9 +132,7 @@ def _cka_cells(xs: Sequence[np.ndarray] | CKASide, ys: Sequence[np.ndarray] | CK
     a_side = xs if isinstance(xs, CKASide) else cka_side(xs, rows=rows)
     b_side = ys if isinstance(ys, CKASide) else cka_side(ys, rows=rows)
     ca, cb = a_side.centred, b_side.centred
-    if ca[0].shape[0] != cb[0].shape[0]:
-        raise InputError(f"x has {ca[0].shape[0]} rows and y {cb[0].shape[0]}: CKA and kNN overlap need "
-                         "the same sentences (rows) in both")
+    _check_same_n(ca[0].shape[0], cb[0].shape[0])
     sa, sb = (a_side.unbiased, b_side.unbiased) if debiased else (a_side.plain, b_side.plain)
     ua, ub = a_side.unbiased, b_side.unbiased
     out = np.full((len(ca), len(cb)), math.nan)  # NaN where a side is constant (CKA undefined)
@@ -167,7 +169,8 @@ def knn_indices(x: np.ndarray, k: int = 10) -> np.ndarray:
             sim = t[start:start + block] @ t.T
             rows = torch.arange(sim.shape[0])
             sim[rows, start + rows] = -math.inf  # never one's own neighbour
-            # torch's topk runs on every thread; NumPy's argpartition on one (15k rows: 1.0 s vs 8 s a block)
+            # torch's topk runs on every thread, NumPy's argpartition on one: 15,437 × 384 took 3.3 s here
+            # against 5.7 s with argpartition (2 cores); a 4,347-row block's topk alone takes 0.05 s
             out[start:start + block] = torch.topk(sim, k, dim=1, sorted=False).indices.numpy()
     return out
 
